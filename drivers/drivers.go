@@ -1,0 +1,131 @@
+// Package drivers is the contract between spate's engine and the systems it
+// tests. A Kind decodes its options and opens a Driver; a Driver makes
+// Producers and Consumers. Producers report each message's outcome through an
+// AckFunc; Consumers hand batches of Deliveries to a Handler. Optional
+// abilities (restart a broker, crash a consumer, ...) are extra small
+// interfaces found by type assertion, so the engine and chaos never import a
+// concrete driver.
+//
+// drivers/drivertest holds the conformance suite every driver must pass.
+package drivers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/spate-dev/spate/drivers/stamp"
+	"github.com/spate-dev/spate/scenarios"
+)
+
+// Message is one message to send.
+type Message struct {
+	// Stamp is the decoded form of Body[:stamp.Size], for drivers that carry
+	// the stamp elsewhere (record headers) and for reporting outcomes.
+	Stamp stamp.Stamp
+	// Key is the record key or routing key; nil when the scenario uses none.
+	Key []byte
+	// Body is the whole payload: the encoded stamp followed by filler bytes.
+	// len(Body) is the scenario's message size. Drivers must not modify it.
+	Body []byte
+}
+
+// Result is the outcome of one sent message.
+type Result struct {
+	Stamp stamp.Stamp
+	// Err is nil when the system confirmed the message (Kafka ack, publisher
+	// confirm, PutEvents success), ErrUnconfirmed when the driver sends
+	// without confirmations, and any other error when the send failed.
+	Err error
+}
+
+// ErrUnconfirmed is the outcome of a fire-and-forget send: the message left,
+// and nothing will ever say whether it arrived.
+var ErrUnconfirmed = errors.New("sent without confirmation")
+
+// AckFunc receives outcomes. Drivers call it exactly once per message handed
+// to Send, from any goroutine, with one or several results at a time; it does
+// not retain the slice. It is safe for concurrent use and returns quickly.
+type AckFunc func(results []Result)
+
+// Producer sends messages. A Producer is used by one goroutine at a time.
+type Producer interface {
+	// Send hands msgs to the system and returns without waiting for their
+	// confirmation; it may block while the client applies backpressure.
+	// Per-message failures are reported through the AckFunc; an error from
+	// Send means the producer is unusable and ends the run. Send may keep
+	// each message's Key and Body until its outcome is reported, but not msgs.
+	Send(ctx context.Context, msgs []Message) error
+	// Close waits until the outcome of every sent message has been reported
+	// or ctx is done, then releases the producer. Messages whose outcome was
+	// never reported are counted as unconfirmed.
+	Close(ctx context.Context) error
+}
+
+// Unordered is the Stream of a delivery from a system that promises no order
+// (an SQS standard queue); reordering is not counted for it.
+const Unordered int32 = -1
+
+// Delivery is one message received.
+type Delivery struct {
+	// Stamp holds at least the encoded stamp; it may alias the driver's
+	// buffers and is valid only during the Handler call.
+	Stamp []byte
+	// Stream is the ordered stream the message came from, as a small
+	// non-negative number (a Kafka partition, a RabbitMQ queue), or Unordered.
+	// Order is checked per producer within a stream.
+	Stream int32
+	// Redelivered is the broker's own flag that it delivered this before.
+	Redelivered bool
+}
+
+// Handler receives deliveries. It is called from one goroutine at a time per
+// Consumer and does not retain the slice; the driver acknowledges or commits
+// the batch to the broker after it returns.
+type Handler func(batch []Delivery)
+
+// Consumer receives messages.
+type Consumer interface {
+	// Consume calls h with batches of deliveries until ctx is done, then
+	// returns nil, or returns an error when the consumer fails.
+	Consume(ctx context.Context, h Handler) error
+}
+
+// Driver makes producers and consumers for one system under test. Its
+// methods are safe for concurrent use.
+type Driver interface {
+	// NewProducer returns producer id, which reports outcomes to ack.
+	NewProducer(ctx context.Context, id int, ack AckFunc) (Producer, error)
+	// NewConsumer returns consumer id. When it returns, the consumer is
+	// subscribed: every message sent afterwards will be delivered to it or
+	// to its group.
+	NewConsumer(ctx context.Context, id int) (Consumer, error)
+	// Close releases everything the driver started (embedded brokers,
+	// connections) and removes what it provisioned.
+	Close(ctx context.Context) error
+}
+
+// Env is what a driver learns about the run it serves.
+type Env struct {
+	RunID     uint64
+	Scenario  string // the scenario's name
+	Producers int
+	Consumers int
+	Log       *slog.Logger // never nil
+}
+
+// Kind is a driver as the scenario names it.
+type Kind struct {
+	Name string
+	// Options decodes and validates the scenario's options block for this
+	// driver; its result is handed to Open.
+	Options scenarios.OptionsFunc
+	// Open connects to (or starts) the system under test.
+	Open func(ctx context.Context, options any, env Env) (Driver, error)
+}
+
+// StatsReporter is an optional ability: a driver that keeps its own figures
+// (a broker's ground truth, client retries) returns them for results.json.
+type StatsReporter interface {
+	Stats() map[string]int64
+}

@@ -1,0 +1,325 @@
+package report
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/spate-dev/spate/scenarios"
+)
+
+// SchemaVersion is the version of results.json written by this build; see
+// report/SCHEMA.md. It changes when a field changes meaning or disappears.
+const SchemaVersion = 1
+
+// LatencySummary condenses one latency histogram, in microseconds.
+type LatencySummary struct {
+	Count int64   `json:"count"`
+	Min   int64   `json:"min"`
+	Mean  float64 `json:"mean"`
+	P50   int64   `json:"p50"`
+	P90   int64   `json:"p90"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p999"`
+	Max   int64   `json:"max"`
+}
+
+// LatencySet holds the three latency kinds.
+type LatencySet struct {
+	E2E     LatencySummary `json:"e2e"`
+	Service LatencySummary `json:"service"`
+	Publish LatencySummary `json:"publish"`
+}
+
+// Get returns the summary of kind (E2E, Service or Publish).
+func (l LatencySet) Get(kind string) LatencySummary {
+	switch kind {
+	case E2E:
+		return l.E2E
+	case Service:
+		return l.Service
+	}
+	return l.Publish
+}
+
+func summarize(h *hdr.Histogram) LatencySummary {
+	if h.TotalCount() == 0 {
+		return LatencySummary{}
+	}
+	return LatencySummary{
+		Count: h.TotalCount(),
+		Min:   h.Min(),
+		Mean:  math.Round(h.Mean()*10) / 10,
+		P50:   h.ValueAtQuantile(50),
+		P90:   h.ValueAtQuantile(90),
+		P99:   h.ValueAtQuantile(99),
+		P999:  h.ValueAtQuantile(99.9),
+		Max:   h.Max(),
+	}
+}
+
+// Rates are per-second means over the traffic duration.
+type Rates struct {
+	// TargetMean is what the profile scheduled; null when a max phase ran.
+	TargetMean   *float64 `json:"target_mean"`
+	AchievedMean float64  `json:"achieved_mean"` // received
+	SentMean     float64  `json:"sent_mean"`
+	AckedMean    float64  `json:"acked_mean"`
+}
+
+// ThresholdResult is one evaluated threshold.
+type ThresholdResult struct {
+	Expr  string   `json:"expr"`
+	Value *float64 `json:"value"` // the measured side; null when undefined
+	Limit *float64 `json:"limit"` // the other side
+	OK    bool     `json:"ok"`
+	Error string   `json:"error,omitempty"`
+}
+
+// IntervalResult is one interval of the run, for charts over time.
+type IntervalResult struct {
+	StartS     float64    `json:"start_s"`
+	EndS       float64    `json:"end_s"`
+	TargetRate *float64   `json:"target_rate"` // mean scheduled rate; null in max phases
+	Counts     Counts     `json:"counts"`
+	Backlog    int64      `json:"backlog"`
+	LatencyUS  LatencySet `json:"latency_us"`
+}
+
+// Results is what a run found; it is written as results.json.
+type Results struct {
+	SchemaVersion int       `json:"schema_version"`
+	Scenario      string    `json:"scenario"`
+	File          string    `json:"file"`
+	Description   string    `json:"description,omitempty"`
+	Driver        string    `json:"driver"`
+	RunID         string    `json:"run_id"`
+	StartedAt     time.Time `json:"started_at"`
+	DurationS     float64   `json:"duration_s"` // traffic plus drain
+	TrafficS      float64   `json:"traffic_s"`  // how long traffic ran
+	DrainS        float64   `json:"drain_s"`
+	Interrupted   bool      `json:"interrupted"`
+	// Error is the runtime error that ended the run early, if any.
+	Error      string            `json:"error,omitempty"`
+	Producers  int               `json:"producers"`
+	Consumers  int               `json:"consumers"`
+	Counts     Counts            `json:"counts"`
+	LatencyUS  LatencySet        `json:"latency_us"`
+	Rate       Rates             `json:"rate"`
+	Thresholds []ThresholdResult `json:"thresholds"`
+	Verdict    string            `json:"verdict"` // pass or fail
+	// Examples names up to MaxExamples messages behind failed checks.
+	Examples  []Example        `json:"examples,omitempty"`
+	Intervals []IntervalResult `json:"intervals"`
+	// DriverStats are the driver's own figures (e.g. the memory broker's
+	// ground truth of what it dropped and duplicated).
+	DriverStats map[string]int64 `json:"driver_stats,omitempty"`
+	// Histograms are the total latency histograms in HdrHistogram's
+	// base64 V2-compressed form, so results can be re-evaluated and merged.
+	Histograms map[string]string `json:"histograms"`
+	// AccountingBytes is the memory the tracker's sets and histograms held.
+	AccountingBytes int64 `json:"accounting_bytes"`
+
+	hists map[string]*hdr.Histogram
+}
+
+// Verdicts.
+const (
+	Pass = "pass"
+	Fail = "fail"
+)
+
+// SetSummary copies the tracker's final account into r.
+func (r *Results) SetSummary(s Summary) error {
+	unsent := r.Counts.Unsent
+	r.Counts = s.Counts
+	r.Counts.Unsent = unsent
+	r.LatencyUS = s.Latency
+	r.Examples = s.Examples
+	r.AccountingBytes = s.StateBytes
+	r.hists = s.Histograms
+	r.Histograms = map[string]string{}
+	for k, h := range s.Histograms {
+		b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+		if err != nil {
+			return fmt.Errorf("encode %s histogram: %w", k, err)
+		}
+		r.Histograms[k] = base64.StdEncoding.EncodeToString(b)
+	}
+	return nil
+}
+
+// Histogram returns the total histogram of a latency kind, decoding it from
+// the stored form when r was read from a file.
+func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
+	if h, ok := r.hists[kind]; ok {
+		return h, nil
+	}
+	enc, ok := r.Histograms[kind]
+	if !ok {
+		return nil, fmt.Errorf("results hold no %s histogram", kind)
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%s histogram: %w", kind, err)
+	}
+	h, err := hdr.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s histogram: %w", kind, err)
+	}
+	if r.hists == nil {
+		r.hists = map[string]*hdr.Histogram{}
+	}
+	r.hists[kind] = h
+	return h, nil
+}
+
+// Metric returns the value of a threshold metric (see scenarios.LookupMetric),
+// latencies in microseconds. ok is false when the metric is undefined for
+// this run (target_rate with a max phase).
+func (r *Results) Metric(name string) (v float64, ok bool, err error) {
+	c := r.Counts
+	if kind, stat, found := strings.Cut(name, "."); found && stat != "ratio" {
+		h, err := r.Histogram(kind)
+		if err != nil {
+			return 0, false, err
+		}
+		switch stat {
+		case "min":
+			return float64(h.Min()), true, nil
+		case "mean":
+			return h.Mean(), true, nil
+		case "max":
+			return float64(h.Max()), true, nil
+		}
+		p, okp := scenarios.Percentile(stat)
+		if !okp {
+			return 0, false, fmt.Errorf("unknown statistic %q", stat)
+		}
+		return float64(h.ValueAtQuantile(p)), true, nil
+	}
+	ratio := func(n, d int64) float64 {
+		if d == 0 {
+			return 0
+		}
+		return float64(n) / float64(d)
+	}
+	switch name {
+	case "sent":
+		return float64(c.Sent), true, nil
+	case "acked":
+		return float64(c.Acked), true, nil
+	case "failed":
+		return float64(c.Failed), true, nil
+	case "unconfirmed":
+		return float64(c.Unconfirmed), true, nil
+	case "unsent":
+		return float64(c.Unsent), true, nil
+	case "received":
+		return float64(c.Received), true, nil
+	case "duplicates":
+		return float64(c.Duplicates), true, nil
+	case "lost", "loss":
+		return float64(c.Lost), true, nil
+	case "unconfirmed_delivered":
+		return float64(c.UnconfirmedDelivered), true, nil
+	case "reordered":
+		return float64(c.Reordered), true, nil
+	case "redelivered":
+		return float64(c.Redelivered), true, nil
+	case "foreign":
+		return float64(c.Foreign), true, nil
+	case "malformed":
+		return float64(c.Malformed), true, nil
+	case "lost.ratio", "loss.ratio":
+		return ratio(c.Lost, c.Acked), true, nil
+	case "duplicates.ratio":
+		return ratio(c.Duplicates, c.Received), true, nil
+	case "reordered.ratio":
+		return ratio(c.Reordered, c.Received), true, nil
+	case "failed.ratio":
+		return ratio(c.Failed, c.Sent), true, nil
+	case "unconfirmed_delivered.ratio":
+		return ratio(c.UnconfirmedDelivered, c.Received), true, nil
+	case "target_rate":
+		if r.Rate.TargetMean == nil {
+			return 0, false, nil
+		}
+		return *r.Rate.TargetMean, true, nil
+	case "achieved_rate":
+		return r.Rate.AchievedMean, true, nil
+	case "sent_rate":
+		return r.Rate.SentMean, true, nil
+	case "acked_rate":
+		return r.Rate.AckedMean, true, nil
+	}
+	return 0, false, fmt.Errorf("unknown metric %q", name)
+}
+
+// Evaluate applies thresholds to r, filling r.Thresholds and r.Verdict. A
+// threshold whose metric is undefined fails, with the reason.
+func (r *Results) Evaluate(ts []scenarios.Threshold) {
+	r.Thresholds = make([]ThresholdResult, 0, len(ts))
+	r.Verdict = Pass
+	for _, t := range ts {
+		tr := ThresholdResult{Expr: t.Expr}
+		left, lok, lerr := r.operand(t.Left)
+		right, rok, rerr := r.operand(t.Right)
+		switch {
+		case lerr != nil || rerr != nil:
+			tr.Error = fmt.Sprint(firstErr(lerr, rerr))
+		case !lok || !rok:
+			tr.Error = "undefined for this run"
+		default:
+			tr.OK = t.Holds(left, right)
+			measured, limit := left, right
+			if t.Left.Metric == "" {
+				measured, limit = right, left
+			}
+			tr.Value, tr.Limit = &measured, &limit
+		}
+		if !tr.OK {
+			r.Verdict = Fail
+		}
+		r.Thresholds = append(r.Thresholds, tr)
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func (r *Results) operand(o scenarios.Operand) (float64, bool, error) {
+	if o.Metric == "" {
+		return o.Coef, true, nil
+	}
+	v, ok, err := r.Metric(o.Metric)
+	return o.Coef * v, ok, err
+}
+
+// ReadResults reads a results.json file.
+func ReadResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("%s: schema_version %d, this build reads %d", path, r.SchemaVersion, SchemaVersion)
+	}
+	return &r, nil
+}

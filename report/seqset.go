@@ -1,0 +1,106 @@
+package report
+
+import "math/bits"
+
+// seqset is a set of sequence numbers stored as a paged bitset: one bit per
+// number in 8 KiB pages of 65,536 numbers, allocated on first use. spate's
+// sequence numbers are dense by construction (0, 1, 2, ... per producer), so
+// a set costs about one bit per message sent (50 M messages: 6 MiB) and
+// adding is a few instructions with no allocation except a new page.
+// A seqset is not safe for concurrent use.
+type seqset struct {
+	pages [][]uint64
+	n     int64
+}
+
+const (
+	pageShift = 16
+	pageWords = 1 << pageShift / 64
+)
+
+// add inserts seq and reports whether it was new.
+func (s *seqset) add(seq uint64) bool {
+	pi := seq >> pageShift
+	if pi >= uint64(len(s.pages)) {
+		s.grow(int(pi) + 1)
+	}
+	pg := s.pages[pi]
+	if pg == nil {
+		pg = make([]uint64, pageWords)
+		s.pages[pi] = pg
+	}
+	w, bit := (seq>>6)&(pageWords-1), uint64(1)<<(seq&63)
+	if pg[w]&bit != 0 {
+		return false
+	}
+	pg[w] |= bit
+	s.n++
+	return true
+}
+
+func (s *seqset) grow(n int) {
+	c := max(n, 2*cap(s.pages))
+	pages := make([][]uint64, n, c)
+	copy(pages, s.pages)
+	s.pages = pages
+}
+
+// has reports whether seq is in the set.
+func (s *seqset) has(seq uint64) bool {
+	pi := seq >> pageShift
+	if pi >= uint64(len(s.pages)) || s.pages[pi] == nil {
+		return false
+	}
+	return s.pages[pi][(seq>>6)&(pageWords-1)]&(uint64(1)<<(seq&63)) != 0
+}
+
+// len is the number of members.
+func (s *seqset) len() int64 { return s.n }
+
+// bytes is the memory held by pages.
+func (s *seqset) bytes() int64 {
+	var b int64
+	for _, p := range s.pages {
+		b += int64(len(p)) * 8
+	}
+	return b + int64(cap(s.pages))*24
+}
+
+// word returns the 64-bit word holding seqs [i*64, i*64+64).
+func (s *seqset) word(i uint64) uint64 {
+	pi := i >> (pageShift - 6)
+	if pi >= uint64(len(s.pages)) || s.pages[pi] == nil {
+		return 0
+	}
+	return s.pages[pi][i&(pageWords-1)]
+}
+
+// countAndNot returns |a \ b| over seqs below limit, and calls each (if not
+// nil) with members of the difference in ascending order until it returns false.
+func countAndNot(a, b *seqset, limit uint64, each func(seq uint64) bool) int64 {
+	var n int64
+	words := (limit + 63) / 64
+	for i := uint64(0); i < words; i++ {
+		if (i & (pageWords - 1)) == 0 {
+			if pi := i >> (pageShift - 6); pi >= uint64(len(a.pages)) {
+				break
+			} else if a.pages[pi] == nil {
+				i += pageWords - 1
+				continue
+			}
+		}
+		w := a.word(i) &^ b.word(i)
+		if i == words-1 && limit%64 != 0 {
+			w &= (uint64(1) << (limit % 64)) - 1
+		}
+		n += int64(bits.OnesCount64(w))
+		for each != nil && w != 0 {
+			t := bits.TrailingZeros64(w)
+			if !each(i*64 + uint64(t)) {
+				each = nil
+			}
+			w &= w - 1
+		}
+	}
+	return n
+}

@@ -1,0 +1,355 @@
+// Package scenarios reads spate scenario files: strict YAML decoding that
+// reports every problem at once as file:line:col: field: message, defaults,
+// validation, rate profiles and the thresholds grammar. It knows nothing of
+// brokers: each driver decodes its own options block through a Decoder.
+package scenarios
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/spate-dev/spate/drivers/stamp"
+)
+
+// Scenario is a decoded, validated scenario file.
+type Scenario struct {
+	File        string       `yaml:"-"`
+	Name        string       `yaml:"name"`
+	Description string       `yaml:"description"`
+	Driver      Driver       `yaml:"driver,required"`
+	Producers   int          `yaml:"producers"` // default 1
+	Consumers   int          `yaml:"consumers"` // default 1
+	Message     Message      `yaml:"message"`
+	Traffic     []Phase      `yaml:"traffic,required"`
+	Chaos       []Action     `yaml:"chaos"`
+	Drain       *Duration    `yaml:"drain"` // default 10s
+	Thresholds  []Threshold  `yaml:"thresholds"`
+	Report      ReportConfig `yaml:"report"`
+	Seed        int64        `yaml:"seed"` // default 1; drives sizes and keys
+
+	profile Profile
+}
+
+// DefaultDrain is how long a run waits for stragglers unless told otherwise.
+const DefaultDrain = 10 * time.Second
+
+// Profile returns the compiled traffic profile.
+func (s *Scenario) Profile() Profile { return s.profile }
+
+// DrainTimeout is how long to wait after the traffic for missing messages.
+func (s *Scenario) DrainTimeout() time.Duration {
+	if s.Drain == nil {
+		return DefaultDrain
+	}
+	return s.Drain.D()
+}
+
+// Driver selects the system under test. In YAML it is either a kind name
+// (`driver: memory`) or a one-key mapping from kind to its options block
+// (`driver: {kafka: {brokers: embedded}}`).
+type Driver struct {
+	Kind    string
+	Node    *yaml.Node // the options block, nil when none was given
+	Options any        // what the driver's OptionsFunc returned
+}
+
+// Message says what each message looks like.
+type Message struct {
+	Size SizeDist `yaml:"size"` // default 256B
+	Keys Keys     `yaml:"keys"`
+}
+
+// DefaultSize is the message size when the scenario gives none.
+const DefaultSize = 256
+
+// SizeDist is a fixed size (`size: 1KiB`) or a distribution:
+// `size: {uniform: {min: 100B, max: 4KiB}}` or
+// `size: {weighted: [{size: 200B, weight: 9}, {size: 64KiB, weight: 1}]}`.
+type SizeDist struct {
+	Fixed    Size
+	Uniform  *SizeRange
+	Weighted []WeightedSize
+}
+
+// SizeRange is an inclusive range of sizes.
+type SizeRange struct {
+	Min Size `yaml:"min,required"`
+	Max Size `yaml:"max,required"`
+}
+
+// WeightedSize is one choice of a weighted size distribution.
+type WeightedSize struct {
+	Size   Size `yaml:"size,required"`
+	Weight int  `yaml:"weight,required"`
+}
+
+// DecodeNode reads either form and checks every size fits a stamp.
+func (s *SizeDist) DecodeNode(d *Decoder, n *yaml.Node, field string) {
+	fits := func(node *yaml.Node, f string, v Size) {
+		if v < stamp.Size {
+			d.Errorf(node, f, "%s is smaller than the %d-byte stamp every message carries", v, stamp.Size)
+		}
+	}
+	if n.Kind == yaml.ScalarNode {
+		if d.Decode(n, field, &s.Fixed) {
+			fits(n, field, s.Fixed)
+		}
+		return
+	}
+	var form struct {
+		Uniform  *SizeRange     `yaml:"uniform"`
+		Weighted []WeightedSize `yaml:"weighted"`
+	}
+	if !d.Decode(n, field, &form) {
+		return
+	}
+	switch {
+	case (form.Uniform == nil) == (form.Weighted == nil):
+		d.Errorf(n, field, "give a fixed size (e.g. 1KiB) or exactly one of: uniform, weighted")
+	case form.Uniform != nil:
+		un := Child(n, "uniform")
+		fits(at(un, "min"), field+".uniform.min", form.Uniform.Min)
+		if form.Uniform.Max < form.Uniform.Min {
+			d.Errorf(at(un, "max"), field+".uniform.max", "max %s is below min %s", form.Uniform.Max, form.Uniform.Min)
+		}
+		s.Uniform = form.Uniform
+	default:
+		wn := Child(n, "weighted")
+		for i, w := range form.Weighted {
+			f := fmt.Sprintf("%s.weighted[%d]", field, i)
+			fits(at(wn.Content[i], "size"), f+".size", w.Size)
+			if w.Weight < 1 {
+				d.Errorf(at(wn.Content[i], "weight"), f+".weight", "must be at least 1, got %d", w.Weight)
+			}
+		}
+		if len(form.Weighted) == 0 {
+			d.Errorf(wn, field+".weighted", "needs at least one size")
+		}
+		s.Weighted = form.Weighted
+	}
+}
+
+// Keys chooses message keys (Kafka record keys, RabbitMQ routing keys).
+type Keys struct {
+	Strategy string `yaml:"strategy"` // none (default), round-robin, random
+	Count    int    `yaml:"count"`    // distinct keys for round-robin and random
+}
+
+// KeyStrategies are the valid values of message.keys.strategy.
+var KeyStrategies = []string{"none", "round-robin", "random"}
+
+// DecodeNode checks the strategy and its count.
+func (k *Keys) DecodeNode(d *Decoder, n *yaml.Node, field string) {
+	type plain Keys
+	if !d.Decode(n, field, (*plain)(k)) {
+		return
+	}
+	if k.Strategy == "" {
+		k.Strategy = "none"
+	}
+	if !d.OneOf(at(n, "strategy"), field+".strategy", k.Strategy, KeyStrategies...) {
+		return
+	}
+	switch {
+	case k.Strategy == "none" && Child(n, "count") != nil:
+		d.Errorf(at(n, "count"), field+".count", "count needs strategy round-robin or random")
+	case k.Strategy != "none" && k.Count < 1:
+		d.Errorf(at(n, "count"), field+".count", "strategy %s needs a count of at least 1", k.Strategy)
+	}
+}
+
+// ReportConfig says where results go.
+type ReportConfig struct {
+	Dir      string   `yaml:"dir"`      // default spate-results/<name>-<time>
+	Formats  []string `yaml:"formats"`  // default: all of Formats
+	Interval Duration `yaml:"interval"` // default 1s
+}
+
+// Formats are the report files spate can write.
+var Formats = []string{"text", "json", "hgrm"}
+
+// DefaultInterval is the width of a report interval.
+const DefaultInterval = time.Second
+
+// OptionsFunc decodes and validates a driver's options block, recording
+// problems on d. n is nil when the scenario names the driver without options.
+type OptionsFunc func(d *Decoder, n *yaml.Node, field string) any
+
+// ActionFunc decodes and validates a chaos action's own fields (those beside
+// action, at, for, every and target), given as a mapping node.
+type ActionFunc func(d *Decoder, n *yaml.Node, field string, a *Action) any
+
+// Loader reads scenario files. The zero Loader knows no drivers and no chaos
+// actions; callers register those they support.
+type Loader struct {
+	drivers map[string]OptionsFunc
+	actions map[string]ActionFunc
+}
+
+// Driver registers a driver kind and its options decoder.
+func (l *Loader) Driver(kind string, decode OptionsFunc) {
+	if l.drivers == nil {
+		l.drivers = map[string]OptionsFunc{}
+	}
+	l.drivers[kind] = decode
+}
+
+// Action registers a chaos action and its decoder.
+func (l *Loader) Action(name string, decode ActionFunc) {
+	if l.actions == nil {
+		l.actions = map[string]ActionFunc{}
+	}
+	l.actions[name] = decode
+}
+
+// Load reads and validates the scenario in file. Its error, if any, is Problems.
+func (l *Loader) Load(file string) (*Scenario, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, Problems{{File: file, Message: err.Error()}}
+	}
+	return l.Parse(file, data)
+}
+
+// Parse validates a scenario given as bytes; file names it in problems.
+func (l *Loader) Parse(file string, data []byte) (*Scenario, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Problems{{File: file, Message: "the file is empty"}}
+		}
+		return nil, Problems{syntaxProblem(file, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, Problems{{File: file, Line: extra.Line, Column: extra.Column, Message: "a scenario file holds one YAML document; found a second (---)"}}
+	}
+	d := NewDecoder(file)
+	s := &Scenario{File: file}
+	root := resolve(&doc)
+	if root.Kind != yaml.MappingNode {
+		d.Errorf(root, "", "a scenario is a mapping of fields (name, driver, traffic, ...), got %s", describe(root))
+		return nil, d.Problems()
+	}
+	d.Decode(root, "", s)
+	l.validate(d, root, s)
+	if ps := d.Problems(); len(ps) > 0 {
+		return nil, ps
+	}
+	return s, nil
+}
+
+// syntaxProblem turns a yaml.v3 syntax error ("yaml: line 3: ...") into a Problem.
+func syntaxProblem(file string, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := Problem{File: file, Message: "YAML syntax: " + msg}
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		p.Line, p.Column = line, 1
+		p.Message = "YAML syntax:" + strings.SplitN(msg, ":", 2)[1]
+	}
+	return p
+}
+
+// DecodeNode reads the driver field's two forms and hands the options block
+// to the driver's decoder. The kind is checked later by the Loader.
+func (dr *Driver) DecodeNode(d *Decoder, n *yaml.Node, field string) {
+	switch {
+	case n.Kind == yaml.ScalarNode:
+		dr.Kind = n.Value
+	case n.Kind == yaml.MappingNode && len(n.Content) == 2:
+		dr.Kind = n.Content[0].Value
+		dr.Node = resolve(n.Content[1])
+		if IsNull(dr.Node) {
+			dr.Node = nil
+		}
+	default:
+		d.Errorf(n, field, "want a driver kind (driver: memory) or one kind with its options (driver: {kafka: {brokers: embedded}}), got %s", describe(n))
+	}
+}
+
+func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
+	if s.Name == "" {
+		s.Name = strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
+	}
+	if dn := Child(root, "driver"); dn != nil && s.Driver.Kind != "" {
+		kinds := sortedKeys(l.drivers)
+		field := "driver"
+		at := dn
+		if dn.Kind == yaml.MappingNode {
+			at, field = dn.Content[0], "driver."+s.Driver.Kind
+		}
+		if decode, ok := l.drivers[s.Driver.Kind]; !ok {
+			d.Errorf(at, "driver", "unknown driver %q%s; valid: %s", s.Driver.Kind, suggest(s.Driver.Kind, kinds), joinList(kinds))
+		} else {
+			s.Driver.Options = decode(d, s.Driver.Node, field)
+		}
+	}
+	count := func(key string, v *int) {
+		if Child(root, key) == nil {
+			*v = 1
+		} else if *v < 1 {
+			d.Errorf(Child(root, key), key, "must be at least 1, got %d", *v)
+		}
+	}
+	count("producers", &s.Producers)
+	count("consumers", &s.Consumers)
+	if Child(root, "message") == nil || Child(Child(root, "message"), "size") == nil {
+		s.Message.Size.Fixed = DefaultSize
+	}
+	if s.Message.Keys.Strategy == "" {
+		s.Message.Keys.Strategy = "none"
+	}
+	if tn := Child(root, "traffic"); tn != nil && tn.Kind == yaml.SequenceNode && len(tn.Content) == 0 {
+		d.Errorf(tn, "traffic", "needs at least one phase (constant, ramp, step, spike, max, pause)")
+	}
+	s.profile = NewProfile(s.Traffic)
+	for i, t := range s.Thresholds {
+		for _, m := range t.Metrics() {
+			if m == "target_rate" && s.profile.HasMax() {
+				tn := Child(root, "thresholds").Content[i]
+				d.Errorf(tn, fmt.Sprintf("thresholds[%d]", i), "target_rate is undefined when the traffic has a max phase")
+			}
+		}
+	}
+	if rn := Child(root, "report"); rn != nil {
+		for i, f := range s.Report.Formats {
+			d.OneOf(Child(rn, "formats").Content[i], fmt.Sprintf("report.formats[%d]", i), f, Formats...)
+		}
+		if iv := Child(rn, "interval"); iv != nil && s.Report.Interval < Duration(10*time.Millisecond) {
+			d.Errorf(iv, "report.interval", "must be at least 10ms, got %s", s.Report.Interval)
+		}
+	}
+	if s.Report.Formats == nil {
+		s.Report.Formats = Formats
+	}
+	if s.Report.Interval == 0 {
+		s.Report.Interval = Duration(DefaultInterval)
+	}
+	if Child(root, "seed") == nil {
+		s.Seed = 1
+	}
+	l.validateChaos(d, Child(root, "chaos"), s)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		out = []string{"(none in this build)"}
+	}
+	return out
+}

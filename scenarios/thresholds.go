@@ -1,0 +1,258 @@
+package scenarios
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Threshold is one pass/fail condition, written as `LEFT OP RIGHT`, where each
+// side is a metric, a literal, or a literal times a metric:
+//
+//	e2e.p99 < 250ms
+//	loss == 0
+//	duplicates.ratio <= 0.1%
+//	achieved_rate >= 0.95 * target_rate
+type Threshold struct {
+	Expr        string
+	Left, Right Operand
+	Op          string // <, <=, >, >=, ==, !=
+}
+
+// Operand is Coef × Metric, or the literal Coef when Metric is empty.
+// Latency metrics and duration literals are in microseconds.
+type Operand struct {
+	Coef   float64
+	Metric string
+}
+
+// MetricType says what a metric measures, so that a latency is never compared
+// with a bare number by mistake.
+type MetricType int
+
+const (
+	Number  MetricType = iota // counts, ratios, rates (per second)
+	Latency                   // microseconds; literals need a time unit
+)
+
+// LatencyKinds are the three latencies spate measures.
+var LatencyKinds = []string{"e2e", "service", "publish"}
+
+// LatencyStats are the statistics of a latency kind a threshold can name,
+// besides any percentile pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th).
+var LatencyStats = []string{"min", "mean", "max"}
+
+// CountMetrics are the counters a threshold can name; see the results schema.
+// "loss" is another name for "lost".
+var CountMetrics = []string{
+	"sent", "acked", "failed", "unconfirmed", "unsent", "received", "duplicates",
+	"lost", "loss", "unconfirmed_delivered", "reordered", "redelivered", "foreign", "malformed",
+}
+
+// RatioMetrics can be suffixed with .ratio; see Ratio for their denominators.
+var RatioMetrics = []string{"lost", "loss", "duplicates", "reordered", "failed", "unconfirmed_delivered"}
+
+// RateMetrics are per-second rates over the traffic duration.
+var RateMetrics = []string{"target_rate", "achieved_rate", "sent_rate", "acked_rate"}
+
+var percentileRE = regexp.MustCompile(`^p([0-9]{1,2})([0-9]*)$`)
+
+// Percentile returns the percentile (0-100) a stat like p50, p999 names.
+func Percentile(stat string) (float64, bool) {
+	m := percentileRE.FindStringSubmatch(stat)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m[1]+"."+m[2]+"0", 64)
+	if err != nil || v <= 0 || v >= 100 {
+		return 0, false
+	}
+	return v, true
+}
+
+// LookupMetric reports whether name is a metric and of which type.
+func LookupMetric(name string) (MetricType, bool) {
+	if kind, stat, ok := strings.Cut(name, "."); ok && contains(LatencyKinds, kind) {
+		if contains(LatencyStats, stat) {
+			return Latency, true
+		}
+		_, ok := Percentile(stat)
+		return Latency, ok
+	}
+	if base, ok := strings.CutSuffix(name, ".ratio"); ok {
+		return Number, contains(RatioMetrics, base)
+	}
+	return Number, contains(CountMetrics, name) || contains(RateMetrics, name)
+}
+
+func allMetricNames() []string {
+	var out []string
+	for _, k := range LatencyKinds {
+		out = append(out, k+".p50", k+".p99", k+".p999", k+".max")
+	}
+	out = append(out, CountMetrics...)
+	for _, r := range RatioMetrics {
+		out = append(out, r+".ratio")
+	}
+	out = append(out, RateMetrics...)
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+var ops = []string{"<=", ">=", "==", "!=", "<", ">"}
+
+// ParseThreshold parses one threshold expression.
+func ParseThreshold(expr string) (Threshold, error) {
+	t := Threshold{Expr: strings.TrimSpace(expr)}
+	var left, right string
+	for _, op := range ops {
+		if i := strings.Index(t.Expr, op); i >= 0 {
+			t.Op, left, right = op, t.Expr[:i], t.Expr[i+len(op):]
+			break
+		}
+	}
+	if t.Op == "" {
+		return t, fmt.Errorf("%q has no comparison; write e.g. \"e2e.p99 < 250ms\" (operators: <, <=, >, >=, ==, !=)", t.Expr)
+	}
+	if strings.ContainsAny(right, "<>=!") {
+		return t, fmt.Errorf("%q has more than one comparison", t.Expr)
+	}
+	var lt, rt MetricType
+	var err error
+	if t.Left, lt, err = parseOperand(left); err != nil {
+		return t, err
+	}
+	if t.Right, rt, err = parseOperand(right); err != nil {
+		return t, err
+	}
+	if t.Left.Metric == "" && t.Right.Metric == "" {
+		return t, fmt.Errorf("%q compares two constants; name a metric such as e2e.p99 or loss", t.Expr)
+	}
+	if lt != rt {
+		lat, num := left, right
+		if rt == Latency {
+			lat, num = right, left
+		}
+		return t, fmt.Errorf("%q compares a latency (%s) with a plain number (%s); give the number a time unit, e.g. 250ms",
+			t.Expr, strings.TrimSpace(lat), strings.TrimSpace(num))
+	}
+	return t, nil
+}
+
+// parseOperand parses `literal`, `metric` or `literal * metric`.
+func parseOperand(s string) (Operand, MetricType, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Operand{}, 0, fmt.Errorf("a side of the comparison is empty")
+	}
+	coef, name, scaled := strings.Cut(s, "*")
+	if !scaled {
+		if looksLikeMetric(s) {
+			return metricOperand(1, s)
+		}
+		v, typ, err := parseLiteral(s)
+		return Operand{Coef: v}, typ, err
+	}
+	c, typ, err := parseLiteral(strings.TrimSpace(coef))
+	if err != nil {
+		return Operand{}, 0, err
+	}
+	if typ != Number {
+		return Operand{}, 0, fmt.Errorf("the factor %q must be a plain number", strings.TrimSpace(coef))
+	}
+	return metricOperand(c, strings.TrimSpace(name))
+}
+
+func looksLikeMetric(s string) bool {
+	return s != "" && (s[0] >= 'a' && s[0] <= 'z' || s[0] == '_')
+}
+
+func metricOperand(coef float64, name string) (Operand, MetricType, error) {
+	typ, ok := LookupMetric(name)
+	if !ok {
+		return Operand{}, 0, fmt.Errorf("unknown metric %q%s; metrics include %s (and any pNN percentile of e2e, service, publish)",
+			name, suggest(name, allMetricNames()), joinList(allMetricNames()))
+	}
+	return Operand{Coef: coef, Metric: name}, typ, nil
+}
+
+// parseLiteral parses a number, a percentage, a rate or a duration. Durations
+// become microseconds.
+func parseLiteral(s string) (float64, MetricType, error) {
+	if v, err := strconv.ParseFloat(s, 64); err == nil {
+		return v, Number, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%q is not a percentage", s)
+		}
+		return v / 100, Number, nil
+	}
+	if strings.Contains(s, "/") {
+		v, err := ParseRate(s)
+		return v, Number, err
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q is not a number, percentage, rate (1000/s) or duration (250ms)", s)
+	}
+	return float64(d.Nanoseconds()) / 1e3, Latency, nil
+}
+
+// DecodeNode parses a threshold string.
+func (t *Threshold) DecodeNode(d *Decoder, n *yaml.Node, field string) {
+	if n.Kind != yaml.ScalarNode {
+		d.Errorf(n, field, "want an expression such as \"e2e.p99 < 250ms\", got %s", describe(n))
+		return
+	}
+	v, err := ParseThreshold(n.Value)
+	if err != nil {
+		d.Errorf(n, field, "%v", err)
+		return
+	}
+	*t = v
+}
+
+// Metrics returns the metrics the threshold names.
+func (t Threshold) Metrics() []string {
+	var out []string
+	for _, o := range []Operand{t.Left, t.Right} {
+		if o.Metric != "" {
+			out = append(out, o.Metric)
+		}
+	}
+	return out
+}
+
+// Holds applies the comparison to evaluated sides.
+func (t Threshold) Holds(left, right float64) bool {
+	switch t.Op {
+	case "<":
+		return left < right
+	case "<=":
+		return left <= right
+	case ">":
+		return left > right
+	case ">=":
+		return left >= right
+	case "==":
+		return left == right
+	case "!=":
+		return left != right
+	}
+	return false
+}
