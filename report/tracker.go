@@ -78,10 +78,10 @@ type Tracker struct {
 	total, cur    latencies
 
 	// Tick state, owned by the single goroutine that calls Tick.
-	start      int64
-	lastTick   int64
-	mark       Counts
-	spare      latencies
+	start    int64
+	lastTick int64
+	mark     Counts
+	spare    latencies
 }
 
 type producerState struct {
