@@ -26,7 +26,8 @@ type Message struct {
 	// Key is the record key or routing key; nil when the scenario uses none.
 	Key []byte
 	// Body is the whole payload: the encoded stamp followed by filler bytes.
-	// len(Body) is the scenario's message size. Drivers must not modify it.
+	// len(Body) is the scenario's message size. It is never modified after
+	// Send, so drivers may keep it for as long as they need.
 	Body []byte
 }
 
@@ -77,6 +78,10 @@ type Delivery struct {
 	Stream int32
 	// Redelivered is the broker's own flag that it delivered this before.
 	Redelivered bool
+	// DeadLetter marks a delivery read from the dead-letter queue or topic:
+	// the message was rejected by a consumer and routed there, so it counts
+	// as dead-lettered rather than lost.
+	DeadLetter bool
 }
 
 // Handler receives deliveries. It is called from one goroutine at a time per
@@ -87,7 +92,8 @@ type Handler func(batch []Delivery)
 // Consumer receives messages.
 type Consumer interface {
 	// Consume calls h with batches of deliveries until ctx is done, then
-	// returns nil, or returns an error when the consumer fails.
+	// returns nil, or returns an error when the consumer fails or its
+	// driver was closed.
 	Consume(ctx context.Context, h Handler) error
 }
 
@@ -101,7 +107,8 @@ type Driver interface {
 	// to its group.
 	NewConsumer(ctx context.Context, id int) (Consumer, error)
 	// Close releases everything the driver started (embedded brokers,
-	// connections) and removes what it provisioned.
+	// connections) and removes what it provisioned. Calling it again does
+	// nothing.
 	Close(ctx context.Context) error
 }
 
@@ -112,6 +119,8 @@ type Env struct {
 	Producers int
 	Consumers int
 	Log       *slog.Logger // never nil
+	// Dial, when not nil, opens every connection to the system under test.
+	Dial DialFunc
 }
 
 // Kind is a driver as the scenario names it.
@@ -120,7 +129,8 @@ type Kind struct {
 	// Options decodes and validates the scenario's options block for this
 	// driver; its result is handed to Open.
 	Options scenarios.OptionsFunc
-	// Open connects to (or starts) the system under test.
+	// Open connects to (or starts) the system under test. options is what
+	// Options returned, or nil for the driver's defaults.
 	Open func(ctx context.Context, options any, env Env) (Driver, error)
 }
 

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,13 +184,27 @@ func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
 
 // Metric returns the value of a threshold metric (see scenarios.LookupMetric),
 // latencies in microseconds. ok is false when the metric is undefined for
-// this run (target_rate with a max phase).
+// this run: target_rate when a max phase ran, any statistic of a latency
+// with no values (publish when the driver sends without confirmations,
+// e2e when nothing was received), and a ratio whose denominator is zero (no
+// message acked, received or sent). err is set for a name that is not a
+// metric or a histogram that cannot be decoded.
 func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	c := r.Counts
 	if kind, stat, found := strings.Cut(name, "."); found && stat != "ratio" {
+		if !slices.Contains(scenarios.LatencyKinds, kind) {
+			return 0, false, fmt.Errorf("unknown metric %q", name)
+		}
+		p, isPercentile := scenarios.Percentile(stat)
+		if !isPercentile && !slices.Contains(scenarios.LatencyStats, stat) {
+			return 0, false, fmt.Errorf("unknown statistic %q", name)
+		}
 		h, err := r.Histogram(kind)
 		if err != nil {
 			return 0, false, err
+		}
+		if h.TotalCount() == 0 {
+			return 0, false, nil
 		}
 		switch stat {
 		case "min":
@@ -198,17 +214,13 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		case "max":
 			return float64(h.Max()), true, nil
 		}
-		p, okp := scenarios.Percentile(stat)
-		if !okp {
-			return 0, false, fmt.Errorf("unknown statistic %q", stat)
-		}
 		return float64(h.ValueAtQuantile(p)), true, nil
 	}
-	ratio := func(n, d int64) float64 {
+	ratio := func(n, d int64) (float64, bool, error) {
 		if d == 0 {
-			return 0
+			return 0, false, nil
 		}
-		return float64(n) / float64(d)
+		return float64(n) / float64(d), true, nil
 	}
 	switch name {
 	case "sent":
@@ -238,15 +250,15 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	case "malformed":
 		return float64(c.Malformed), true, nil
 	case "lost.ratio", "loss.ratio":
-		return ratio(c.Lost, c.Acked), true, nil
+		return ratio(c.Lost, c.Acked)
 	case "duplicates.ratio":
-		return ratio(c.Duplicates, c.Received), true, nil
+		return ratio(c.Duplicates, c.Received)
 	case "reordered.ratio":
-		return ratio(c.Reordered, c.Received), true, nil
+		return ratio(c.Reordered, c.Received)
 	case "failed.ratio":
-		return ratio(c.Failed, c.Sent), true, nil
+		return ratio(c.Failed, c.Sent)
 	case "unconfirmed_delivered.ratio":
-		return ratio(c.UnconfirmedDelivered, c.Received), true, nil
+		return ratio(c.UnconfirmedDelivered, c.Received)
 	case "target_rate":
 		if r.Rate.TargetMean == nil {
 			return 0, false, nil
@@ -310,16 +322,26 @@ func (r *Results) operand(o scenarios.Operand) (float64, bool, error) {
 
 // ReadResults reads a results.json file.
 func ReadResults(path string) (*Results, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
+	defer f.Close()
+	r, err := DecodeResults(f)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return r, nil
+}
+
+// DecodeResults reads results.json from rd, checking its schema version.
+func DecodeResults(rd io.Reader) (*Results, error) {
+	var r Results
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, err
+	}
 	if r.SchemaVersion != SchemaVersion {
-		return nil, fmt.Errorf("%s: schema_version %d, this build reads %d", path, r.SchemaVersion, SchemaVersion)
+		return nil, fmt.Errorf("schema_version %d, this build reads %d", r.SchemaVersion, SchemaVersion)
 	}
 	return &r, nil
 }

@@ -38,9 +38,15 @@ func (s *seqset) add(seq uint64) bool {
 	return true
 }
 
+// grow makes room for n pages, doubling the page table's capacity only when
+// it is exhausted. Entries between the old and new length are nil: the table
+// never shrinks, so capacity beyond its length has never been written.
 func (s *seqset) grow(n int) {
-	c := max(n, 2*cap(s.pages))
-	pages := make([][]uint64, n, c)
+	if n <= cap(s.pages) {
+		s.pages = s.pages[:n]
+		return
+	}
+	pages := make([][]uint64, n, max(n, 2*cap(s.pages)))
 	copy(pages, s.pages)
 	s.pages = pages
 }

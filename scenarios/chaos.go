@@ -87,7 +87,7 @@ func (l *Loader) validateChaos(d *Decoder, cn *yaml.Node, s *Scenario) {
 			continue
 		}
 		if a.At >= total {
-			d.Errorf(at(entry, "at"), field+".at", "starts at %s, after the traffic ends (%s)", a.At, total)
+			d.Errorf(at(entry, "at"), field+".at", "starts at %s, but the traffic ends at %s; chaos must start while traffic runs", a.At, total)
 		}
 		if a.For != nil && *a.For <= 0 {
 			d.Errorf(at(entry, "for"), field+".for", "must be longer than 0s")

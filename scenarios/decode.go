@@ -50,13 +50,19 @@ func (d *Decoder) Errorf(n *yaml.Node, field, format string, args ...any) {
 
 // Decode decodes n into v, which must be a non-nil pointer. field is n's path,
 // used in messages. It reports whether n decoded without new problems.
+//
+// A nil n (a block the scenario left out, as handed to an OptionsFunc) leaves
+// v as it is and reports true, so callers can fill v with defaults first.
 func (d *Decoder) Decode(n *yaml.Node, field string, v any) bool {
 	before := len(d.problems)
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		panic("scenarios: Decode needs a non-nil pointer") // a programming error, not bad input
 	}
-	d.decode(resolve(n), field, rv.Elem())
+	if n = resolve(n); n == nil {
+		return true
+	}
+	d.decode(n, field, rv.Elem())
 	return len(d.problems) == before
 }
 
@@ -129,8 +135,14 @@ func (d *Decoder) decode(n *yaml.Node, field string, v reflect.Value) {
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		seen := map[string]*yaml.Node{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], resolve(n.Content[i+1])
+			if first, dup := seen[k.Value]; dup {
+				d.Errorf(k, join(field, k.Value), "given twice (first at line %d)", first.Line)
+				continue
+			}
+			seen[k.Value] = k
 			e := reflect.New(v.Type().Elem()).Elem()
 			d.decode(val, join(field, k.Value), e)
 			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
@@ -209,10 +221,13 @@ func (d *Decoder) decodeStruct(n *yaml.Node, field string, v reflect.Value) {
 	}
 	fields := fieldsOf(v.Type())
 	seen := map[string]*yaml.Node{}
+	misspelt := map[string]bool{} // fields an unknown key was probably meant to be
+	merged := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+		k, val := n.Content[i], resolve(n.Content[i+1])
 		if k.Value == "<<" {
 			d.Errorf(k, field, "merge keys (<<) are not supported; use an alias (*name) for a whole value or repeat the fields")
+			merged = true
 			continue
 		}
 		path := join(field, k.Value)
@@ -223,30 +238,26 @@ func (d *Decoder) decodeStruct(n *yaml.Node, field string, v reflect.Value) {
 		seen[k.Value] = k
 		f, ok := findField(fields, k.Value)
 		if !ok {
+			if s, ok := closest(k.Value, names(fields)); ok {
+				misspelt[s] = true
+			}
 			d.Errorf(k, path, "unknown field%s; valid fields: %s", suggest(k.Value, names(fields)), strings.Join(names(fields), ", "))
 			continue
 		}
-		d.decode(resolve(val), path, v.Field(f.index))
-	}
-	for _, f := range fields {
-		if !f.required {
+		if f.required && IsNull(val) {
+			d.Errorf(val, path, "needs a value")
 			continue
 		}
-		if k, ok := seen[f.name]; !ok {
+		d.decode(val, path, v.Field(f.index))
+	}
+	for _, f := range fields {
+		// A missing field that an unknown key resembles is already reported
+		// as that key's "did you mean", and one a merge key was meant to
+		// supply as the merge key.
+		if _, ok := seen[f.name]; f.required && !ok && !misspelt[f.name] && !merged {
 			d.Errorf(n, join(field, f.name), "required field is missing")
-		} else if val := n.Content[indexOf(n, k)+1]; IsNull(val) {
-			d.Errorf(val, join(field, f.name), "needs a value")
 		}
 	}
-}
-
-func indexOf(n *yaml.Node, k *yaml.Node) int {
-	for i := range n.Content {
-		if n.Content[i] == k {
-			return i
-		}
-	}
-	return -1
 }
 
 func findField(fields []structField, name string) (structField, bool) {
@@ -294,16 +305,22 @@ func describe(n *yaml.Node) string {
 
 // suggest returns ` (did you mean "x"?)` when one valid name is close to got.
 func suggest(got string, valid []string) string {
-	best, bestDist := "", 1<<30
-	for _, v := range valid {
-		if dist := editDistance(strings.ToLower(got), v); dist < bestDist {
-			best, bestDist = v, dist
-		}
-	}
-	if best != "" && bestDist <= max(1, len(got)/3) {
+	if best, ok := closest(got, valid); ok {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return ""
+}
+
+// closest returns the valid name nearest to got, if it is near enough to be
+// a slip: at most one edit for short names, one per three letters otherwise.
+func closest(got string, valid []string) (string, bool) {
+	best, bestDist := "", 1<<30
+	for _, v := range valid {
+		if dist := editDistance(strings.ToLower(got), strings.ToLower(v)); dist < bestDist {
+			best, bestDist = v, dist
+		}
+	}
+	return best, best != "" && bestDist <= max(1, len(got)/3)
 }
 
 // OneOf records a problem unless got is one of valid, naming the valid
@@ -318,22 +335,32 @@ func (d *Decoder) OneOf(n *yaml.Node, field, got string, valid ...string) bool {
 	return false
 }
 
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours each cost 1,
+// so "dorp" is one slip away from "drop".
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 20 // far too long to be a slip; keeps hostile input cheap
+	}
+	rows := make([][]int, len(a)+1)
+	for i := range rows {
+		rows[i] = make([]int, len(b)+1)
+		rows[i][0] = i
+	}
+	for j := range rows[0] {
+		rows[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rows[i][j] = min(rows[i-1][j]+1, rows[i][j-1]+1, rows[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				rows[i][j] = min(rows[i][j], rows[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return rows[len(a)][len(b)]
 }

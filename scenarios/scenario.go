@@ -96,7 +96,7 @@ type WeightedSize struct {
 func (s *SizeDist) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 	fits := func(node *yaml.Node, f string, v Size) {
 		if v < stamp.Size {
-			d.Errorf(node, f, "%s is smaller than the %d-byte stamp every message carries", v, stamp.Size)
+			d.Errorf(node, f, "%s is smaller than the %d-byte stamp every message carries; use at least %dB", v, stamp.Size, stamp.Size)
 		}
 	}
 	if n.Kind == yaml.ScalarNode {
@@ -228,7 +228,7 @@ func (l *Loader) Parse(file string, data []byte) (*Scenario, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Problems{{File: file, Message: "the file is empty"}}
 		}
-		return nil, Problems{syntaxProblem(file, err)}
+		return nil, Problems{syntaxProblem(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -249,15 +249,52 @@ func (l *Loader) Parse(file string, data []byte) (*Scenario, error) {
 	return s, nil
 }
 
-// syntaxProblem turns a yaml.v3 syntax error ("yaml: line 3: ...") into a Problem.
-func syntaxProblem(file string, err error) Problem {
+// parserProblems are yaml.v3's parser (not scanner) errors. yaml.v3 reports
+// their line counting from 0 (and leaves it out on the first line), where
+// scanner errors count from 1.
+var parserProblems = []string{
+	"did not find expected <document start>", "did not find expected node content",
+	"did not find expected '-' indicator", "did not find expected key",
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"found undefined tag handle", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found duplicate %TAG directive",
+}
+
+// syntaxProblem turns a yaml.v3 syntax error ("yaml: line 3: ...") into a
+// Problem at that line, with a hint for the common causes.
+func syntaxProblem(file string, data []byte, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	p := Problem{File: file, Message: "YAML syntax: " + msg}
+	p := Problem{File: file}
 	var line int
 	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
-		p.Line, p.Column = line, 1
-		p.Message = "YAML syntax:" + strings.SplitN(msg, ":", 2)[1]
+		msg = strings.TrimSpace(strings.SplitN(msg, ":", 2)[1])
 	}
+	if contains(parserProblems, msg) {
+		line++
+	}
+	if line > 0 {
+		p.Line, p.Column = line, 1
+	}
+	lines := strings.Split(string(data), "\n")
+	if strings.HasPrefix(msg, "unknown anchor '") { // yaml.v3 gives no position for this one
+		anchor := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor '"), "' referenced")
+		msg = fmt.Sprintf("*%s refers to no anchor; define &%s before it", anchor, anchor)
+		for i, l := range lines {
+			if c := strings.Index(l, "*"+anchor); c >= 0 {
+				p.Line, p.Column = i+1, c+1
+				break
+			}
+		}
+	}
+	switch {
+	case line > 0 && line <= len(lines) && strings.HasPrefix(strings.TrimLeft(lines[line-1], " "), "\t"):
+		msg += " (YAML is indented with spaces, not tabs)"
+	case strings.HasPrefix(msg, "did not find expected key"), strings.HasPrefix(msg, "did not find expected '-'"):
+		msg += " (check the indentation of the lines after this one)"
+	case strings.HasPrefix(msg, "did not find expected ','"):
+		msg += " (a {...} or [...] that starts here is not closed)"
+	}
+	p.Message = "YAML syntax: " + msg
 	return p
 }
 
@@ -273,8 +310,19 @@ func (dr *Driver) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		if IsNull(dr.Node) {
 			dr.Node = nil
 		}
+	case n.Kind == yaml.MappingNode && len(n.Content) > 2:
+		var kinds []string
+		for i := 0; i < len(n.Content); i += 2 {
+			kinds = append(kinds, n.Content[i].Value)
+		}
+		d.Errorf(n.Content[2], field, "a scenario tests one driver, found %d: %s; keep one", len(kinds), joinList(kinds))
+		return
 	default:
-		d.Errorf(n, field, "want a driver kind (driver: memory) or one kind with its options (driver: {kafka: {brokers: embedded}}), got %s", describe(n))
+		d.Errorf(n, field, "want a driver kind (driver: memory) or one kind with its options (driver: {memory: {streams: 4}}), got %s", describe(n))
+		return
+	}
+	if dr.Kind == "" {
+		d.Errorf(n, field, "needs a driver kind, e.g. driver: memory")
 	}
 }
 
@@ -296,10 +344,10 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 		}
 	}
 	count := func(key string, v *int) {
-		if Child(root, key) == nil {
+		if n := Child(root, key); n == nil {
 			*v = 1
-		} else if *v < 1 {
-			d.Errorf(Child(root, key), key, "must be at least 1, got %d", *v)
+		} else if *v < 1 && n.Tag == "!!int" { // a non-number is already reported
+			d.Errorf(n, key, "must be at least 1, got %d", *v)
 		}
 	}
 	count("producers", &s.Producers)
@@ -310,16 +358,25 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	if s.Message.Keys.Strategy == "" {
 		s.Message.Keys.Strategy = "none"
 	}
-	if tn := Child(root, "traffic"); tn != nil && tn.Kind == yaml.SequenceNode && len(tn.Content) == 0 {
-		d.Errorf(tn, "traffic", "needs at least one phase (constant, ramp, step, spike, max, pause)")
+	if tn := Child(root, "traffic"); tn != nil && tn.Kind == yaml.SequenceNode {
+		if len(tn.Content) == 0 {
+			d.Errorf(tn, "traffic", "needs at least one phase (%s)", joinList(PhaseKinds))
+		}
+		var total Duration
+		for i := range s.Traffic {
+			var ok bool
+			if total, ok = addDurations(total, Duration(s.Traffic[i].Duration())); !ok {
+				d.Errorf(tn.Content[i], fmt.Sprintf("traffic[%d]", i), "the traffic lasts longer than spate can schedule (2562047h in all)")
+				break
+			}
+		}
 	}
 	s.profile = NewProfile(s.Traffic)
 	for i, t := range s.Thresholds {
-		for _, m := range t.Metrics() {
-			if m == "target_rate" && s.profile.HasMax() {
-				tn := Child(root, "thresholds").Content[i]
-				d.Errorf(tn, fmt.Sprintf("thresholds[%d]", i), "target_rate is undefined when the traffic has a max phase")
-			}
+		if contains(t.Metrics(), "target_rate") && s.profile.HasMax() {
+			tn := Child(root, "thresholds").Content[i]
+			d.Errorf(tn, fmt.Sprintf("thresholds[%d]", i), "target_rate is undefined when the traffic has a max phase (a max phase has no target); "+
+				"compare achieved_rate with a rate instead, e.g. achieved_rate >= 1000/s")
 		}
 	}
 	if rn := Child(root, "report"); rn != nil {

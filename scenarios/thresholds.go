@@ -61,11 +61,17 @@ var RateMetrics = []string{"target_rate", "achieved_rate", "sent_rate", "acked_r
 
 var percentileRE = regexp.MustCompile(`^p([0-9]{1,2})([0-9]*)$`)
 
-// Percentile returns the percentile (0-100) a stat like p50, p999 names.
+// Percentile returns the percentile (0-100, exclusive) a stat like p50 or
+// p999 names: the first two digits are the whole part and any further digits
+// the fraction, so p5 = 5, p50 = 50, p999 = 99.9 and p9999 = 99.99. p0 and
+// p100 (p1000, ...) are not percentiles; the statistics min and max are.
 func Percentile(stat string) (float64, bool) {
 	m := percentileRE.FindStringSubmatch(stat)
 	if m == nil {
 		return 0, false
+	}
+	if m[1] == "10" && m[2] != "" && strings.Trim(m[2], "0") == "" {
+		return 0, false // p100 means the 100th percentile, not the 10th
 	}
 	v, err := strconv.ParseFloat(m[1]+"."+m[2]+"0", 64)
 	if err != nil || v <= 0 || v >= 100 {
@@ -87,6 +93,21 @@ func LookupMetric(name string) (MetricType, bool) {
 		return Number, contains(RatioMetrics, base)
 	}
 	return Number, contains(CountMetrics, name) || contains(RateMetrics, name)
+}
+
+// metricHelp lists the metrics in groups, for messages.
+func metricHelp() string {
+	return fmt.Sprintf("counts: %s; ratios: %s; rates: %s; latencies: %s followed by .%s or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
+		joinList(CountMetrics), joinList(suffixed(RatioMetrics, ".ratio")), joinList(RateMetrics),
+		strings.Join(LatencyKinds, ", "), strings.Join(LatencyStats, ", ."))
+}
+
+func suffixed(list []string, suffix string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = s + suffix
+	}
+	return out
 }
 
 func allMetricNames() []string {
@@ -114,21 +135,43 @@ func contains(list []string, s string) bool {
 
 var ops = []string{"<=", ">=", "==", "!=", "<", ">"}
 
+// opsHelp lists the comparison operators, for messages.
+const opsHelp = "operators: <, <=, >, >=, ==, !="
+
 // ParseThreshold parses one threshold expression.
 func ParseThreshold(expr string) (Threshold, error) {
 	t := Threshold{Expr: strings.TrimSpace(expr)}
-	var left, right string
-	for _, op := range ops {
-		if i := strings.Index(t.Expr, op); i >= 0 {
-			t.Op, left, right = op, t.Expr[:i], t.Expr[i+len(op):]
-			break
+	i := strings.IndexAny(t.Expr, "<>=!")
+	if i < 0 {
+		return t, fmt.Errorf("%q has no comparison; write e.g. \"e2e.p99 < 250ms\" (%s)", t.Expr, opsHelp)
+	}
+	run := t.Expr[i:]
+	if j := strings.IndexFunc(run, func(r rune) bool { return !strings.ContainsRune("<>=!", r) }); j >= 0 {
+		run = run[:j]
+	}
+	if !contains(ops, run) {
+		hint := ""
+		switch run {
+		case "=":
+			hint = "; to test equality write =="
+		case "=<":
+			hint = "; did you mean <=?"
+		case "=>":
+			hint = "; did you mean >=?"
+		case "<>":
+			hint = "; did you mean !=?"
 		}
+		return t, fmt.Errorf("%q: %q is not a comparison%s (%s)", t.Expr, run, hint, opsHelp)
 	}
-	if t.Op == "" {
-		return t, fmt.Errorf("%q has no comparison; write e.g. \"e2e.p99 < 250ms\" (operators: <, <=, >, >=, ==, !=)", t.Expr)
-	}
+	t.Op = run
+	left, right := t.Expr[:i], t.Expr[i+len(t.Op):]
 	if strings.ContainsAny(right, "<>=!") {
-		return t, fmt.Errorf("%q has more than one comparison", t.Expr)
+		return t, fmt.Errorf("%q has more than one comparison; write one threshold per condition", t.Expr)
+	}
+	for side, v := range map[string]string{"left": left, "right": right} {
+		if strings.TrimSpace(v) == "" {
+			return t, fmt.Errorf("%q has nothing on the %s of %s; write e.g. \"e2e.p99 < 250ms\"", t.Expr, side, t.Op)
+		}
 	}
 	var lt, rt MetricType
 	var err error
@@ -142,12 +185,20 @@ func ParseThreshold(expr string) (Threshold, error) {
 		return t, fmt.Errorf("%q compares two constants; name a metric such as e2e.p99 or loss", t.Expr)
 	}
 	if lt != rt {
-		lat, num := left, right
+		lat, num, numOp := strings.TrimSpace(left), strings.TrimSpace(right), t.Right
 		if rt == Latency {
-			lat, num = right, left
+			lat, num, numOp = strings.TrimSpace(right), strings.TrimSpace(left), t.Left
 		}
-		return t, fmt.Errorf("%q compares a latency (%s) with a plain number (%s); give the number a time unit, e.g. 250ms",
-			t.Expr, strings.TrimSpace(lat), strings.TrimSpace(num))
+		if numOp.Metric == "" {
+			example := "250ms"
+			if _, err := strconv.ParseFloat(num, 64); err == nil {
+				example = num + "ms"
+			}
+			return t, fmt.Errorf("%q compares the latency %s with %s, which is not a duration; give it a time unit, e.g. %s",
+				t.Expr, lat, num, example)
+		}
+		return t, fmt.Errorf("%q compares %s, which is not a latency, with the duration %s; only latencies (%s followed by .pNN, .min, .mean or .max) compare with durations",
+			t.Expr, num, lat, strings.Join(LatencyKinds, ", "))
 	}
 	return t, nil
 }
@@ -171,7 +222,7 @@ func parseOperand(s string) (Operand, MetricType, error) {
 		return Operand{}, 0, err
 	}
 	if typ != Number {
-		return Operand{}, 0, fmt.Errorf("the factor %q must be a plain number", strings.TrimSpace(coef))
+		return Operand{}, 0, fmt.Errorf("the factor %q must be a plain number, as in 0.95 * target_rate", strings.TrimSpace(coef))
 	}
 	return metricOperand(c, strings.TrimSpace(name))
 }
@@ -182,11 +233,18 @@ func looksLikeMetric(s string) bool {
 
 func metricOperand(coef float64, name string) (Operand, MetricType, error) {
 	typ, ok := LookupMetric(name)
-	if !ok {
-		return Operand{}, 0, fmt.Errorf("unknown metric %q%s; metrics include %s (and any pNN percentile of e2e, service, publish)",
-			name, suggest(name, allMetricNames()), joinList(allMetricNames()))
+	if ok {
+		return Operand{Coef: coef, Metric: name}, typ, nil
 	}
-	return Operand{Coef: coef, Metric: name}, typ, nil
+	if kind, stat, found := strings.Cut(name, "."); found && contains(LatencyKinds, kind) {
+		hint := suggest(stat, append([]string{"p50", "p90", "p95", "p99", "p999", "p9999"}, LatencyStats...))
+		if percentileRE.MatchString(stat) {
+			hint = fmt.Sprintf(" (a percentile is above 0 and below 100; for the extremes use %s.min or %s.max)", kind, kind)
+		}
+		return Operand{}, 0, fmt.Errorf("unknown statistic %q of %s latency%s; valid: %s, or pNN for a percentile (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
+			stat, kind, hint, strings.Join(LatencyStats, ", "))
+	}
+	return Operand{}, 0, fmt.Errorf("unknown metric %q%s; valid metrics are %s", name, suggest(name, allMetricNames()), metricHelp())
 }
 
 // parseLiteral parses a number, a percentage, a rate or a duration. Durations
@@ -208,7 +266,7 @@ func parseLiteral(s string) (float64, MetricType, error) {
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%q is not a number, percentage, rate (1000/s) or duration (250ms)", s)
+		return 0, 0, fmt.Errorf("%q is not a metric, number, percentage (0.1%%), rate (1000/s) or duration (250ms)", s)
 	}
 	return float64(d.Nanoseconds()) / 1e3, Latency, nil
 }

@@ -68,6 +68,24 @@ type Pause struct {
 // DefaultInFlight bounds a max phase when the scenario does not.
 const DefaultInFlight = 1000
 
+// MaxSteps bounds a step phase; a finer staircase is better written as a ramp.
+const MaxSteps = 10000
+
+// PhaseKinds are the shapes a traffic phase can take, in the order of Phase's fields.
+var PhaseKinds = []string{"constant", "ramp", "step", "spike", "max", "pause"}
+
+// addDurations sums ds, reporting false if the sum overflows.
+func addDurations(ds ...Duration) (Duration, bool) {
+	var sum Duration
+	for _, d := range ds {
+		if d > 0 && sum > Duration(math.MaxInt64)-d {
+			return 0, false
+		}
+		sum += d
+	}
+	return sum, true
+}
+
 // Segment is a stretch of the traffic profile over which the target rate
 // changes linearly from From to To (messages per second). A Max segment has
 // no schedule; InFlight bounds it instead.
@@ -80,12 +98,26 @@ type Segment struct {
 	InFlight int
 }
 
-// Count is the number of messages the segment schedules (0 for Max).
+// Count is the number of messages the segment schedules (0 for Max). It is
+// fractional when the rate does not divide the duration; the fraction
+// carries over to the next segment.
 func (s Segment) Count() float64 {
 	if s.Max {
 		return 0
 	}
 	return (s.From + s.To) / 2 * s.Dur.Seconds()
+}
+
+// countBefore is how many messages the segment schedules in its first t.
+func (s Segment) countBefore(t time.Duration) float64 {
+	if s.Max || t <= 0 {
+		return 0
+	}
+	if t >= s.Dur {
+		return s.Count()
+	}
+	x := t.Seconds()
+	return s.From*x + (s.To-s.From)/(2*s.Dur.Seconds())*x*x
 }
 
 // RateAt returns the target rate at offset t into the segment.
@@ -96,9 +128,13 @@ func (s Segment) RateAt(t time.Duration) float64 {
 	return s.From + (s.To-s.From)*t.Seconds()/s.Dur.Seconds()
 }
 
-// timeOf returns the offset into the segment at which the x-th message of it
-// is due, solving From*t + (To-From)/(2*Dur)*t² = x.
+// timeOf returns the offset into the segment at which the segment has
+// scheduled x messages, solving From*t + (To-From)/(2*Dur)*t² = x, rounded to
+// the nearest nanosecond and kept within [0, Dur].
 func (s Segment) timeOf(x float64) time.Duration {
+	if x <= 0 {
+		return 0 // also keeps a ramp from 0/s away from 0/0
+	}
 	d := s.Dur.Seconds()
 	a := (s.To - s.From) / (2 * d)
 	b := s.From
@@ -112,7 +148,21 @@ func (s Segment) timeOf(x float64) time.Duration {
 		}
 		t = 2 * x / (b + math.Sqrt(disc)) // stable form of the quadratic root
 	}
-	return time.Duration(t * float64(time.Second))
+	if !(t < d) { // also catches NaN and +Inf
+		return s.Dur
+	}
+	return time.Duration(math.Round(t * float64(time.Second)))
+}
+
+// snap removes floating-point noise from a running message count: a count
+// within a hair of a whole number is that number, so that 50/s for 560ms
+// schedules 28 messages, not 29 (28.000000000000004 rounds up).
+func snap(x float64) float64 {
+	r := math.Round(x)
+	if math.Abs(x-r) <= 1e-9+1e-13*math.Abs(x) {
+		return r
+	}
+	return x
 }
 
 // DecodeNode decodes a phase and checks it has exactly one valid shape.
@@ -121,15 +171,20 @@ func (p *Phase) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 	if !d.Decode(n, field, (*plain)(p)) {
 		return
 	}
-	shapes := []string{"constant", "ramp", "step", "spike", "max", "pause"}
-	set := 0
-	for _, ok := range []bool{p.Constant != nil, p.Ramp != nil, p.Step != nil, p.Spike != nil, p.Max != nil, p.Pause != nil} {
+	var set []string
+	for i, ok := range []bool{p.Constant != nil, p.Ramp != nil, p.Step != nil, p.Spike != nil, p.Max != nil, p.Pause != nil} {
 		if ok {
-			set++
+			set = append(set, PhaseKinds[i])
 		}
 	}
-	if set != 1 {
-		d.Errorf(n, field, "a phase needs exactly one of: %s (found %d)", joinList(shapes), set)
+	switch len(set) {
+	case 1:
+	case 0:
+		d.Errorf(n, field, "a phase needs one shape: %s", joinList(PhaseKinds))
+		return
+	default:
+		d.Errorf(at(n, set[1]), field, "a phase has exactly one shape, found %d: %s; put each in its own list entry",
+			len(set), joinList(set))
 		return
 	}
 	shape := p.Kind()
@@ -138,7 +193,7 @@ func (p *Phase) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 	positive := func(key string, r Rate) {
 		if r <= 0 {
 			node, f := pos(key)
-			d.Errorf(node, f, "rate must be greater than 0 (use a pause phase for silence)")
+			d.Errorf(node, f, "must be more than 0/s (for silence use a pause phase)")
 		}
 	}
 	nonZero := func(key string, v Duration) {
@@ -159,9 +214,16 @@ func (p *Phase) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		}
 	case p.Step != nil:
 		s := p.Step
-		if s.Steps < 2 {
+		switch {
+		case s.Steps < 2:
 			node, f := pos("steps")
-			d.Errorf(node, f, "needs at least 2 steps, got %d", s.Steps)
+			d.Errorf(node, f, "must be at least 2, got %d (for one rate use a constant phase)", s.Steps)
+		case s.Steps > MaxSteps:
+			node, f := pos("steps")
+			d.Errorf(node, f, "must be at most %d, got %d (for a smooth change use a ramp phase)", MaxSteps, s.Steps)
+		case s.Each > 0 && s.Each > Duration(math.MaxInt64)/Duration(s.Steps):
+			node, f := pos("each")
+			d.Errorf(node, f, "%d steps of %s last longer than spate can schedule", s.Steps, s.Each)
 		}
 		nonZero("each", s.Each)
 		if s.From == 0 && s.To == 0 {
@@ -177,13 +239,13 @@ func (p *Phase) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		}
 		nonZero("for", s.For)
 		nonZero("hold", s.Hold)
-		burst := s.Rise + s.Hold + s.fall()
-		if burst > s.For {
+		burst, ok := addDurations(s.Rise, s.Hold, s.fall())
+		if !ok || burst > s.For {
 			node, f := pos("hold")
-			d.Errorf(node, f, "rise+hold+fall (%s) is longer than for (%s)", burst, s.For)
-		} else if s.At != nil && *s.At+burst > s.For {
+			d.Errorf(node, f, "the burst (rise %s + hold %s + fall %s) is longer than the phase (for: %s)", s.Rise, s.Hold, s.fall(), s.For)
+		} else if s.At != nil && *s.At > s.For-burst {
 			node, f := pos("at")
-			d.Errorf(node, f, "the burst starting at %s ends after the phase (for: %s)", *s.At, s.For)
+			d.Errorf(node, f, "the burst starting at %s lasts %s and ends after the phase (for: %s); start it at %s or earlier", *s.At, burst, s.For, s.For-burst)
 		}
 	case p.Max != nil:
 		nonZero("for", p.Max.For)
@@ -259,8 +321,12 @@ func (p *Phase) segments(idx int, start time.Duration, out []Segment) []Segment 
 		add(p.Ramp.For.D(), p.Ramp.From.PerSecond(), p.Ramp.To.PerSecond())
 	case p.Step != nil:
 		s := p.Step
-		for i := 0; i < s.Steps; i++ {
-			r := s.From.PerSecond() + (s.To.PerSecond()-s.From.PerSecond())*float64(i)/float64(s.Steps-1)
+		from, to := s.From.PerSecond(), s.To.PerSecond()
+		for i := 0; i < min(s.Steps, MaxSteps); i++ {
+			r := from + (to-from)*float64(i)/float64(max(s.Steps-1, 1))
+			if i == s.Steps-1 {
+				r = to // exactly, whatever the rounding above
+			}
 			add(s.Each.D(), r, r)
 		}
 	case p.Spike != nil:
@@ -311,24 +377,33 @@ func (p Profile) HasMax() bool {
 }
 
 // Scheduled returns how many messages the profile schedules before offset t
-// (max phases schedule none).
+// (max phases schedule none): the integral of the target rate from 0 to t.
+// Message k (counting from 0) is due when Scheduled reaches k, so exactly
+// ceil(Scheduled(t)) messages are due before t.
 func (p Profile) Scheduled(t time.Duration) float64 {
 	var n float64
 	for _, s := range p.Segments {
 		if t <= s.Start {
 			break
 		}
-		if s.Max {
-			continue
+		if t < s.Start+s.Dur {
+			return snap(n + s.countBefore(t-s.Start))
 		}
-		if end := s.Start + s.Dur; t >= end {
-			n += s.Count()
-		} else {
-			x := (t - s.Start).Seconds()
-			n += s.From*x + (s.To-s.From)/(2*s.Dur.Seconds())*x*x
-		}
+		n = snap(n + s.Count())
 	}
 	return n
+}
+
+// ends returns, for each segment, how many messages the profile schedules
+// before the segment's end, summed the way Scheduled sums them.
+func ends(segs []Segment) []float64 {
+	out := make([]float64, len(segs))
+	var n float64
+	for i, s := range segs {
+		n = snap(n + s.Count())
+		out[i] = n
+	}
+	return out
 }
 
 // RateAt returns the target rate at offset t, and false inside a max phase
@@ -346,20 +421,27 @@ func (p Profile) RateAt(t time.Duration) (float64, bool) {
 }
 
 // Schedule yields the intended send offsets of one producer's messages.
-// Message k of the whole profile (counting scheduled segments only) is due
-// when the profile has scheduled exactly k messages; producer i of n takes
-// k = i, i+n, i+2n, ... so that together the producers follow the profile
-// exactly. A Schedule is not safe for concurrent use; each producer owns one.
+// Message k of the whole profile (counting scheduled segments only, from 0)
+// is due when the profile has scheduled exactly k messages (see Scheduled);
+// producer i of n takes k = i, i+n, i+2n, ... so that together the producers
+// follow the profile exactly. Offsets never decrease. A Schedule is not safe
+// for concurrent use; each producer owns one.
 type Schedule struct {
 	segs      []Segment
+	ends      []float64 // ends[j]: messages scheduled before segs[j] ends
 	seg       int
-	before    float64 // messages scheduled before segs[seg]
-	next, inc int64   // next k, and the stride
+	next, inc int64 // next k, and the stride
 }
 
-// NewSchedule returns producer i's schedule of n producers.
+// beyond is a message number past any count a run could reach.
+const beyond = math.MaxInt64 / 2
+
+// NewSchedule returns producer i's schedule of n producers (0 <= i < n).
 func (p Profile) NewSchedule(i, n int) *Schedule {
-	return &Schedule{segs: p.Segments, next: int64(i), inc: int64(n)}
+	if n < 1 || i < 0 || i >= n {
+		panic("scenarios: NewSchedule needs 0 <= i < n")
+	}
+	return &Schedule{segs: p.Segments, ends: ends(p.Segments), next: int64(i), inc: int64(n)}
 }
 
 // Segment returns the segment the schedule is in, and false past the end.
@@ -370,32 +452,44 @@ func (s *Schedule) Segment() (Segment, bool) {
 	return s.segs[s.seg], true
 }
 
-// Skip moves past the current segment (used to leave a max phase).
+// Skip moves past the current segment (used to leave a max phase). This
+// producer's messages still due in a skipped scheduled segment are dropped.
 func (s *Schedule) Skip() {
-	if s.seg < len(s.segs) {
-		s.before += s.segs[s.seg].Count()
-		s.seg++
+	if s.seg >= len(s.segs) {
+		return
 	}
+	if end := math.Ceil(s.ends[s.seg]); end >= beyond {
+		s.next = beyond
+	} else if gap := int64(end) - s.next; gap > 0 {
+		// Move to the first of this producer's k at or past end.
+		if strides := (gap-1)/s.inc + 1; strides > (beyond-s.next)/s.inc {
+			s.next = beyond
+		} else {
+			s.next += strides * s.inc
+		}
+	}
+	s.seg++
 }
 
-// Next returns the intended offset of this producer's next message in the
-// current scheduled segment and advances; ok is false when the segment holds
-// no more of its messages (call Segment to see what comes next).
+// Next returns the intended offset of this producer's next message and
+// advances, moving on through scheduled segments as they run out. ok is false
+// when the schedule reaches a max segment or its end: call Segment to see
+// which, and Skip to leave a max segment.
 func (s *Schedule) Next() (due time.Duration, ok bool) {
 	for s.seg < len(s.segs) {
 		seg := s.segs[s.seg]
 		if seg.Max {
 			return 0, false
 		}
-		x := float64(s.next) - s.before
-		if x < seg.Count() {
-			s.next += s.inc
-			return seg.Start + seg.timeOf(x), true
+		if k := float64(s.next); k < s.ends[s.seg] {
+			before := 0.0
+			if s.seg > 0 {
+				before = s.ends[s.seg-1]
+			}
+			s.next = min(s.next, beyond-s.inc) + s.inc // no overflow, whatever n
+			return seg.Start + seg.timeOf(k-before), true
 		}
-		s.Skip()
-		if s.seg < len(s.segs) && s.segs[s.seg].Max {
-			return 0, false
-		}
+		s.seg++
 	}
 	return 0, false
 }

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,22 +33,62 @@ func (d *Duration) DecodeNode(dec *Decoder, n *yaml.Node, field string) {
 	*d = Duration(v)
 }
 
+// durationRE matches the syntax of a valid duration; one that matches and
+// still fails to parse is out of range.
+var durationRE = regexp.MustCompile(`^[0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h)([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))*$`)
+
+// durationUnits lists the units ParseDuration accepts, for messages.
+const durationUnits = "ns, us (or µs), ms, s, m, h"
+
+// durationUnitHints suggests a valid spelling for units people often try.
+var durationUnitHints = map[string]string{
+	"d": "days are not a unit; write hours, e.g. 72h", "day": "days are not a unit; write hours, e.g. 72h",
+	"days": "days are not a unit; write hours, e.g. 72h", "w": "weeks are not a unit; write hours, e.g. 168h",
+	"sec": `did you mean "s"?`, "secs": `did you mean "s"?`, "second": `did you mean "s"?`, "seconds": `did you mean "s"?`,
+	"min": `did you mean "m"?`, "mins": `did you mean "m"?`, "minute": `did you mean "m"?`, "minutes": `did you mean "m"?`,
+	"hr": `did you mean "h"?`, "hrs": `did you mean "h"?`, "hour": `did you mean "h"?`, "hours": `did you mean "h"?`,
+	"msec": `did you mean "ms"?`, "millis": `did you mean "ms"?`, "usec": `did you mean "us"?`, "nsec": `did you mean "ns"?`,
+}
+
 // ParseDuration parses s like time.ParseDuration but with messages that name
-// the valid units, and rejects negative durations.
+// the valid units, and rejects negative durations and bare numbers (whose
+// unit would be a guess).
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	compact := strings.Join(strings.Fields(s), "")
+	v, err := parseDuration(compact, s)
+	if err == nil && compact != s {
+		return 0, fmt.Errorf("duration %q must not contain spaces; write %s", s, compact)
+	}
+	return v, err
+}
+
+// parseDuration parses s, naming shown in messages.
+func parseDuration(s, shown string) (time.Duration, error) {
+	if s == "" {
+		return 0, fmt.Errorf("want a duration such as 250ms, 30s or 1m30s, got nothing")
+	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
-		return 0, fmt.Errorf("duration %q needs a unit, e.g. %ss (units: ns, us, ms, s, m, h)", s, s)
+		return 0, fmt.Errorf("duration %q needs a unit, e.g. %ss (units: %s)", shown, s, durationUnits)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		if strings.Contains(err.Error(), "unknown unit") {
-			return 0, fmt.Errorf("duration %q has an unknown unit (units: ns, us, ms, s, m, h)", s)
+		msg := err.Error()
+		if _, rest, ok := strings.Cut(msg, "unknown unit "); ok && strings.Contains(rest, " in duration") {
+			unit, _ := strconv.Unquote(rest[:strings.Index(rest, " in duration")])
+			hint := ""
+			if h, ok := durationUnitHints[strings.ToLower(unit)]; ok {
+				hint = " (" + h + ")"
+			}
+			return 0, fmt.Errorf("duration %q has an unknown unit %q%s; units: %s", shown, unit, hint, durationUnits)
 		}
-		return 0, fmt.Errorf("%q is not a duration such as 250ms, 30s or 1m30s", s)
+		if durationRE.MatchString(s) {
+			return 0, fmt.Errorf("duration %q is too long (at most 2562047h)", shown)
+		}
+		return 0, fmt.Errorf("%q is not a duration such as 250ms, 30s or 1m30s (units: %s)", shown, durationUnits)
 	}
 	if v < 0 {
-		return 0, fmt.Errorf("duration %q must not be negative", s)
+		return 0, fmt.Errorf("duration %q must not be negative", shown)
 	}
 	return v, nil
 }
@@ -80,19 +121,33 @@ func (r *Rate) DecodeNode(dec *Decoder, n *yaml.Node, field string) {
 	*r = Rate(v)
 }
 
-var rateUnits = map[string]float64{"s": 1, "m": 1.0 / 60, "h": 1.0 / 3600}
+// rateUnits maps a rate's unit to its length in seconds. Dividing by the
+// length (rather than multiplying by its reciprocal) keeps 60000/m exactly 1000/s.
+var rateUnits = map[string]float64{"s": 1, "m": 60, "h": 3600}
 
-// ParseRate parses "N/unit" with an optional k or M multiplier on N and
-// returns messages per second.
+// rateUnitHints maps spellings people try to the unit they meant.
+var rateUnitHints = map[string]string{
+	"sec": "s", "secs": "s", "second": "s", "seconds": "s",
+	"min": "m", "mins": "m", "minute": "m", "minutes": "m",
+	"hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+}
+
+// ParseRate parses "N/unit" with an optional k (thousand) or M (million)
+// multiplier on N and returns messages per second. Units are /s, /m and /h.
 func ParseRate(s string) (float64, error) {
 	s = strings.TrimSpace(s)
 	num, unit, ok := strings.Cut(s, "/")
 	if !ok {
 		return 0, fmt.Errorf("rate %q needs a unit, e.g. %s/s (units: /s, /m, /h)", s, s)
 	}
-	per, ok := rateUnits[strings.TrimSpace(unit)]
+	unit = strings.TrimSpace(unit)
+	per, ok := rateUnits[unit]
 	if !ok {
-		return 0, fmt.Errorf("rate %q has an unknown unit %q (units: /s, /m, /h)", s, "/"+unit)
+		hint := ""
+		if u, ok := rateUnitHints[strings.ToLower(unit)]; ok {
+			hint = fmt.Sprintf(" (did you mean %q?)", "/"+u)
+		}
+		return 0, fmt.Errorf("rate %q has an unknown unit %q%s; units: /s, /m, /h", s, "/"+unit, hint)
 	}
 	num = strings.TrimSpace(num)
 	mult := 1.0
@@ -104,12 +159,16 @@ func ParseRate(s string) (float64, error) {
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("rate %q is not a number per unit, e.g. 1000/s or 2.5k/s", s)
+		return 0, fmt.Errorf("rate %q is not a number per unit, e.g. 1000/s, 2.5k/s or 60/m", s)
 	}
 	if v < 0 {
 		return 0, fmt.Errorf("rate %q must not be negative", s)
 	}
-	return v * mult * per, nil
+	r := v * mult / per
+	if math.IsInf(r, 0) {
+		return 0, fmt.Errorf("rate %q is too large", s)
+	}
+	return r, nil
 }
 
 // Size is a non-negative number of bytes: 512, 512B, 4KiB, 1MB.
@@ -151,14 +210,17 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(v) {
 		return 0, fmt.Errorf("size %q is not a number of bytes with an optional unit (units: B, KB, KiB, MB, MiB, GB, GiB)", s)
 	}
 	if v < 0 {
 		return 0, fmt.Errorf("size %q must not be negative", s)
 	}
 	b := v * float64(mult)
-	if b != math.Trunc(b) || b > math.MaxInt64/2 {
+	if b > math.MaxInt64/2 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	if b != math.Trunc(b) {
 		return 0, fmt.Errorf("size %q is not a whole number of bytes", s)
 	}
 	return int64(b), nil

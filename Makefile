@@ -1,0 +1,25 @@
+# spate's everyday commands. `make test` is what CI runs (.ci/run).
+GO ?= go
+PKGS := ./...
+
+.PHONY: build test lint bench demo clean
+
+build: ## build bin/spate
+	$(GO) build -o bin/spate ./cmd/spate
+
+test: lint ## vet, format check, and every test with the race detector
+	$(GO) test -race -count=1 $(PKGS)
+
+lint: ## gofmt and go vet must be clean
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: ## benchmarks: harness throughput, tracker cost, pacer accuracy
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+demo: ## run the quickstart scenario
+	$(GO) run ./cmd/spate run examples/quickstart.yaml
+
+clean:
+	rm -rf bin spate-results

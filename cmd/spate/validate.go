@@ -1,0 +1,48 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spate-dev/spate/scenarios"
+)
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check scenario files and list every problem",
+		Long: `validate reads each scenario file and prints every problem it finds as
+file:line:col: field: message. It exits 2 when any file has a problem.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l := loader()
+			bad := 0
+			for _, file := range args {
+				if _, err := l.Load(file); err != nil {
+					bad++
+					printProblems(cmd, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", file)
+			}
+			if bad > 0 {
+				return &exitError{code: exitInvalid, err: fmt.Errorf("%d of %d files have problems", bad, len(args))}
+			}
+			return nil
+		},
+	}
+}
+
+// printProblems writes each problem of a Load error on its own line to stderr.
+func printProblems(cmd *cobra.Command, err error) {
+	var ps scenarios.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(cmd.ErrOrStderr(), p.Error())
+		}
+		return
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), err)
+}

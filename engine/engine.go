@@ -1,0 +1,416 @@
+// Package engine runs one scenario: it opens the driver, starts consumers and
+// producers, paces messages on the scenario's open-model schedule, feeds
+// outcomes and deliveries to the tracker, closes intervals, drains, and
+// returns the results with thresholds evaluated. It never prints; progress
+// goes to a callback and logs to a slog.Logger the caller provides.
+package engine
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/stamp"
+	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
+)
+
+// Option configures Run.
+type Option func(*config)
+
+type config struct {
+	kinds    map[string]drivers.Kind
+	log      *slog.Logger
+	progress func(Progress)
+	runID    uint64
+}
+
+// WithDrivers makes driver kinds available to scenarios.
+func WithDrivers(kinds ...drivers.Kind) Option {
+	return func(c *config) {
+		for _, k := range kinds {
+			c.kinds[k.Name] = k
+		}
+	}
+}
+
+// WithLogger sends the run's log lines to l (default: discarded).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithProgress calls fn at the end of every report interval, from one
+// goroutine; fn must return quickly.
+func WithProgress(fn func(Progress)) Option { return func(c *config) { c.progress = fn } }
+
+// WithRunID fixes the run id (default: random), e.g. to resume accounting.
+func WithRunID(id uint64) Option { return func(c *config) { c.runID = id } }
+
+// Progress is a run's state at the end of an interval.
+type Progress struct {
+	Elapsed, Total time.Duration // Total is the traffic duration
+	Draining       bool
+	Phase          string  // name or kind of the current phase
+	TargetRate     float64 // messages/s now; 0 in max and pause phases
+	Interval       report.Interval
+	Live           report.Counts
+	InFlight       int64 // sent, outcome not yet reported
+}
+
+// InterruptDrain bounds the drain after the run is interrupted.
+const InterruptDrain = 3 * time.Second
+
+// lateGrace is how far behind its schedule a producer may still send once
+// the traffic has ended; messages it has not sent by then count as unsent.
+const lateGrace = time.Second
+
+// maxBatch bounds the messages handed to a producer in one Send.
+const maxBatch = 1024
+
+// closeTimeout bounds stopping consumers and closing the driver.
+const closeTimeout = 15 * time.Second
+
+// Run executes sc and returns its results. Cancelling ctx interrupts the run:
+// traffic stops, a short drain follows, and the results are marked
+// interrupted. Results are returned whenever traffic started, together with
+// a non-nil error if the run failed at runtime (the driver could not be
+// opened, a producer or consumer broke).
+func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.Results, error) {
+	c := config{kinds: map[string]drivers.Kind{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.runID == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		c.runID = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	kind, ok := c.kinds[sc.Driver.Kind]
+	if !ok {
+		return nil, fmt.Errorf("driver %q is not built into this spate", sc.Driver.Kind)
+	}
+	r := &run{config: c, sc: sc, prof: sc.Profile()}
+	return r.execute(ctx, kind)
+}
+
+type run struct {
+	config
+	sc      *scenarios.Scenario
+	prof    scenarios.Profile
+	base    time.Time
+	baseNS  int64
+	tracker *report.Tracker
+	loops   []*producerLoop
+
+	errMu       sync.Mutex
+	err         error
+	stopTraffic context.CancelFunc
+
+	intervals []report.IntervalResult
+}
+
+// now is the run clock in Unix nanoseconds: wall time at the start plus
+// monotonic time since, so NTP steps during a run do not bend latencies.
+func (r *run) now() int64 { return r.baseNS + int64(time.Since(r.base)) }
+
+func (r *run) elapsed() time.Duration { return time.Since(r.base) }
+
+// fail records the first runtime error and stops the traffic.
+func (r *run) fail(err error) {
+	r.errMu.Lock()
+	if r.err == nil {
+		r.err = err
+		r.log.Error("run failed", "err", err)
+	}
+	r.errMu.Unlock()
+	r.stopTraffic()
+}
+
+func (r *run) failure() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.err
+}
+
+func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, error) {
+	sc := r.sc
+	env := drivers.Env{
+		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers, Log: r.log,
+	}
+	r.log.Info("opening driver", "driver", kind.Name, "run", stamp.RunIDString(r.runID))
+	drv, err := kind.Open(ctx, sc.Driver.Options, env)
+	if err != nil {
+		return nil, fmt.Errorf("open %s driver: %w", kind.Name, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := drv.Close(cctx); err != nil {
+			r.log.Warn("closing driver", "err", err)
+		}
+	}()
+
+	consumers := make([]drivers.Consumer, sc.Consumers)
+	for i := range consumers {
+		if consumers[i], err = drv.NewConsumer(ctx, i); err != nil {
+			return nil, fmt.Errorf("consumer %d: %w", i, err)
+		}
+	}
+	r.loops = make([]*producerLoop, sc.Producers)
+	for i := range r.loops {
+		pl := newProducerLoop(r, i)
+		if pl.prod, err = drv.NewProducer(ctx, i, pl.ack); err != nil {
+			r.closeProducers(context.Background())
+			return nil, fmt.Errorf("producer %d: %w", i, err)
+		}
+		r.loops[i] = pl
+	}
+
+	// The clock starts now: schedule offsets and intervals are relative to it.
+	r.base = time.Now()
+	r.baseNS = r.base.UnixNano()
+	r.tracker = report.NewTracker(r.runID, sc.Producers, r.baseNS)
+	res := &report.Results{
+		SchemaVersion: report.SchemaVersion,
+		Scenario:      sc.Name,
+		File:          sc.File,
+		Description:   sc.Description,
+		Driver:        kind.Name,
+		RunID:         stamp.RunIDString(r.runID),
+		StartedAt:     r.base.UTC(),
+		Producers:     sc.Producers,
+		Consumers:     sc.Consumers,
+	}
+
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	r.stopTraffic = stopTraffic
+
+	consumeCtx, stopConsumers := context.WithCancel(context.Background())
+	defer stopConsumers()
+	var consumersDone sync.WaitGroup
+	for i, cons := range consumers {
+		consumersDone.Add(1)
+		go func() {
+			defer consumersDone.Done()
+			err := cons.Consume(consumeCtx, func(batch []drivers.Delivery) {
+				r.tracker.Received(batch, r.now())
+			})
+			switch {
+			case err != nil && consumeCtx.Err() == nil:
+				r.fail(fmt.Errorf("consumer %d: %w", i, err))
+			case err == nil && consumeCtx.Err() == nil:
+				r.fail(fmt.Errorf("consumer %d stopped on its own", i))
+			}
+		}()
+	}
+
+	ticks := r.startTicker()
+
+	r.log.Info("traffic started", "duration", r.prof.Duration, "producers", sc.Producers, "consumers", sc.Consumers)
+	var pacers sync.WaitGroup
+	for _, pl := range r.loops {
+		pacers.Add(1)
+		go func() {
+			defer pacers.Done()
+			if err := pl.run(trafficCtx); err != nil {
+				r.fail(fmt.Errorf("producer %d: %w", pl.id, err))
+			}
+		}()
+	}
+	pacers.Wait()
+	trafficEnd := r.elapsed()
+	atTrafficEnd := r.tracker.Live()
+	interrupted := ctx.Err() != nil && r.failure() == nil
+	r.log.Info("traffic ended", "after", trafficEnd.Round(time.Millisecond), "interrupted", interrupted)
+
+	drain := sc.DrainTimeout()
+	if interrupted {
+		drain = min(drain, InterruptDrain)
+	}
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
+	r.closeProducers(drainCtx)
+	r.waitDrained(drainCtx)
+	cancelDrain()
+	drainEnd := r.elapsed()
+
+	stopConsumers()
+	if !waitTimeout(&consumersDone, closeTimeout) {
+		r.fail(errors.New("a consumer did not stop within " + closeTimeout.String()))
+	}
+	ticks.stop()
+
+	var unsent int64
+	for _, pl := range r.loops {
+		unsent += pl.unsent
+	}
+	res.Counts.Unsent = unsent
+	if err := res.SetSummary(r.tracker.Summary()); err != nil {
+		r.fail(err)
+	}
+	res.TrafficS = trafficEnd.Seconds()
+	res.DrainS = (drainEnd - trafficEnd).Seconds()
+	res.DurationS = drainEnd.Seconds()
+	res.Interrupted = interrupted
+	res.Intervals = r.intervals
+	if secs := trafficEnd.Seconds(); secs > 0 {
+		if !r.prof.HasMax() {
+			target := r.prof.Scheduled(min(trafficEnd, r.prof.Duration)) / secs
+			res.Rate.TargetMean = &target
+		}
+		res.Rate.AchievedMean = float64(atTrafficEnd.Received) / secs
+		res.Rate.SentMean = float64(atTrafficEnd.Sent) / secs
+		res.Rate.AckedMean = float64(atTrafficEnd.Acked) / secs
+	}
+	if sr, ok := drv.(drivers.StatsReporter); ok {
+		res.DriverStats = sr.Stats()
+	}
+	res.Evaluate(sc.Thresholds)
+	err = r.failure()
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if err != nil || interrupted {
+		res.Verdict = report.Fail // an incomplete run never passes
+	}
+	return res, err
+}
+
+func (r *run) closeProducers(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, pl := range r.loops {
+		if pl == nil || pl.prod == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pl.prod.Close(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("closing producer", "producer", pl.id, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// waitDrained returns when every acked message has been received, or ctx ends.
+func (r *run) waitDrained(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for r.tracker.Backlog() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// ticker closes an interval every report interval until stopped, then a last one.
+type ticker struct {
+	quit chan struct{}
+	done chan struct{}
+}
+
+func (r *run) startTicker() *ticker {
+	t := &ticker{quit: make(chan struct{}), done: make(chan struct{})}
+	every := r.sc.Report.Interval.D()
+	go func() {
+		defer close(t.done)
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for {
+			select {
+			case <-tk.C:
+				r.tick(false)
+			case <-t.quit:
+				r.tick(true)
+				return
+			}
+		}
+	}()
+	return t
+}
+
+func (t *ticker) stop() {
+	close(t.quit)
+	<-t.done
+}
+
+func (r *run) tick(last bool) {
+	iv := r.tracker.Tick(r.now(), nil)
+	if last && iv.End <= iv.Start {
+		return
+	}
+	ir := report.IntervalResult{
+		StartS:    iv.Start.Seconds(),
+		EndS:      iv.End.Seconds(),
+		Counts:    iv.Counts,
+		Backlog:   iv.Backlog,
+		LatencyUS: iv.Latency,
+	}
+	if target, ok := r.targetOver(iv.Start, iv.End); ok {
+		ir.TargetRate = &target
+	}
+	r.intervals = append(r.intervals, ir)
+	if r.progress != nil {
+		p := Progress{
+			Elapsed:  iv.End,
+			Total:    r.prof.Duration,
+			Draining: iv.End > r.prof.Duration,
+			Interval: iv,
+			Live:     r.tracker.Live(),
+		}
+		if seg, ok := r.segmentAt(iv.End); ok {
+			p.Phase = r.sc.Traffic[seg.Phase].Name
+			if p.Phase == "" {
+				p.Phase = r.sc.Traffic[seg.Phase].Kind()
+			}
+			p.TargetRate, _ = r.prof.RateAt(iv.End)
+		}
+		for _, pl := range r.loops {
+			p.InFlight += pl.inflight.Load()
+		}
+		r.progress(p)
+	}
+}
+
+// targetOver is the mean scheduled rate in [from, to), unless a max phase
+// overlaps it.
+func (r *run) targetOver(from, to time.Duration) (float64, bool) {
+	if to <= from {
+		return 0, false
+	}
+	for _, s := range r.prof.Segments {
+		if s.Max && s.Start < to && s.Start+s.Dur > from {
+			return 0, false
+		}
+	}
+	n := r.prof.Scheduled(to) - r.prof.Scheduled(from)
+	return n / (to - from).Seconds(), true
+}
+
+func (r *run) segmentAt(t time.Duration) (scenarios.Segment, bool) {
+	for _, s := range r.prof.Segments {
+		if t >= s.Start && t < s.Start+s.Dur {
+			return s, true
+		}
+	}
+	return scenarios.Segment{}, false
+}

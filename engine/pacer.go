@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/scenarios"
+)
+
+// producerLoop paces one producer. The schedule is open: each message has an
+// intended time fixed in advance, and when the producer falls behind it sends
+// everything already due at once rather than slowing the schedule down, so
+// the latency clock (which starts at the intended time) sees every stall.
+type producerLoop struct {
+	r        *run
+	id       int
+	prod     drivers.Producer
+	sched    *scenarios.Schedule
+	comp     *composer
+	seq      uint64       // next sequence number
+	inflight atomic.Int64 // sent, outcome not yet reported
+	wake     chan struct{}
+	timer    *time.Timer
+	batch    []drivers.Message
+	dues     []int64
+	unsent   int64 // scheduled but never sent (interrupted or hopelessly late)
+}
+
+func newProducerLoop(r *run, id int) *producerLoop {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &producerLoop{
+		r:     r,
+		id:    id,
+		sched: r.prof.NewSchedule(id, r.sc.Producers),
+		comp:  newComposer(r.sc, r.runID, id),
+		wake:  make(chan struct{}, 1),
+		timer: t,
+		batch: make([]drivers.Message, 0, maxBatch),
+		dues:  make([]int64, 0, maxBatch),
+	}
+}
+
+// ack is the producer's AckFunc.
+func (pl *producerLoop) ack(results []drivers.Result) {
+	pl.r.tracker.Acked(results, pl.r.now())
+	pl.inflight.Add(-int64(len(results)))
+	select {
+	case pl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends the producer's share of the schedule until it ends or ctx is done.
+func (pl *producerLoop) run(ctx context.Context) error {
+	due, ok := pl.sched.Next()
+	for {
+		if !ok {
+			seg, more := pl.sched.Segment()
+			if !more {
+				return nil
+			}
+			if seg.Max {
+				if err := pl.runMax(ctx, seg); err != nil {
+					return err
+				}
+			}
+			pl.sched.Skip()
+			due, ok = pl.sched.Next()
+			continue
+		}
+		if pl.sleepUntil(ctx, due) != nil {
+			pl.countUnsent(due, pl.r.elapsed())
+			return nil
+		}
+		now := pl.r.elapsed()
+		if now > pl.r.prof.Duration+lateGrace {
+			pl.countUnsent(due, pl.r.prof.Duration+lateGrace)
+			return nil
+		}
+		pl.dues = pl.dues[:0]
+		for ok && due <= now && len(pl.dues) < maxBatch {
+			pl.dues = append(pl.dues, pl.r.baseNS+int64(due))
+			due, ok = pl.sched.Next()
+		}
+		if err := pl.send(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// send composes and sends the messages whose intended times are in pl.dues.
+func (pl *producerLoop) send(ctx context.Context) error {
+	pl.batch = pl.comp.compose(pl.batch[:0], pl.seq, pl.dues)
+	pl.seq += uint64(len(pl.batch))
+	pl.r.tracker.Sent(uint32(pl.id), pl.seq)
+	setSent(pl.batch, pl.r.now())
+	pl.inflight.Add(int64(len(pl.batch)))
+	if err := pl.prod.Send(ctx, pl.batch); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// sleepUntil waits until the run clock reaches due, or ctx is done.
+func (pl *producerLoop) sleepUntil(ctx context.Context, due time.Duration) error {
+	d := due - pl.r.elapsed()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	pl.timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		pl.timer.Stop()
+		return ctx.Err()
+	case <-pl.timer.C:
+		return nil
+	}
+}
+
+// countUnsent counts the scheduled messages due before limit that will not
+// be sent, starting with due.
+func (pl *producerLoop) countUnsent(due, limit time.Duration) {
+	ok := true
+	for ok && due < limit {
+		pl.unsent++
+		due, ok = pl.sched.Next()
+		for !ok {
+			if seg, more := pl.sched.Segment(); !more || !seg.Max {
+				break
+			}
+			pl.sched.Skip()
+			due, ok = pl.sched.Next()
+		}
+	}
+}
+
+// runMax sends as fast as outcomes come back, keeping this producer's share
+// of the phase's in-flight window full, until the phase ends.
+func (pl *producerLoop) runMax(ctx context.Context, seg scenarios.Segment) error {
+	n := pl.r.sc.Producers
+	window := int64(seg.InFlight / n)
+	if pl.id < seg.InFlight%n {
+		window++
+	}
+	window = max(window, 1)
+	end := seg.Start + seg.Dur
+	for {
+		el := pl.r.elapsed()
+		if ctx.Err() != nil || el >= end {
+			return nil
+		}
+		room := window - pl.inflight.Load()
+		if room <= 0 {
+			pl.timer.Reset(end - el)
+			select {
+			case <-ctx.Done():
+			case <-pl.wake:
+			case <-pl.timer.C:
+			}
+			pl.timer.Stop()
+			continue
+		}
+		now := pl.r.now()
+		pl.dues = pl.dues[:0]
+		for i := int64(0); i < min(room, maxBatch); i++ {
+			pl.dues = append(pl.dues, now)
+		}
+		if err := pl.send(ctx); err != nil {
+			return err
+		}
+	}
+}
