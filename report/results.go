@@ -245,6 +245,8 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		return float64(c.Reordered), true, nil
 	case "redelivered":
 		return float64(c.Redelivered), true, nil
+	case "dead_lettered":
+		return float64(c.DeadLettered), true, nil
 	case "foreign":
 		return float64(c.Foreign), true, nil
 	case "malformed":

@@ -5,7 +5,6 @@
 package report
 
 import (
-	"encoding/binary"
 	"sync"
 	"time"
 
@@ -60,6 +59,7 @@ type Counts struct {
 	UnconfirmedDelivered int64 `json:"unconfirmed_delivered"`
 	Reordered            int64 `json:"reordered"`
 	Redelivered          int64 `json:"redelivered"`
+	DeadLettered         int64 `json:"dead_lettered"`
 	Foreign              int64 `json:"foreign"`
 	Malformed            int64 `json:"malformed"`
 	Clamped              int64 `json:"clamped_latencies,omitempty"`
@@ -166,7 +166,7 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 	t.mu.Lock()
 	for i := range batch {
 		d := &batch[i]
-		runID, producer, seq, intended, sent, ok := parseStamp(d.Stamp)
+		runID, producer, seq, intended, sent, ok := stamp.Fields(d.Stamp)
 		switch {
 		case !ok:
 			t.live.Malformed++
@@ -187,6 +187,9 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 			continue
 		}
 		t.live.Received++
+		if d.DeadLetter {
+			t.live.DeadLettered++
+		}
 		if p.acked.has(seq) {
 			t.receivedAcked++
 		}
@@ -204,30 +207,6 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 		t.record(1, now-sent)
 	}
 	t.mu.Unlock()
-}
-
-// stampVersion is the stamp format parseStamp reads.
-const stampVersion = 1
-
-// parseStamp decodes the fields the tracker needs from an encoded stamp. It
-// accepts exactly what stamp.Parse accepts and decodes the same values
-// (TestParseStampMatchesStamp checks both), but returns the fields in
-// registers: stamp.Parse's struct result costs a store-forwarding stall
-// that made it half of the receive path.
-func parseStamp(b []byte) (runID uint64, producer uint32, seq uint64, intended, sent int64, ok bool) {
-	if len(b) < stamp.Size {
-		return 0, 0, 0, 0, 0, false
-	}
-	b = b[:stamp.Size]
-	if b[0] != 'S' || b[1] != 'P' || b[2] != stampVersion {
-		return 0, 0, 0, 0, 0, false
-	}
-	return binary.LittleEndian.Uint64(b[8:16]),
-		binary.LittleEndian.Uint32(b[4:8]),
-		binary.LittleEndian.Uint64(b[16:24]),
-		int64(binary.LittleEndian.Uint64(b[24:32])),
-		int64(binary.LittleEndian.Uint64(b[32:40])),
-		true
 }
 
 // record adds a latency in nanoseconds to kind k's current histogram.
@@ -313,7 +292,8 @@ func diff(a, b Counts) Counts {
 		Sent: a.Sent - b.Sent, Acked: a.Acked - b.Acked, Failed: a.Failed - b.Failed,
 		Received: a.Received - b.Received, Duplicates: a.Duplicates - b.Duplicates,
 		Reordered: a.Reordered - b.Reordered, Redelivered: a.Redelivered - b.Redelivered,
-		Foreign: a.Foreign - b.Foreign, Malformed: a.Malformed - b.Malformed,
+		DeadLettered: a.DeadLettered - b.DeadLettered,
+		Foreign:      a.Foreign - b.Foreign, Malformed: a.Malformed - b.Malformed,
 		Clamped: a.Clamped - b.Clamped, Negative: a.Negative - b.Negative,
 	}
 }

@@ -327,6 +327,9 @@ func WriteText(w io.Writer, r *Results) error {
 	row("unconfirmed_delivered", c.UnconfirmedDelivered, c.Received, "received")
 	row("reordered", c.Reordered, c.Received, "received")
 	row("redelivered", c.Redelivered, c.Received+c.Duplicates, "deliveries")
+	if c.DeadLettered > 0 {
+		row("dead_lettered", c.DeadLettered, c.Received, "received")
+	}
 	for _, x := range []struct {
 		name string
 		n    int64

@@ -484,7 +484,7 @@ thresholds:
   - losses == 0
 `,
 			want: []string{
-				"s.yaml:5:5: thresholds[0]: unknown metric \"losses\" (did you mean \"loss\"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
+				"s.yaml:5:5: thresholds[0]: unknown metric \"losses\" (did you mean \"loss\"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
 			},
 		},
 		{

@@ -50,10 +50,11 @@ var LatencyStats = []string{"min", "mean", "max"}
 // "loss" is another name for "lost".
 var CountMetrics = []string{
 	"sent", "acked", "failed", "unconfirmed", "unsent", "received", "duplicates",
-	"lost", "loss", "unconfirmed_delivered", "reordered", "redelivered", "foreign", "malformed",
+	"lost", "loss", "unconfirmed_delivered", "reordered", "redelivered", "dead_lettered", "foreign", "malformed",
 }
 
-// RatioMetrics can be suffixed with .ratio; see Ratio for their denominators.
+// RatioMetrics can be suffixed with .ratio; report.Results.Metric and
+// scenarios/README.md give their denominators.
 var RatioMetrics = []string{"lost", "loss", "duplicates", "reordered", "failed", "unconfirmed_delivered"}
 
 // RateMetrics are per-second rates over the traffic duration.
