@@ -88,7 +88,7 @@ report: {interval: 1s}
 				worst = math.Max(worst, math.Abs(float64(iv.Counts.Sent)-want)/want)
 			}
 			b.ReportMetric(100*worst, "worst-interval-dev-%")
-			b.ReportMetric(100*math.Abs(res.Rate.SentMean / *res.Rate.TargetMean-1), "total-dev-%")
+			b.ReportMetric(100*math.Abs(res.Rate.SentMean / *res.Rate.TargetMean - 1), "total-dev-%")
 		})
 	}
 }

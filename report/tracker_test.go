@@ -511,7 +511,7 @@ func addCounts(a, b Counts) Counts {
 		Lost: a.Lost + b.Lost, UnconfirmedDelivered: a.UnconfirmedDelivered + b.UnconfirmedDelivered,
 		Reordered: a.Reordered + b.Reordered, Redelivered: a.Redelivered + b.Redelivered,
 		DeadLettered: a.DeadLettered + b.DeadLettered,
-		Foreign: a.Foreign + b.Foreign, Malformed: a.Malformed + b.Malformed,
+		Foreign:      a.Foreign + b.Foreign, Malformed: a.Malformed + b.Malformed,
 		Clamped: a.Clamped + b.Clamped, Negative: a.Negative + b.Negative,
 	}
 }
