@@ -185,6 +185,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		StartedAt:     r.base.UTC(),
 		Producers:     sc.Producers,
 		Consumers:     sc.Consumers,
+		Chaos:         []report.FaultResult{},
 	}
 
 	trafficCtx, stopTraffic := context.WithCancel(ctx)

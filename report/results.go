@@ -94,6 +94,33 @@ type IntervalResult struct {
 	LatencyUS  LatencySet `json:"latency_us"`
 }
 
+// FaultResult is one chaos action as it happened: when it ran, whether it
+// worked, and the traffic's figures inside its window and after it.
+type FaultResult struct {
+	Action string  `json:"action"`
+	Target string  `json:"target,omitempty"`
+	StartS float64 `json:"start_s"` // offset from the start of the traffic
+	EndS   float64 `json:"end_s"`   // when it was reverted; equal to start_s for a point event
+	OK     bool    `json:"ok"`
+	Error  string  `json:"error,omitempty"`
+	// Details are the action's own facts: injected counts, command output,
+	// the broker restarted, ...
+	Details map[string]any `json:"details,omitempty"`
+	// Window holds e2e latency of messages received inside [start_s, end_s].
+	WindowLatencyUS *LatencySummary `json:"window_latency_us,omitempty"`
+	// LostInWindow and DuplicatesInWindow count messages whose send time
+	// falls inside the window.
+	LostInWindow       int64 `json:"lost_in_window"`
+	DuplicatesInWindow int64 `json:"duplicates_in_window"`
+	// PeakBacklog is the largest backlog (acked, not yet received) from the
+	// fault's start until it recovered.
+	PeakBacklog int64 `json:"peak_backlog"`
+	// RecoveryS is the time from the fault's end until e2e p99 over a sliding
+	// second is back within 1.5× the pre-fault baseline and the backlog has
+	// drained; null when it did not recover before the run ended.
+	RecoveryS *float64 `json:"recovery_s"`
+}
+
 // Results is what a run found; it is written as results.json.
 type Results struct {
 	SchemaVersion int       `json:"schema_version"`
@@ -119,6 +146,9 @@ type Results struct {
 	// Examples names up to MaxExamples messages behind failed checks.
 	Examples  []Example        `json:"examples,omitempty"`
 	Intervals []IntervalResult `json:"intervals"`
+	// Chaos lists every fault the scenario injected, as it happened, with
+	// what it did to the traffic.
+	Chaos []FaultResult `json:"chaos"`
 	// DriverStats are the driver's own figures (e.g. the memory broker's
 	// ground truth of what it dropped and duplicated).
 	DriverStats map[string]int64 `json:"driver_stats,omitempty"`
