@@ -102,3 +102,34 @@ type Crasher interface {
 	// consumer's connections without any clean shutdown.
 	Crash()
 }
+
+// Ability names, as AbilityLister reports them.
+const (
+	AbilityBrokerRestart = "broker-restart" // the driver implements BrokerRestarter
+	AbilityLeaderMove    = "leader-move"    // LeaderMover
+	AbilityProtocolError = "protocol-error" // ProtocolFaulter
+	AbilityConsumerCrash = "consumer-crash" // its consumers implement Crasher
+	AbilityDial          = "dial"           // it opens every connection through Env.Dial
+)
+
+// AbilityLister is implemented by a driver's options value (what
+// Kind.Options returns) to say, before the driver opens, which abilities a
+// driver so configured will have. Scenario validation uses it to reject a
+// fault the driver cannot perform, with the reason.
+type AbilityLister interface {
+	Abilities() []string
+}
+
+// HasAbility reports whether options (a Kind.Options result) lists ability.
+func HasAbility(options any, ability string) bool {
+	l, ok := options.(AbilityLister)
+	if !ok {
+		return false
+	}
+	for _, a := range l.Abilities() {
+		if a == ability {
+			return true
+		}
+	}
+	return false
+}

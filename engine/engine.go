@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
 	"github.com/spate-dev/spate/report"
@@ -30,6 +33,7 @@ type config struct {
 	log      *slog.Logger
 	progress func(Progress)
 	runID    uint64
+	hists    func(kind string, start, end time.Time, h *hdr.Histogram)
 }
 
 // WithDrivers makes driver kinds available to scenarios.
@@ -48,6 +52,16 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // goroutine; fn must return quickly.
 func WithProgress(fn func(Progress)) Option { return func(c *config) { c.progress = fn } }
 
+// WithIntervalHistograms calls fn at the end of every report interval with
+// each latency kind's histogram of that interval (report.E2E, report.Service,
+// report.Publish; microseconds), and the interval's start and end, e.g. to
+// write HdrHistogram interval logs as the run goes. fn is called from one
+// goroutine, before the progress callback of the same interval; h is valid
+// only until fn returns.
+func WithIntervalHistograms(fn func(kind string, start, end time.Time, h *hdr.Histogram)) Option {
+	return func(c *config) { c.hists = fn }
+}
+
 // WithRunID fixes the run id (default: random), e.g. to resume accounting.
 func WithRunID(id uint64) Option { return func(c *config) { c.runID = id } }
 
@@ -60,6 +74,9 @@ type Progress struct {
 	Interval       report.Interval
 	Live           report.Counts
 	InFlight       int64 // sent, outcome not yet reported
+	// ActiveFaults names the chaos actions in effect at Elapsed, in the
+	// order they started (empty when none is).
+	ActiveFaults []string
 }
 
 // InterruptDrain bounds the drain after the run is interrupted.
@@ -100,18 +117,22 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.R
 
 type run struct {
 	config
-	sc      *scenarios.Scenario
-	prof    scenarios.Profile
-	base    time.Time
-	baseNS  int64
-	tracker *report.Tracker
-	loops   []*producerLoop
+	sc        *scenarios.Scenario
+	prof      scenarios.Profile
+	base      time.Time
+	baseNS    int64
+	tracker   *report.Tracker
+	loops     []*producerLoop
+	consumers *consumerSet
+	chaos     *chaos.Runner // nil without faults
+	dup       dupState
 
 	errMu       sync.Mutex
 	err         error
 	stopTraffic context.CancelFunc
 
 	intervals []report.IntervalResult
+	lastTick  int64 // Unix ns of the previous tick (the run's start at first)
 }
 
 // now is the run clock in Unix nanoseconds: wall time at the start plus
@@ -139,8 +160,11 @@ func (r *run) failure() error {
 
 func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, error) {
 	sc := r.sc
+	r.chaos = chaos.NewRunner(sc)
+	defer r.chaos.Stop() // faults are reverted however the run ends
 	env := drivers.Env{
 		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers, Log: r.log,
+		Dial: r.chaos.Dial(),
 	}
 	r.log.Info("opening driver", "driver", kind.Name, "run", stamp.RunIDString(r.runID))
 	drv, err := kind.Open(ctx, sc.Driver.Options, env)
@@ -175,6 +199,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	r.base = time.Now()
 	r.baseNS = r.base.UnixNano()
 	r.tracker = report.NewTracker(r.runID, sc.Producers, r.baseNS)
+	r.lastTick = r.baseNS
 	res := &report.Results{
 		SchemaVersion: report.SchemaVersion,
 		Scenario:      sc.Name,
@@ -194,24 +219,15 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 
 	consumeCtx, stopConsumers := context.WithCancel(context.Background())
 	defer stopConsumers()
-	var consumersDone sync.WaitGroup
-	for i, cons := range consumers {
-		consumersDone.Add(1)
-		go func() {
-			defer consumersDone.Done()
-			err := cons.Consume(consumeCtx, func(batch []drivers.Delivery) {
-				r.tracker.Received(batch, r.now())
-			})
-			switch {
-			case err != nil && consumeCtx.Err() == nil:
-				r.fail(fmt.Errorf("consumer %d: %w", i, err))
-			case err == nil && consumeCtx.Err() == nil:
-				r.fail(fmt.Errorf("consumer %d stopped on its own", i))
-			}
-		}()
-	}
+	r.consumers = newConsumerSet(r, drv, consumeCtx, consumers)
 
 	ticks := r.startTicker()
+	if r.chaos != nil {
+		r.tracker.EnableSlices()
+		slices := r.startSlices()
+		defer slices.stop()
+		r.chaos.Start(ctx, &chaos.Env{Driver: drv, Consumers: r.consumers, Producers: r, Log: r.log}, r.tracker, r.elapsed)
+	}
 
 	r.log.Info("traffic started", "duration", r.prof.Duration, "producers", sc.Producers, "consumers", sc.Consumers)
 	var pacers sync.WaitGroup
@@ -231,7 +247,8 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	r.log.Info("traffic ended", "after", trafficEnd.Round(time.Millisecond), "interrupted", interrupted)
 
 	drain := sc.DrainTimeout()
-	if interrupted {
+	if interrupted || r.failure() != nil {
+		r.chaos.Stop() // take every fault back before the short drain
 		drain = min(drain, InterruptDrain)
 	}
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
@@ -240,8 +257,8 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	cancelDrain()
 	drainEnd := r.elapsed()
 
-	stopConsumers()
-	if !waitTimeout(&consumersDone, closeTimeout) {
+	r.chaos.Stop()
+	if !r.consumers.stopAll(stopConsumers, closeTimeout) {
 		r.fail(errors.New("a consumer did not stop within " + closeTimeout.String()))
 	}
 	ticks.stop()
@@ -259,6 +276,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	res.DurationS = drainEnd.Seconds()
 	res.Interrupted = interrupted
 	res.Intervals = r.intervals
+	res.Chaos = r.chaos.Results()
 	if secs := trafficEnd.Seconds(); secs > 0 {
 		if !r.prof.HasMax() {
 			target := r.prof.Scheduled(min(trafficEnd, r.prof.Duration)) / secs
@@ -355,7 +373,14 @@ func (t *ticker) stop() {
 }
 
 func (r *run) tick(last bool) {
-	iv := r.tracker.Tick(r.now(), nil)
+	now := r.now()
+	var visit func(string, *hdr.Histogram)
+	if r.hists != nil {
+		from, to := time.Unix(0, r.lastTick), time.Unix(0, now)
+		visit = func(kind string, h *hdr.Histogram) { r.hists(kind, from, to, h) }
+	}
+	iv := r.tracker.Tick(now, visit)
+	r.lastTick = now
 	if last && iv.End <= iv.Start {
 		return
 	}
@@ -388,6 +413,7 @@ func (r *run) tick(last bool) {
 		for _, pl := range r.loops {
 			p.InFlight += pl.inflight.Load()
 		}
+		p.ActiveFaults = r.chaos.Active()
 		r.progress(p)
 	}
 }

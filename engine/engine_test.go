@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/memory"
 	"github.com/spate-dev/spate/engine"
@@ -18,6 +19,9 @@ func load(t *testing.T, yaml string, extra ...drivers.Kind) *scenarios.Scenario 
 	l := &scenarios.Loader{}
 	for _, k := range append([]drivers.Kind{memory.Kind}, extra...) {
 		l.Driver(k.Name, k.Options)
+	}
+	for _, a := range chaos.Actions() {
+		l.Action(a.Name, a.Decode)
 	}
 	sc, err := l.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {

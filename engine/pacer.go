@@ -97,6 +97,7 @@ func (pl *producerLoop) send(ctx context.Context) error {
 	pl.seq += uint64(len(pl.batch))
 	pl.r.tracker.Sent(uint32(pl.id), pl.seq)
 	setSent(pl.batch, pl.r.now())
+	pl.batch = pl.addDuplicates(pl.batch)
 	pl.inflight.Add(int64(len(pl.batch)))
 	if err := pl.prod.Send(ctx, pl.batch); err != nil && ctx.Err() == nil {
 		return err

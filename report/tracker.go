@@ -87,6 +87,14 @@ type Tracker struct {
 	// the current one. Summary adds the two.
 	total, cur latencies
 
+	// Chaos support (spans.go): every span opened, those still open,
+	// and the fine-grained e2e slice histogram (nil unless enabled).
+	spans  []*Span
+	active []*Span
+	slice  *hdr.Histogram
+	// slicePeak is the largest backlog since the last SwapSlice.
+	slicePeak int64
+
 	// Tick state, owned by the single goroutine that calls Tick.
 	start    int64
 	lastTick int64
@@ -148,6 +156,8 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 				t.live.Acked++
 				if p.received.has(r.Stamp.Seq) {
 					t.receivedAcked++
+				} else if t.slice != nil {
+					t.slicePeak = max(t.slicePeak, t.live.Acked-t.receivedAcked)
 				}
 				t.record(2, now-r.Stamp.Sent)
 			}
@@ -184,6 +194,9 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 		p := &t.producers[producer]
 		if !p.received.add(seq) {
 			t.live.Duplicates++
+			if len(t.spans) > 0 {
+				t.spanDuplicate(producer, seq)
+			}
 			continue
 		}
 		t.live.Received++
@@ -203,14 +216,17 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 				p.highest[d.Stream] = seq + 1
 			}
 		}
-		t.record(0, now-intended)
+		e2e := t.record(0, now-intended)
 		t.record(1, now-sent)
+		if t.slice != nil || len(t.active) > 0 {
+			t.observe(e2e)
+		}
 	}
 	t.mu.Unlock()
 }
 
 // record adds a latency in nanoseconds to kind k's current histogram.
-func (t *Tracker) record(k int, ns int64) {
+func (t *Tracker) record(k int, ns int64) int64 {
 	us := ns / 1e3
 	switch {
 	case ns < 0:
@@ -221,6 +237,7 @@ func (t *Tracker) record(k int, ns int64) {
 		t.live.Clamped++
 	}
 	_ = t.cur[k].RecordValue(us) // in range by construction
+	return us
 }
 
 // Backlog is the number of messages acked and not yet received.

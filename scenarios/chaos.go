@@ -100,6 +100,6 @@ func (l *Loader) validateChaos(d *Decoder, cn *yaml.Node, s *Scenario) {
 				d.Errorf(at(entry, "every"), field+".every", "repeats every %s but each fault lasts %s; every must be longer than for", *a.Every, *a.For)
 			}
 		}
-		a.Params = decode(d, a.Node, field, a)
+		a.Params = decode(d, a.Node, field, a, s)
 	}
 }

@@ -35,12 +35,12 @@ func newLoader() *scenarios.Loader {
 		}
 		return o
 	})
-	l.Action("consumer-crash", func(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action) any {
+	l.Action("consumer-crash", func(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, _ *scenarios.Scenario) any {
 		var p crashParams
 		d.Decode(n, field, &p)
 		return p
 	})
-	l.Action("broker-restart", func(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action) any {
+	l.Action("broker-restart", func(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, _ *scenarios.Scenario) any {
 		var p struct{}
 		d.Decode(n, field, &p)
 		return p
@@ -604,7 +604,7 @@ report:
   formats: [text, jsno]
 `,
 			want: []string{
-				"s.yaml:5:19: report.formats[1]: unknown value \"jsno\" (did you mean \"json\"?); valid: text, json, hgrm",
+				"s.yaml:5:19: report.formats[1]: unknown value \"jsno\" (did you mean \"json\"?); valid: text, json, hgrm, hlog, html, junit",
 			},
 		},
 		{
@@ -782,7 +782,7 @@ thresholds:
   - e2e.p99 < 250
   - loss = 0
 report:
-  formats: [html]
+  formats: [pdf]
 colour: blue
 `,
 			want: []string{
@@ -794,7 +794,7 @@ colour: blue
 				"s.yaml:10:34: chaos[0].at: starts at 1h0m0s, but the traffic ends at 21s; chaos must start while traffic runs",
 				"s.yaml:12:5: thresholds[0]: \"e2e.p99 < 250\" compares the latency e2e.p99 with 250, which is not a duration; give it a time unit, e.g. 250ms",
 				"s.yaml:13:5: thresholds[1]: \"loss = 0\": \"=\" is not a comparison; to test equality write == (operators: <, <=, >, >=, ==, !=)",
-				"s.yaml:15:13: report.formats[0]: unknown value \"html\"; valid: text, json, hgrm",
+				"s.yaml:15:13: report.formats[0]: unknown value \"pdf\"; valid: text, json, hgrm, hlog, html, junit",
 				"s.yaml:16:1: colour: unknown field; valid fields: name, description, driver, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
 			},
 		},
@@ -973,7 +973,7 @@ func permissiveLoader(t *testing.T, src []byte) *scenarios.Loader {
 		l.Driver(d.Content[0].Value, anyOptions)
 	}
 	for _, c := range peek.Chaos {
-		l.Action(c.Action, func(*scenarios.Decoder, *yaml.Node, string, *scenarios.Action) any { return nil })
+		l.Action(c.Action, func(*scenarios.Decoder, *yaml.Node, string, *scenarios.Action, *scenarios.Scenario) any { return nil })
 	}
 	return l
 }

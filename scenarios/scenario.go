@@ -175,7 +175,7 @@ type ReportConfig struct {
 }
 
 // Formats are the report files spate can write.
-var Formats = []string{"text", "json", "hgrm"}
+var Formats = []string{"text", "json", "hgrm", "hlog", "html", "junit"}
 
 // DefaultInterval is the width of a report interval.
 const DefaultInterval = time.Second
@@ -185,8 +185,10 @@ const DefaultInterval = time.Second
 type OptionsFunc func(d *Decoder, n *yaml.Node, field string) any
 
 // ActionFunc decodes and validates a chaos action's own fields (those beside
-// action, at, for, every and target), given as a mapping node.
-type ActionFunc func(d *Decoder, n *yaml.Node, field string, a *Action) any
+// action, at, for, every and target), given as a mapping node. s is the
+// scenario being loaded, its driver options already decoded, so an action
+// can check that the driver can perform it.
+type ActionFunc func(d *Decoder, n *yaml.Node, field string, a *Action, s *Scenario) any
 
 // Loader reads scenario files. The zero Loader knows no drivers and no chaos
 // actions; callers register those they support.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/memory"
 	"github.com/spate-dev/spate/scenarios"
@@ -12,11 +13,14 @@ func kinds() []drivers.Kind {
 	return []drivers.Kind{memory.Kind}
 }
 
-// loader knows every built-in driver.
+// loader knows every built-in driver and chaos action.
 func loader() *scenarios.Loader {
 	l := &scenarios.Loader{}
 	for _, k := range kinds() {
 		l.Driver(k.Name, k.Options)
+	}
+	for _, a := range chaos.Actions() {
+		l.Action(a.Name, a.Decode)
 	}
 	return l
 }

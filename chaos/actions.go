@@ -1,0 +1,515 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/scenarios"
+)
+
+func init() {
+	register(Action{Name: "consumer-pause", Decode: decodePause})
+	register(Action{Name: "slow-consumer", Decode: decodeSlow})
+	register(Action{Name: "consumer-crash", Decode: decodeCrash})
+	register(Action{Name: "duplicate", Decode: decodeDuplicate})
+	register(Action{Name: "exec", Decode: decodeExec})
+	register(Action{Name: "broker-restart", Decode: decodeRestart})
+	register(Action{Name: "leader-move", Decode: decodeLeaderMove})
+	register(Action{Name: "protocol-error", Decode: decodeProtocolError})
+	register(Action{Name: "produce-error", Decode: decodeProduceError})
+	register(Action{Name: "network", Decode: decodeNetwork})
+}
+
+// checks shared by decoders.
+
+func needFor(d *scenarios.Decoder, a *scenarios.Action, field, why string) {
+	if a.For == nil {
+		d.Errorf(a.Node, field, "%s needs `for` (how long %s)", a.Action, why)
+	}
+}
+
+func targetOf(d *scenarios.Decoder, a *scenarios.Action, field string, valid ...string) {
+	if a.Target == "" {
+		return
+	}
+	d.OneOf(a.Node, field+".target", a.Target, valid...)
+}
+
+func needAbility(d *scenarios.Decoder, a *scenarios.Action, s *scenarios.Scenario, field, ability, hint string) bool {
+	if drivers.HasAbility(s.Driver.Options, ability) {
+		return true
+	}
+	d.Errorf(a.Node, field+".action", "%s cannot run on driver %q as configured: %s", a.Action, s.Driver.Kind, hint)
+	return false
+}
+
+// consumerCount validates a count of consumers (0 = all of them).
+func consumerCount(d *scenarios.Decoder, n *yaml.Node, field string, count, consumers int) {
+	if count < 0 || count > consumers {
+		d.Errorf(node(n, "count"), field+".count", "must be between 1 and the %d consumers, got %d", consumers, count)
+	}
+}
+
+func firstIDs(total, count int) []int {
+	if count <= 0 || count > total {
+		count = total
+	}
+	ids := make([]int, count)
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
+}
+
+// consumer-pause: consumers stop consuming for the window, so a backlog
+// builds and then drains.
+
+type pauseSpec struct{ count int }
+
+func decodePause(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Count int `yaml:"count"` // default: all consumers
+	}
+	d.Decode(n, field, &p)
+	needFor(d, a, field, "the consumers stay paused")
+	targetOf(d, a, field, "consumers")
+	consumerCount(d, n, field, p.Count, s.Consumers)
+	return &pauseSpec{count: p.Count}
+}
+
+func (p *pauseSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	ids := firstIDs(env.Consumers.Count(), p.count)
+	env.Consumers.Pause(ids)
+	f.details["consumers"] = len(ids)
+	hold(ctx, window, false)
+	f.reverting()
+	env.Consumers.Resume(ids)
+	return nil
+}
+
+// slow-consumer: consumers process at most rate deliveries per second each.
+
+type slowSpec struct {
+	count int
+	rate  float64
+}
+
+func decodeSlow(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Rate  scenarios.Rate `yaml:"rate,required"` // per consumer
+		Count int            `yaml:"count"`
+	}
+	if d.Decode(n, field, &p) && p.Rate <= 0 {
+		d.Errorf(node(n, "rate"), field+".rate", "must be more than 0/s")
+	}
+	needFor(d, a, field, "the consumers stay slow")
+	targetOf(d, a, field, "consumers")
+	consumerCount(d, n, field, p.Count, s.Consumers)
+	return &slowSpec{count: p.Count, rate: p.Rate.PerSecond()}
+}
+
+func (p *slowSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	ids := firstIDs(env.Consumers.Count(), p.count)
+	env.Consumers.Throttle(ids, p.rate)
+	f.details["consumers"] = len(ids)
+	hold(ctx, window, false)
+	f.reverting()
+	env.Consumers.Throttle(ids, 0)
+	return nil
+}
+
+// consumer-crash: consumers die (abruptly unless graceful) and, with `for`,
+// come back when it ends.
+
+type crashSpec struct {
+	count    int
+	graceful bool
+}
+
+func decodeCrash(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	p := struct {
+		Count    int  `yaml:"count"` // default 1
+		Graceful bool `yaml:"graceful"`
+	}{Count: 1}
+	d.Decode(n, field, &p)
+	targetOf(d, a, field, "consumers")
+	consumerCount(d, n, field, p.Count, s.Consumers)
+	if !p.Graceful {
+		needAbility(d, a, s, field, drivers.AbilityConsumerCrash,
+			"its consumers cannot die abruptly (kafka, rabbitmq and eventbridge consumers can); use graceful: true for a clean stop")
+	}
+	return &crashSpec{count: p.Count, graceful: p.Graceful}
+}
+
+func (p *crashSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	ids := firstIDs(env.Consumers.Count(), max(p.count, 1))
+	f.details["consumers"] = len(ids)
+	f.details["graceful"] = p.graceful
+	var stopped []int
+	var err error
+	for _, id := range ids {
+		if err = env.Consumers.Stop(ctx, id, p.graceful); err != nil {
+			err = errorf("consumer-crash", "stopping consumer %d: %v", id, err)
+			break
+		}
+		stopped = append(stopped, id)
+	}
+	if window <= 0 {
+		f.details["restarted"] = false
+		return err
+	}
+	hold(ctx, window, false)
+	f.reverting()
+	rctx, cancel := revertCtx()
+	defer cancel()
+	for _, id := range stopped {
+		if serr := env.Consumers.Start(rctx, id); serr != nil && err == nil {
+			err = errorf("consumer-crash", "restarting consumer %d: %v", id, serr)
+		}
+	}
+	f.details["restarted"] = err == nil
+	return err
+}
+
+// duplicate: producers re-send a fraction of their messages, same stamp.
+
+type duplicateSpec struct{ fraction float64 }
+
+func decodeDuplicate(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Fraction float64 `yaml:"fraction,required"`
+	}
+	if d.Decode(n, field, &p) && (p.Fraction <= 0 || p.Fraction > 1) {
+		d.Errorf(node(n, "fraction"), field+".fraction", "must be above 0 and at most 1, got %g", p.Fraction)
+	}
+	needFor(d, a, field, "producers keep re-sending")
+	targetOf(d, a, field, "producers")
+	return &duplicateSpec{fraction: p.Fraction}
+}
+
+func (p *duplicateSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	before := env.Producers.Duplicated()
+	env.Producers.Duplicate(p.fraction)
+	hold(ctx, window, false)
+	f.reverting()
+	env.Producers.Duplicate(0)
+	f.details["injected"] = env.Producers.Duplicated() - before
+	return nil
+}
+
+// exec: run a command (tc, iptables, pumba, kubectl...) and, with revert,
+// its undo at the end of the window, or at the end of the run without `for`.
+
+type execSpec struct {
+	command, revert string
+	timeout         time.Duration
+}
+
+// DefaultCommandTimeout bounds a chaos command unless the scenario says.
+const DefaultCommandTimeout = 60 * time.Second
+
+func decodeExec(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Command string             `yaml:"command,required"`
+		Revert  string             `yaml:"revert"`
+		Timeout scenarios.Duration `yaml:"timeout"`
+	}
+	d.Decode(n, field, &p)
+	return &execSpec{command: p.Command, revert: p.Revert, timeout: timeoutOr(p.Timeout)}
+}
+
+func timeoutOr(t scenarios.Duration) time.Duration {
+	if t <= 0 {
+		return DefaultCommandTimeout
+	}
+	return t.D()
+}
+
+func (p *execSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	err := runCommand(p.command, p.timeout, f.details, "")
+	if p.revert == "" {
+		return err
+	}
+	hold(ctx, window, true)
+	if rerr := runCommand(p.revert, p.timeout, f.details, "revert_"); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// maxOutput bounds the command output kept in results.
+const maxOutput = 4 << 10
+
+// runCommand runs command with sh -c, bounded by timeout, and records its
+// exit code and output in details under prefix.
+func runCommand(command string, timeout time.Duration, details map[string]any, prefix string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	o := out.String()
+	if len(o) > maxOutput {
+		o = o[:maxOutput] + "…"
+	}
+	details[prefix+"command"] = command
+	details[prefix+"output"] = o
+	details[prefix+"exit_code"] = cmd.ProcessState.ExitCode()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%q timed out after %s", command, timeout)
+	case err != nil:
+		return fmt.Errorf("%q: %v", command, err)
+	}
+	return nil
+}
+
+// broker-restart: restart one broker or all, through the driver's ability
+// (embedded Kafka, managed RabbitMQ) or user commands for external systems.
+// `for` is the down time.
+
+type restartSpec struct {
+	broker      int
+	mode        drivers.RestartMode
+	stop, start string
+	timeout     time.Duration
+}
+
+func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Mode    string             `yaml:"mode"` // graceful (default) or kill
+		Stop    string             `yaml:"stop"`
+		Start   string             `yaml:"start"`
+		Timeout scenarios.Duration `yaml:"timeout"`
+	}
+	d.Decode(n, field, &p)
+	spec := &restartSpec{broker: drivers.AllBrokers, stop: p.Stop, start: p.Start, timeout: timeoutOr(p.Timeout)}
+	switch p.Mode {
+	case "", "graceful":
+	case "kill":
+		spec.mode = drivers.Kill
+	default:
+		d.OneOf(node(n, "mode"), field+".mode", p.Mode, "graceful", "kill")
+	}
+	if a.Target != "" && a.Target != "all" {
+		id, err := strconv.Atoi(a.Target)
+		if err != nil || id < 0 {
+			d.Errorf(a.Node, field+".target", "want all or a broker id (0, 1, ...), got %q", a.Target)
+		}
+		spec.broker = id
+	}
+	switch {
+	case (p.Stop == "") != (p.Start == ""):
+		d.Errorf(a.Node, field, "give both stop and start commands, or neither")
+	case p.Stop != "":
+		if mn := scenarios.Child(n, "mode"); mn != nil {
+			d.Errorf(mn, field+".mode", "mode applies to brokers spate manages; with commands, say it in the stop command")
+		}
+	default:
+		needAbility(d, a, s, field, drivers.AbilityBrokerRestart,
+			"it manages no brokers; use brokers: embedded (kafka) or url: managed (rabbitmq), or give stop: and start: commands")
+	}
+	return spec
+}
+
+func (p *restartSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	f.details["down"] = window.String()
+	if p.stop != "" {
+		err := runCommand(p.stop, p.timeout, f.details, "stop_")
+		hold(ctx, window, false)
+		f.reverting()
+		if serr := runCommand(p.start, p.timeout, f.details, "start_"); err == nil {
+			err = serr
+		}
+		return err
+	}
+	rs, ok := env.Driver.(drivers.BrokerRestarter)
+	if !ok {
+		return errorf("broker-restart", "the driver cannot restart brokers")
+	}
+	f.details["broker"] = brokerName(p.broker)
+	f.details["mode"] = map[drivers.RestartMode]string{drivers.Graceful: "graceful", drivers.Kill: "kill"}[p.mode]
+	rctx, cancel := context.WithTimeout(context.Background(), window+p.timeout)
+	defer cancel()
+	began := time.Now()
+	err := rs.RestartBroker(rctx, p.broker, p.mode, window)
+	f.details["took"] = time.Since(began).Round(time.Millisecond).String()
+	return err
+}
+
+func brokerName(id int) string {
+	if id == drivers.AllBrokers {
+		return "all"
+	}
+	return strconv.Itoa(id)
+}
+
+// leader-move: give partitions new leaders (Kafka).
+
+type leaderMoveSpec struct{}
+
+func decodeLeaderMove(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct{}
+	d.Decode(n, field, &p)
+	if a.Target != "" {
+		d.Errorf(a.Node, field+".target", "leader-move applies to every partition; remove target")
+	}
+	needAbility(d, a, s, field, drivers.AbilityLeaderMove, "only kafka with brokers: embedded can move leaders")
+	return &leaderMoveSpec{}
+}
+
+func (leaderMoveSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	lm, ok := env.Driver.(drivers.LeaderMover)
+	if !ok {
+		return errorf("leader-move", "the driver cannot move leaders")
+	}
+	return lm.MoveLeaders(ctx)
+}
+
+// protocol-error and produce-error: the broker fails requests with an error
+// code for the window (or for count requests).
+
+type protocolSpec struct{ fault drivers.ProtocolFault }
+
+func decodeProtocolError(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Request string `yaml:"request,required"`
+		Error   string `yaml:"error,required"`
+		Count   int    `yaml:"count"`
+	}
+	d.Decode(n, field, &p)
+	return protocolCommon(d, n, field, a, s, drivers.ProtocolFault{Request: p.Request, Error: p.Error, Count: p.Count})
+}
+
+func decodeProduceError(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	p := struct {
+		Error string `yaml:"error"` // default REQUEST_TIMED_OUT
+		Count int    `yaml:"count"`
+	}{Error: "REQUEST_TIMED_OUT"}
+	d.Decode(n, field, &p)
+	return protocolCommon(d, n, field, a, s, drivers.ProtocolFault{Request: "produce", Error: p.Error, Count: p.Count})
+}
+
+func protocolCommon(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario, f drivers.ProtocolFault) any {
+	if f.Count < 0 {
+		d.Errorf(node(n, "count"), field+".count", "must be 0 (every request in the window) or more, got %d", f.Count)
+	}
+	if f.Count == 0 && a.For == nil {
+		d.Errorf(a.Node, field, "%s needs `for` (how long requests fail) or a count", a.Action)
+	}
+	if a.Target != "" {
+		d.Errorf(a.Node, field+".target", "%s applies at the brokers; remove target", a.Action)
+	}
+	needAbility(d, a, s, field, drivers.AbilityProtocolError, "only kafka with brokers: embedded can fail requests at the broker")
+	return &protocolSpec{fault: f}
+}
+
+func (p *protocolSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	pf, ok := env.Driver.(drivers.ProtocolFaulter)
+	if !ok {
+		return errorf("protocol-error", "the driver cannot inject protocol errors")
+	}
+	remove, err := pf.InjectFault(ctx, p.fault)
+	if err != nil {
+		return err
+	}
+	f.details["request"], f.details["error"] = p.fault.Request, p.fault.Error
+	hold(ctx, window, window <= 0)
+	f.reverting()
+	remove()
+	return nil
+}
+
+// network: latency, bandwidth, reset, blackhole or down on one side's
+// connections, through the in-process proxy.
+
+type networkSpec struct {
+	side    drivers.Side
+	fault   string
+	latency time.Duration
+	jitter  time.Duration
+	rate    int64 // bytes per second
+}
+
+// NetworkFaults are the valid values of a network action's fault field.
+var NetworkFaults = []string{"latency", "bandwidth", "reset", "blackhole", "down"}
+
+func decodeNetwork(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Fault   string             `yaml:"fault,required"`
+		Latency scenarios.Duration `yaml:"latency"`
+		Jitter  scenarios.Duration `yaml:"jitter"`
+		Rate    scenarios.Size     `yaml:"rate"` // bytes per second, for bandwidth
+	}
+	if !d.Decode(n, field, &p) {
+		return nil
+	}
+	spec := &networkSpec{fault: p.Fault, latency: p.Latency.D(), jitter: p.Jitter.D(), rate: int64(p.Rate)}
+	needFor(d, a, field, "the network stays faulty")
+	switch a.Target {
+	case "producers":
+		spec.side = drivers.ProducerSide
+	case "consumers":
+		spec.side = drivers.ConsumerSide
+	case "":
+		d.Errorf(a.Node, field+".target", "network needs target: producers or consumers")
+	default:
+		d.OneOf(a.Node, field+".target", a.Target, "producers", "consumers")
+	}
+	if d.OneOf(node(n, "fault"), field+".fault", p.Fault, NetworkFaults...) {
+		switch {
+		case p.Fault == "latency" && p.Latency < scenarios.Duration(time.Millisecond):
+			d.Errorf(node(n, "latency"), field+".latency", "a latency fault needs latency of at least 1ms")
+		case p.Fault == "bandwidth" && p.Rate < 1024:
+			d.Errorf(node(n, "rate"), field+".rate", "a bandwidth fault needs a rate of at least 1KiB (bytes per second)")
+		}
+	}
+	needAbility(d, a, s, field, drivers.AbilityDial, "the driver does not connect through spate's dialer (kafka, rabbitmq and eventbridge do)")
+	return spec
+}
+
+func (p *networkSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	if env.Network == nil {
+		return errorf("network", "no proxy in the path")
+	}
+	nf := &netFault{down: p.fault == "down"}
+	add := func(kind, stream string, attrs map[string]any) {
+		name := env.Network.toxicName(kind)
+		b, _ := json.Marshal(map[string]any{"name": name, "type": kind, "stream": stream, "toxicity": 1.0, "attributes": attrs})
+		nf.toxics = append(nf.toxics, toxic{name: name, json: string(b)})
+	}
+	switch p.fault {
+	case "latency":
+		add("latency", "downstream", map[string]any{"latency": p.latency.Milliseconds(), "jitter": p.jitter.Milliseconds()})
+	case "bandwidth":
+		kbps := max(1, p.rate/1024)
+		add("bandwidth", "upstream", map[string]any{"rate": kbps})
+		add("bandwidth", "downstream", map[string]any{"rate": kbps})
+	case "reset":
+		add("reset_peer", "upstream", map[string]any{"timeout": 0})
+	case "blackhole":
+		add("timeout", "upstream", map[string]any{"timeout": 0})
+		add("timeout", "downstream", map[string]any{"timeout": 0})
+	}
+	undo, err := env.Network.apply(p.side, nf)
+	if err != nil {
+		return err
+	}
+	f.details["side"] = p.side.String()
+	f.details["fault"] = p.fault
+	f.details["proxies"] = env.Network.Proxies(p.side)
+	hold(ctx, window, false)
+	f.reverting()
+	undo()
+	return nil
+}

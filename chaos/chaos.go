@@ -1,0 +1,343 @@
+// Package chaos injects faults into a running scenario on a timeline and
+// always takes them back: at the end of each fault's window, at the end of
+// the run, on Ctrl-C and on a runtime error. Each fault runs on real traffic
+// through the engine's controls (pause, throttle, crash and restart
+// consumers; make producers re-send) or a driver's optional abilities
+// (drivers.BrokerRestarter, LeaderMover, ProtocolFaulter, Crasher, Env.Dial),
+// found by type assertion: chaos never imports a concrete driver.
+//
+// Every fault becomes a report.FaultResult: when it started and ended,
+// whether it worked, the action's own details (injected counts, command
+// output), and what it did to the traffic: e2e latency inside the window,
+// lost and duplicated messages sent inside it, the peak backlog and the time
+// to recover.
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
+)
+
+// Consumers is the engine's control over its consumers. Ids are 0..Count-1.
+// Implementations are safe for concurrent use.
+type Consumers interface {
+	Count() int
+	// Pause stops the consumers from processing: their handlers block, so
+	// the system under test sees consumers that stopped consuming.
+	Pause(ids []int)
+	Resume(ids []int)
+	// Throttle caps each consumer at perSecond deliveries; 0 lifts the cap.
+	Throttle(ids []int, perSecond float64)
+	// Stop stops consumer id: abruptly through drivers.Crasher (no commit,
+	// no ack, no leave) unless graceful.
+	Stop(ctx context.Context, id int, graceful bool) error
+	// Start makes a new consumer for a stopped id and starts it.
+	Start(ctx context.Context, id int) error
+}
+
+// Producers is the engine's control over its producers.
+type Producers interface {
+	// Duplicate makes producers re-send fraction of the messages they send,
+	// right after the original, with the same stamp, as a client retry would;
+	// 0 stops it.
+	Duplicate(fraction float64)
+	// Duplicated is how many re-sends producers made so far.
+	Duplicated() int64
+}
+
+// Env is what faults act on.
+type Env struct {
+	Driver    drivers.Driver
+	Consumers Consumers
+	Producers Producers
+	Network   *Network // nil unless the scenario has network faults
+	Log       *slog.Logger
+}
+
+// Action is a kind of fault, as scenarios name it.
+type Action struct {
+	Name string
+	// Decode validates the action's own fields and returns its spec.
+	Decode scenarios.ActionFunc
+}
+
+// spec is a decoded action, ready to run.
+type spec interface {
+	// run applies the fault, keeps it until window ends (0: a point event,
+	// or until ctx is done for faults that only end with the run), reverts
+	// it, and returns. ctx is done when the run ends early; run must still
+	// revert before returning. f collects the action's own facts and is told
+	// when the revert begins.
+	run(ctx context.Context, env *Env, window time.Duration, f *fault) error
+}
+
+// fault is one running occurrence as its spec sees it.
+type fault struct {
+	details map[string]any
+	end     func() // closes the window; idempotent
+}
+
+// reverting marks the end of the fault's window: traffic after this moment
+// is no longer attributed to it. Specs call it just before taking the fault
+// back.
+func (f *fault) reverting() { f.end() }
+
+var registry = map[string]Action{}
+
+func register(a Action) { registry[a.Name] = a }
+
+// Actions returns every action, sorted by name, for a scenarios.Loader.
+func Actions() []Action {
+	out := make([]Action, 0, len(registry))
+	for _, a := range registry {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// RevertTimeout bounds reverting one fault, so a hung revert cannot hold the
+// run forever.
+const RevertTimeout = 60 * time.Second
+
+// occurrence is one run of an action: an action with `every` has several.
+type occurrence struct {
+	action *scenarios.Action
+	spec   spec
+	at     time.Duration
+	window time.Duration // 0 for point events
+	result report.FaultResult
+
+	win       *report.Span
+	mu        sync.Mutex
+	started   bool
+	ended     bool
+	endAt     time.Duration
+	rec       recovery
+	recovered bool
+}
+
+// Runner runs a scenario's faults on its timeline. Its methods are safe for
+// concurrent use.
+type Runner struct {
+	occ      []*occurrence
+	network  *Network
+	tracker  *report.Tracker
+	clock    func() time.Duration
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	slices   slidingWindow
+}
+
+// NewRunner plans the faults of sc. It returns nil when sc has none.
+func NewRunner(sc *scenarios.Scenario) *Runner {
+	if len(sc.Chaos) == 0 {
+		return nil
+	}
+	r := &Runner{}
+	total := scenarios.Duration(sc.Profile().Duration)
+	for i := range sc.Chaos {
+		a := &sc.Chaos[i]
+		s, ok := a.Params.(spec)
+		if !ok {
+			continue // the loader reported it already
+		}
+		for _, w := range a.Window(total) {
+			o := &occurrence{action: a, spec: s, at: w[0].D(), window: (w[1] - w[0]).D()}
+			o.result = report.FaultResult{Action: a.Action, Target: a.Target}
+			r.occ = append(r.occ, o)
+		}
+		if _, ok := s.(*networkSpec); ok && r.network == nil {
+			r.network = NewNetwork()
+		}
+	}
+	sort.SliceStable(r.occ, func(i, j int) bool { return r.occ[i].at < r.occ[j].at })
+	return r
+}
+
+// Dial is the DialFunc drivers must use when the scenario has network
+// faults, and nil otherwise.
+func (r *Runner) Dial() drivers.DialFunc {
+	if r == nil || r.network == nil {
+		return nil
+	}
+	return r.network.Dial
+}
+
+// Start launches the timeline. clock returns the time since the traffic
+// started; the tracker attributes traffic to each fault's window.
+func (r *Runner) Start(ctx context.Context, env *Env, tracker *report.Tracker, clock func() time.Duration) {
+	if r == nil {
+		return
+	}
+	env.Network = r.network
+	r.tracker, r.clock = tracker, clock
+	ctx, r.cancel = context.WithCancel(ctx)
+	for _, o := range r.occ {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.runOne(ctx, env, o)
+		}()
+	}
+}
+
+func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
+	t := time.NewTimer(max(0, o.at-r.clock()))
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return // the run ended before this fault was due
+	case <-t.C:
+	}
+	o.mu.Lock()
+	o.win = r.tracker.OpenSpan()
+	o.result.StartS = r.clock().Seconds()
+	o.rec.begin(r.slices.p99(), r.slices.maxBacklog())
+	o.started = true
+	o.mu.Unlock()
+	env.Log.Info("fault started", "action", o.action.Action, "target", o.action.Target)
+
+	var endOnce sync.Once
+	f := &fault{details: map[string]any{}}
+	f.end = func() {
+		endOnce.Do(func() {
+			r.tracker.CloseSpan(o.win)
+			o.mu.Lock()
+			o.endAt = r.clock()
+			o.result.EndS = o.endAt.Seconds()
+			o.mu.Unlock()
+		})
+	}
+	err := o.spec.run(ctx, env, o.window, f)
+	f.end()
+	details := f.details
+
+	o.mu.Lock()
+	o.result.OK = err == nil
+	if err != nil {
+		o.result.Error = err.Error()
+	}
+	if len(details) > 0 {
+		o.result.Details = details
+	}
+	o.ended = true
+	o.mu.Unlock()
+	env.Log.Info("fault ended", "action", o.action.Action, "err", err)
+}
+
+// Active names the faults in effect now, for progress displays.
+func (r *Runner) Active() []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, o := range r.occ {
+		o.mu.Lock()
+		if o.started && !o.ended {
+			name := o.action.Action
+			if o.action.Target != "" {
+				name += " " + o.action.Target
+			}
+			out = append(out, name)
+		}
+		o.mu.Unlock()
+	}
+	return out
+}
+
+// Stop ends the timeline: faults not yet started never start, and every
+// active fault is reverted before Stop returns (each bounded by
+// RevertTimeout). It is safe to call more than once.
+func (r *Runner) Stop() {
+	if r == nil {
+		return
+	}
+	r.stopOnce.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		r.wg.Wait()
+		if r.network != nil {
+			r.network.Close()
+		}
+	})
+}
+
+// Results returns one FaultResult per fault that started, with its window
+// figures; call it after the drain and Stop.
+func (r *Runner) Results() []report.FaultResult {
+	if r == nil {
+		return []report.FaultResult{}
+	}
+	out := []report.FaultResult{}
+	for _, o := range r.occ {
+		o.mu.Lock()
+		if o.started {
+			res := o.result
+			f := r.tracker.Figures(o.win)
+			if f.E2E.Count > 0 {
+				lat := f.E2E
+				res.WindowLatencyUS = &lat
+			}
+			res.LostInWindow, res.DuplicatesInWindow = f.Lost, f.Duplicates
+			res.PeakBacklog = o.rec.peak
+			if o.recovered {
+				s := o.rec.after.Seconds()
+				res.RecoveryS = &s
+			}
+			out = append(out, res)
+		}
+		o.mu.Unlock()
+	}
+	return out
+}
+
+// errorf makes errors that say which action failed.
+func errorf(action, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", action, fmt.Sprintf(format, args...))
+}
+
+// revertCtx is the context reverts run under: not cancelled by the run's
+// end (a fault must be taken back even when the run is interrupted), but
+// bounded.
+func revertCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), RevertTimeout)
+}
+
+// hold waits until window ends, or ctx is done. A zero window holds until
+// ctx is done only when untilEnd is set (faults that last for the run).
+func hold(ctx context.Context, window time.Duration, untilEnd bool) {
+	if window <= 0 && !untilEnd {
+		return
+	}
+	var c <-chan time.Time
+	if window > 0 {
+		t := time.NewTimer(window)
+		defer t.Stop()
+		c = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-c:
+	}
+}
+
+// node returns the value node of key in an action's own mapping, for positions.
+func node(n *yaml.Node, key string) *yaml.Node {
+	if c := scenarios.Child(n, key); c != nil {
+		return c
+	}
+	return n
+}

@@ -1,0 +1,129 @@
+package chaos
+
+import (
+	"sync"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// SliceWidth is the resolution of recovery measurements: the engine feeds
+// the Runner one slice of e2e latencies and the backlog this often.
+const SliceWidth = 100 * time.Millisecond
+
+// slicesPerSecond slices make the sliding second recovery is judged over.
+const slicesPerSecond = int(time.Second / SliceWidth)
+
+// recovery follows one fault from its start until the traffic is healthy
+// again. A fault has recovered at the first slice after its end where e2e p99
+// over the sliding second is within 1.5× the p99 of the second before the
+// fault (or 1 ms above it, whichever is larger, so microsecond baselines do
+// not demand the impossible), and the backlog is back to at most 1.5× its
+// pre-fault peak plus 10 messages. Both baselines come from the second
+// before the fault started.
+type recovery struct {
+	baseP99     int64 // µs; -1 when nothing was received in that second
+	baseBacklog int64
+	peak        int64
+	after       time.Duration
+}
+
+func (rc *recovery) begin(p99, backlog int64) {
+	rc.baseP99, rc.baseBacklog, rc.peak = p99, backlog, backlog
+}
+
+// healthy reports whether the traffic meets the recovery criteria.
+func (rc *recovery) healthy(p99, backlog int64) bool {
+	if p99 < 0 {
+		return false // nothing is getting through
+	}
+	if rc.baseP99 >= 0 && p99 > max(rc.baseP99*3/2, rc.baseP99+1000) {
+		return false
+	}
+	return backlog <= rc.baseBacklog*3/2+10
+}
+
+// slidingWindow holds the last second of slices.
+type slidingWindow struct {
+	mu      sync.Mutex
+	ring    [slicesPerSecond]*hdr.Histogram
+	backlog [slicesPerSecond]int64
+	next    int
+	merged  *hdr.Histogram
+	lastP99 int64
+}
+
+// add stores a slice and returns the one it replaces (reset, for reuse; nil
+// at first). It recomputes the sliding p99.
+func (s *slidingWindow) add(h *hdr.Histogram, backlog int64) (old *hdr.Histogram, p99 int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old = s.ring[s.next]
+	s.ring[s.next], s.backlog[s.next] = h, backlog
+	s.next = (s.next + 1) % slicesPerSecond
+	if s.merged == nil {
+		s.merged = hdr.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
+	}
+	s.merged.Reset()
+	for _, x := range s.ring {
+		if x != nil {
+			s.merged.Merge(x)
+		}
+	}
+	s.lastP99 = -1
+	if s.merged.TotalCount() > 0 {
+		s.lastP99 = s.merged.ValueAtQuantile(99)
+	}
+	if old != nil {
+		old.Reset()
+	}
+	return old, s.lastP99
+}
+
+// p99 is the e2e p99 of the last second, -1 when nothing was received.
+func (s *slidingWindow) p99() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.merged == nil {
+		return -1
+	}
+	return s.lastP99
+}
+
+// maxBacklog is the largest backlog sampled in the last second.
+func (s *slidingWindow) maxBacklog() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m int64
+	for _, b := range s.backlog {
+		m = max(m, b)
+	}
+	return m
+}
+
+// Slice feeds one SliceWidth of measurements: h holds the e2e latencies of
+// messages received in it (the Runner keeps it), backlog is the backlog at
+// its end and peak the largest backlog within it. It returns an empty
+// histogram for the next slice.
+func (r *Runner) Slice(h *hdr.Histogram, backlog, peak int64) *hdr.Histogram {
+	if r == nil {
+		return h
+	}
+	old, p99 := r.slices.add(h, backlog)
+	now := r.clock()
+	for _, o := range r.occ {
+		o.mu.Lock()
+		if o.started && !o.recovered {
+			o.rec.peak = max(o.rec.peak, peak)
+			if o.ended && now >= o.endAt && o.rec.healthy(p99, backlog) {
+				o.recovered = true
+				o.rec.after = now - o.endAt
+			}
+		}
+		o.mu.Unlock()
+	}
+	if old == nil {
+		old = hdr.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
+	}
+	return old
+}

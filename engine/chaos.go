@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/spate-dev/spate/chaos"
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/report"
+)
+
+// dupState is the chaos duplicate injection shared by all producers: the
+// fraction of messages to re-send and how many were.
+type dupState struct {
+	fraction atomic.Uint64 // math.Float64bits
+	injected atomic.Int64
+}
+
+// Duplicate implements chaos.Producers.
+func (r *run) Duplicate(fraction float64) { r.dup.fraction.Store(math.Float64bits(fraction)) }
+
+// Duplicated implements chaos.Producers.
+func (r *run) Duplicated() int64 { return r.dup.injected.Load() }
+
+// addDuplicates appends to batch a copy of each message chosen for re-send:
+// same stamp, same body, as a client retry would send it.
+func (pl *producerLoop) addDuplicates(batch []drivers.Message) []drivers.Message {
+	f := math.Float64frombits(pl.r.dup.fraction.Load())
+	if f <= 0 {
+		return batch
+	}
+	n := len(batch)
+	for i := 0; i < n; i++ {
+		if pl.comp.rng.Float64() < f {
+			batch = append(batch, batch[i])
+		}
+	}
+	pl.r.dup.injected.Add(int64(len(batch) - n))
+	return batch
+}
+
+// slicer feeds the chaos runner a slice of e2e latencies and the backlog
+// every chaos.SliceWidth, for recovery times finer than report intervals.
+type slicer struct {
+	quit, done chan struct{}
+}
+
+func (r *run) startSlices() *slicer {
+	s := &slicer{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(chaos.SliceWidth)
+		defer t.Stop()
+		fresh := report.NewSliceHistogram()
+		for {
+			select {
+			case <-s.quit:
+				return
+			case <-t.C:
+				filled, backlog, peak := r.tracker.SwapSlice(fresh)
+				fresh = r.chaos.Slice(filled, backlog, peak)
+			}
+		}
+	}()
+	return s
+}
+
+func (s *slicer) stop() {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.done
+}

@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spate-dev/spate/drivers"
+)
+
+// consumerSet runs the scenario's consumers and gives chaos its controls
+// over them (chaos.Consumers): pause, throttle, stop (crash) and start. Each
+// consumer id has a slot that keeps its pause and throttle state across
+// restarts. It is safe for concurrent use.
+type consumerSet struct {
+	r     *run
+	drv   drivers.Driver
+	ctx   context.Context // ends every consumer
+	wg    sync.WaitGroup
+	slots []*slot
+}
+
+type slot struct {
+	id       int
+	gate     gate
+	limit    atomic.Pointer[limiter]
+	mu       sync.Mutex
+	current  *consumerRunner // nil while stopped
+	stopping bool
+}
+
+// consumerRunner is one consumer's Consume loop.
+type consumerRunner struct {
+	cons   drivers.Consumer
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	// expected is set before the engine or chaos stops it on purpose, so
+	// its Consume returning is not a failure.
+	expected atomic.Bool
+}
+
+func newConsumerSet(r *run, drv drivers.Driver, ctx context.Context, consumers []drivers.Consumer) *consumerSet {
+	s := &consumerSet{r: r, drv: drv, ctx: ctx}
+	for i, c := range consumers {
+		sl := &slot{id: i}
+		s.slots = append(s.slots, sl)
+		s.launch(sl, c)
+	}
+	return s
+}
+
+func (s *consumerSet) launch(sl *slot, cons drivers.Consumer) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	cr := &consumerRunner{cons: cons, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	sl.mu.Lock()
+	sl.current = cr
+	sl.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(cr.done)
+		defer cancel()
+		err := cons.Consume(ctx, func(batch []drivers.Delivery) { s.handle(sl, cr, batch) })
+		if cr.expected.Load() || s.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("stopped on its own")
+		}
+		s.r.fail(fmt.Errorf("consumer %d: %w", sl.id, err))
+	}()
+}
+
+// handle is every consumer's Handler: it waits while the consumer is paused,
+// paces it while throttled, and records deliveries at the moment they are
+// processed. A batch in hand when the consumer is stopped is dropped
+// unrecorded: it was never processed.
+func (s *consumerSet) handle(sl *slot, cr *consumerRunner, batch []drivers.Delivery) {
+	if !sl.gate.wait(cr.ctx) {
+		return
+	}
+	for len(batch) > 0 {
+		lim := sl.limit.Load() // re-read: a throttle may end mid-batch
+		if lim == nil {
+			s.r.tracker.Received(batch, s.r.now())
+			return
+		}
+		if !lim.wait(cr.ctx) || !sl.gate.wait(cr.ctx) {
+			return
+		}
+		s.r.tracker.Received(batch[:1], s.r.now())
+		batch = batch[1:]
+	}
+}
+
+// Count implements chaos.Consumers.
+func (s *consumerSet) Count() int { return len(s.slots) }
+
+// Pause implements chaos.Consumers.
+func (s *consumerSet) Pause(ids []int) {
+	for _, id := range ids {
+		s.slots[id].gate.close()
+	}
+}
+
+// Resume implements chaos.Consumers.
+func (s *consumerSet) Resume(ids []int) {
+	for _, id := range ids {
+		s.slots[id].gate.open()
+	}
+}
+
+// Throttle implements chaos.Consumers.
+func (s *consumerSet) Throttle(ids []int, perSecond float64) {
+	for _, id := range ids {
+		if perSecond <= 0 {
+			s.slots[id].limit.Store(nil)
+		} else {
+			s.slots[id].limit.Store(newLimiter(perSecond))
+		}
+	}
+}
+
+// Stop implements chaos.Consumers: it returns once the consumer's Consume
+// has returned.
+func (s *consumerSet) Stop(ctx context.Context, id int, graceful bool) error {
+	sl := s.slots[id]
+	sl.mu.Lock()
+	cr := sl.current
+	sl.current = nil
+	sl.mu.Unlock()
+	if cr == nil {
+		return fmt.Errorf("consumer %d is already stopped", id)
+	}
+	cr.expected.Store(true)
+	if !graceful {
+		c, ok := cr.cons.(drivers.Crasher)
+		if !ok {
+			return fmt.Errorf("consumer %d cannot crash abruptly", id)
+		}
+		c.Crash()
+	}
+	cr.cancel() // also wakes a handler blocked on a pause
+	select {
+	case <-cr.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("consumer %d did not stop: %w", id, ctx.Err())
+	}
+}
+
+// Start implements chaos.Consumers.
+func (s *consumerSet) Start(ctx context.Context, id int) error {
+	sl := s.slots[id]
+	sl.mu.Lock()
+	running := sl.current != nil
+	sl.mu.Unlock()
+	if running {
+		return fmt.Errorf("consumer %d is running", id)
+	}
+	if s.ctx.Err() != nil {
+		return nil // the run is over; nothing to consume
+	}
+	c, err := s.drv.NewConsumer(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.launch(sl, c)
+	return nil
+}
+
+// stopAll ends every consumer and waits up to d for them.
+func (s *consumerSet) stopAll(cancel context.CancelFunc, d time.Duration) bool {
+	for _, sl := range s.slots {
+		sl.mu.Lock()
+		if sl.current != nil {
+			sl.current.expected.Store(true)
+		}
+		sl.mu.Unlock()
+	}
+	cancel()
+	return waitTimeout(&s.wg, d)
+}
+
+// gate blocks handlers while closed. The zero gate is open.
+type gate struct {
+	mu sync.Mutex
+	ch chan struct{} // nil when open; closed to release waiters
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
+	g.mu.Unlock()
+}
+
+// wait returns true once the gate is open, false if ctx ends first.
+func (g *gate) wait(ctx context.Context) bool {
+	for {
+		g.mu.Lock()
+		ch := g.ch
+		g.mu.Unlock()
+		if ch == nil {
+			return ctx.Err() == nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// limiter spaces deliveries 1/rate apart. It is used by one consumer's
+// handler goroutine at a time.
+type limiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	next  time.Time
+}
+
+func newLimiter(perSecond float64) *limiter {
+	return &limiter{every: time.Duration(float64(time.Second) / perSecond)}
+}
+
+// wait blocks until the next delivery may be processed; false if ctx ends.
+func (l *limiter) wait(ctx context.Context) bool {
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	at := l.next
+	l.next = l.next.Add(l.every)
+	l.mu.Unlock()
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
