@@ -178,11 +178,11 @@ func (r *Results) SetSummary(s Summary) error {
 	r.hists = s.Histograms
 	r.Histograms = map[string]string{}
 	for k, h := range s.Histograms {
-		b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+		b, err := h.Encode(hdr.V2CompressedEncodingCookieBase) // base64 already
 		if err != nil {
 			return fmt.Errorf("encode %s histogram: %w", k, err)
 		}
-		r.Histograms[k] = base64.StdEncoding.EncodeToString(b)
+		r.Histograms[k] = string(b)
 	}
 	return nil
 }
@@ -197,11 +197,15 @@ func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
 	if !ok {
 		return nil, fmt.Errorf("results hold no %s histogram", kind)
 	}
-	b, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil {
-		return nil, fmt.Errorf("%s histogram: %w", kind, err)
+	if !strings.HasPrefix(enc, "HIST") {
+		// Written before the encoding was fixed: base64 of the base64 form.
+		b, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, fmt.Errorf("%s histogram: %w", kind, err)
+		}
+		enc = string(b)
 	}
-	h, err := hdr.Decode(b)
+	h, err := hdr.Decode([]byte(enc))
 	if err != nil {
 		return nil, fmt.Errorf("%s histogram: %w", kind, err)
 	}

@@ -24,10 +24,27 @@ const (
 	FormatText = "text" // summary.txt, as WriteText
 	FormatJSON = "json" // results.json, as WriteJSON
 	FormatHgrm = "hgrm" // e2e.hgrm, service.hgrm, publish.hgrm, as WriteHgrm
+	// FormatHlog is e2e.hlog, service.hlog and publish.hlog, HdrHistogram
+	// interval logs written during the run by IntervalLogs; results.json
+	// does not hold the interval histograms, so WriteDir cannot write them.
+	FormatHlog  = "hlog"
+	FormatHTML  = "html"  // report.html, as WriteHTML
+	FormatJUnit = "junit" // junit.xml, as WriteJUnit
 )
 
-// Formats are the formats WriteDir knows, in the order it writes them.
-var Formats = []string{FormatText, FormatJSON, FormatHgrm}
+// Formats are the formats a scenario may name, in the order WriteDir
+// writes them.
+var Formats = []string{FormatText, FormatJSON, FormatHgrm, FormatHlog, FormatHTML, FormatJUnit}
+
+// FileNames maps each format to the files it writes.
+var FileNames = map[string][]string{
+	FormatText:  {"summary.txt"},
+	FormatJSON:  {"results.json"},
+	FormatHgrm:  {"e2e.hgrm", "service.hgrm", "publish.hgrm"},
+	FormatHlog:  {"e2e.hlog", "service.hlog", "publish.hlog"},
+	FormatHTML:  {"report.html"},
+	FormatJUnit: {"junit.xml"},
+}
 
 // HgrmUnitDivisor turns the histograms' microseconds into the milliseconds
 // that .hgrm files show.
@@ -36,9 +53,11 @@ const HgrmUnitDivisor = 1000
 // WriteDir creates dir (and its parents) and writes the given formats of r
 // into it: "text" as summary.txt, "json" as results.json, "hgrm" as one
 // percentile distribution per latency kind (e2e.hgrm, service.hgrm,
-// publish.hgrm, in milliseconds). An empty formats writes every format. It
-// returns the paths written, and stops at the first error; an unknown format
-// is an error before anything is written.
+// publish.hgrm, in milliseconds), "html" as report.html and "junit" as
+// junit.xml. "hlog" is accepted and skipped: interval logs are written
+// while the run goes, by IntervalLogs. An empty formats writes every
+// format. It returns the paths written, and stops at the first error; an
+// unknown format is an error before anything is written.
 func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 	if len(formats) == 0 {
 		formats = Formats
@@ -76,6 +95,10 @@ func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 			err = write("summary.txt", func(w io.Writer) error { return WriteText(w, r) })
 		case FormatJSON:
 			err = write("results.json", func(w io.Writer) error { return WriteJSON(w, r) })
+		case FormatHTML:
+			err = write("report.html", func(w io.Writer) error { return WriteHTML(w, r) })
+		case FormatJUnit:
+			err = write("junit.xml", func(w io.Writer) error { return WriteJUnit(w, r) })
 		case FormatHgrm:
 			for _, kind := range kinds {
 				h, herr := r.histogramOrEmpty(kind)

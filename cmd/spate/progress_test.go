@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spate-dev/spate/engine"
+	"github.com/spate-dev/spate/report"
+)
+
+func TestProgressLine(t *testing.T) {
+	pg := engine.Progress{
+		Elapsed: 12 * time.Second, Total: time.Minute, Phase: "spike", TargetRate: 5000,
+		Interval: report.Interval{Start: 11 * time.Second, End: 12 * time.Second, Backlog: 3,
+			Counts:  report.Counts{Sent: 5001, Received: 4980},
+			Latency: report.LatencySet{E2E: report.LatencySummary{Count: 10, P99: 12_300}}},
+		Live:         report.Counts{Received: 59_000, Failed: 2, Duplicates: 7},
+		InFlight:     12,
+		ActiveFaults: []string{"broker-restart broker-0", "network"},
+	}
+	got := progressLine(pg)
+	want := "[  12.0s/1m0s] spike target 5,000/s achieved 4,980/s sent 5,001/s | in-flight 12 recv 59,000 backlog 3 failed 2 dup 7 | e2e p99 12.3ms | faults: broker-restart broker-0, network"
+	if got != want {
+		t.Errorf("progress line\n got %q\nwant %q", got, want)
+	}
+	pg.Draining, pg.ActiveFaults, pg.Interval.Latency = true, nil, report.LatencySet{}
+	if got := progressLine(pg); !strings.Contains(got, "] draining achieved") || strings.Contains(got, "faults") || strings.Contains(got, "p99") {
+		t.Errorf("draining line %q", got)
+	}
+
+	// Not a terminal: a line every 5 s and at the end of the traffic.
+	var b bytes.Buffer
+	p := newProgressPrinter(&b, "auto")
+	for s := 1; s <= 12; s++ {
+		pg.Elapsed, pg.Total = time.Duration(s)*time.Second, 12*time.Second
+		p.print(pg)
+	}
+	p.done()
+	if n := strings.Count(b.String(), "\n"); n != 3 { // 5s, 10s, 12s
+		t.Errorf("%d log lines:\n%s", n, b.String())
+	}
+	if truncateRunes("abcdef", 4) != "abc…" || truncateRunes("abc", 4) != "abc" {
+		t.Error("truncateRunes")
+	}
+}
