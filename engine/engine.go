@@ -34,6 +34,7 @@ type config struct {
 	progress func(Progress)
 	runID    uint64
 	hists    func(kind string, start, end time.Time, h *hdr.Histogram)
+	peak     float64
 }
 
 // WithDrivers makes driver kinds available to scenarios.
@@ -64,6 +65,11 @@ func WithIntervalHistograms(fn func(kind string, start, end time.Time, h *hdr.Hi
 
 // WithRunID fixes the run id (default: random), e.g. to resume accounting.
 func WithRunID(id uint64) Option { return func(c *config) { c.runID = id } }
+
+// WithPeak gives today's observed peak rate (messages per second), so that
+// a run with a find-max phase reports its headroom: the sustained rate ÷
+// the peak (the threshold metric headroom).
+func WithPeak(perSecond float64) Option { return func(c *config) { c.peak = perSecond } }
 
 // Progress is a run's state at the end of an interval.
 type Progress struct {
@@ -111,14 +117,17 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.R
 	if !ok {
 		return nil, fmt.Errorf("driver %q is not built into this spate", sc.Driver.Kind)
 	}
-	r := &run{config: c, sc: sc, prof: sc.Profile()}
+	r := &run{config: c, sc: sc, tl: sc.Profile().Timeline()}
 	return r.execute(ctx, kind)
 }
 
 type run struct {
 	config
-	sc        *scenarios.Scenario
-	prof      scenarios.Profile
+	sc *scenarios.Scenario
+	// tl is the traffic profile the producers follow: closed from the
+	// start for fixed phases, grown by the search of a find-max phase.
+	tl        *scenarios.Timeline
+	search    *searcher // nil without a find-max phase
 	base      time.Time
 	baseNS    int64
 	tracker   *report.Tracker
@@ -140,6 +149,9 @@ type run struct {
 func (r *run) now() int64 { return r.baseNS + int64(time.Since(r.base)) }
 
 func (r *run) elapsed() time.Duration { return time.Since(r.base) }
+
+// profile is the traffic profile as far as it is known now.
+func (r *run) profile() scenarios.Profile { return r.tl.Profile() }
 
 // fail records the first runtime error and stops the traffic.
 func (r *run) fail(err error) {
@@ -229,7 +241,10 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		r.chaos.Start(ctx, &chaos.Env{Driver: drv, Consumers: r.consumers, Producers: r, Log: r.log}, r.tracker, r.elapsed)
 	}
 
-	r.log.Info("traffic started", "duration", r.prof.Duration, "producers", sc.Producers, "consumers", sc.Consumers)
+	r.log.Info("traffic started", "duration", r.tl.Duration(), "producers", sc.Producers, "consumers", sc.Consumers)
+	if r.search = newSearcher(r); r.search != nil {
+		go r.search.run(trafficCtx)
+	}
 	var pacers sync.WaitGroup
 	for _, pl := range r.loops {
 		pacers.Add(1)
@@ -241,6 +256,9 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		}()
 	}
 	pacers.Wait()
+	if r.search != nil {
+		r.search.stop() // the pacers end when the search closes the timeline, or on interrupt
+	}
 	trafficEnd := r.elapsed()
 	atTrafficEnd := r.tracker.Live()
 	interrupted := ctx.Err() != nil && r.failure() == nil
@@ -277,9 +295,13 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	res.Interrupted = interrupted
 	res.Intervals = r.intervals
 	res.Chaos = r.chaos.Results()
-	if secs := trafficEnd.Seconds(); secs > 0 {
-		if !r.prof.HasMax() {
-			target := r.prof.Scheduled(min(trafficEnd, r.prof.Duration)) / secs
+	if r.search != nil {
+		res.FindMax = r.search.result(r.peak)
+	}
+	if prof := r.profile(); trafficEnd.Seconds() > 0 {
+		secs := trafficEnd.Seconds()
+		if !prof.HasMax() {
+			target := prof.Scheduled(min(trafficEnd, prof.Duration)) / secs
 			res.Rate.TargetMean = &target
 		}
 		res.Rate.AchievedMean = float64(atTrafficEnd.Received) / secs
@@ -317,11 +339,28 @@ func (r *run) closeProducers(ctx context.Context) {
 	wg.Wait()
 }
 
-// waitDrained returns when every acked message has been received, or ctx ends.
+// drainQuiet is how long the drain waits, once every acked message has
+// arrived, for deliveries to stop: late copies (a redelivery, a retried
+// send that had landed) still count as duplicates or unconfirmed-delivered.
+const drainQuiet = 500 * time.Millisecond
+
+// waitDrained returns when every acked message has been received and no
+// delivery has arrived for drainQuiet, or when ctx ends.
 func (r *run) waitDrained(ctx context.Context) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for r.tracker.Backlog() > 0 {
+	deliveries := func() int64 {
+		c := r.tracker.Live()
+		return c.Received + c.Duplicates + c.Foreign + c.Malformed
+	}
+	last, lastAt := deliveries(), time.Now()
+	for {
+		if n := deliveries(); n != last {
+			last, lastAt = n, time.Now()
+		}
+		if r.tracker.Backlog() == 0 && time.Since(lastAt) >= drainQuiet {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -391,24 +430,33 @@ func (r *run) tick(last bool) {
 		Backlog:   iv.Backlog,
 		LatencyUS: iv.Latency,
 	}
-	if target, ok := r.targetOver(iv.Start, iv.End); ok {
+	if target, ok := r.targetOver(r.profile(), iv.Start, iv.End); ok {
 		ir.TargetRate = &target
 	}
 	r.intervals = append(r.intervals, ir)
 	if r.progress != nil {
+		prof := r.profile()
 		p := Progress{
 			Elapsed:  iv.End,
-			Total:    r.prof.Duration,
-			Draining: iv.End > r.prof.Duration,
+			Total:    prof.Duration,
+			Draining: iv.End > prof.Duration,
 			Interval: iv,
 			Live:     r.tracker.Live(),
 		}
-		if seg, ok := r.segmentAt(iv.End); ok {
+		if seg, ok := r.segmentAt(prof, iv.End); ok {
 			p.Phase = r.sc.Traffic[seg.Phase].Name
 			if p.Phase == "" {
 				p.Phase = r.sc.Traffic[seg.Phase].Kind()
 			}
-			p.TargetRate, _ = r.prof.RateAt(iv.End)
+			switch {
+			case seg.Step > 0:
+				p.Phase += fmt.Sprintf(" step %d", seg.Step)
+			case r.sc.Traffic[seg.Phase].FindMax != nil:
+				p.Phase += " settling"
+			}
+			p.TargetRate, _ = prof.RateAt(iv.End)
+		} else if r.search != nil && r.tl.Open() && iv.End >= r.search.begin {
+			p.Phase = r.search.name + " settling"
 		}
 		for _, pl := range r.loops {
 			p.InFlight += pl.inflight.Load()
@@ -420,21 +468,21 @@ func (r *run) tick(last bool) {
 
 // targetOver is the mean scheduled rate in [from, to), unless a max phase
 // overlaps it.
-func (r *run) targetOver(from, to time.Duration) (float64, bool) {
+func (r *run) targetOver(prof scenarios.Profile, from, to time.Duration) (float64, bool) {
 	if to <= from {
 		return 0, false
 	}
-	for _, s := range r.prof.Segments {
+	for _, s := range prof.Segments {
 		if s.Max && s.Start < to && s.Start+s.Dur > from {
 			return 0, false
 		}
 	}
-	n := r.prof.Scheduled(to) - r.prof.Scheduled(from)
+	n := prof.Scheduled(to) - prof.Scheduled(from)
 	return n / (to - from).Seconds(), true
 }
 
-func (r *run) segmentAt(t time.Duration) (scenarios.Segment, bool) {
-	for _, s := range r.prof.Segments {
+func (r *run) segmentAt(prof scenarios.Profile, t time.Duration) (scenarios.Segment, bool) {
+	for _, s := range prof.Segments {
 		if t >= s.Start && t < s.Start+s.Dur {
 			return s, true
 		}

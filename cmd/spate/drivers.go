@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/eventbridge"
 	"github.com/spate-dev/spate/drivers/memory"
 	"github.com/spate-dev/spate/scenarios"
 )
@@ -10,7 +11,7 @@ import (
 // kinds are the drivers built into this binary; main is the only place that
 // imports concrete drivers.
 func kinds() []drivers.Kind {
-	return []drivers.Kind{memory.Kind}
+	return []drivers.Kind{memory.Kind, eventbridge.Kind}
 }
 
 // loader knows every built-in driver and chaos action.
