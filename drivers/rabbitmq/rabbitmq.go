@@ -1,0 +1,709 @@
+// Package rabbitmq drives a RabbitMQ broker through
+// github.com/rabbitmq/amqp091-go: producers publish to an exchange, with or
+// without publisher confirms, and consumers compete on one queue, with
+// manual or automatic acknowledgements. With `url: managed` spate runs its
+// own private node from the installed rabbitmq-server package and can
+// restart it.
+//
+// # Options
+//
+// A scenario selects it as `driver: rabbitmq` (all defaults: a managed
+// node) or with an options block, e.g.
+// `driver: {rabbitmq: {url: "amqp://guest:guest@127.0.0.1:5672/", prefetch: 100}}`:
+//
+//	url              amqp://user:pass@host:port/vhost, amqps://..., or managed
+//	                 (default): a private node on loopback, stopped at the end
+//	exchange         {name, kind, durable}: name "" (default) is the default
+//	                 exchange, which routes by queue name; kind direct
+//	                 (default), topic, fanout or headers; durable (default true)
+//	queue            {name, durable, type, exclusive, arguments}: name
+//	                 (default spate-<run id>); durable (default true); type
+//	                 classic (default) or quorum; exclusive (default false;
+//	                 needs connections: {consumers: 1}); arguments: extra
+//	                 x-arguments such as x-max-length, x-message-ttl,
+//	                 x-dead-letter-exchange, x-single-active-consumer
+//	routing-key      fixed routing key (default: the queue name)
+//	routing-keys     N > 0: each producer goes round-robin over the keys
+//	                 <routing-key>-0 .. <routing-key>-(N-1) (needs an exchange)
+//	persistent       delivery mode 2, written to disk (default true)
+//	confirms         publisher confirms (default true); false is
+//	                 fire-and-forget: every outcome is drivers.ErrUnconfirmed
+//	confirm-window   most messages a producer channel has sent and not yet
+//	                 had confirmed; Send blocks beyond it (default 1000)
+//	mandatory        unroutable messages come back (basic.return) and count
+//	                 as failed (default false)
+//	prefetch         QoS: unacknowledged deliveries per consumer channel
+//	                 (default 1000; 0 unlimited)
+//	auto-ack         the broker forgets a message once sent (default false)
+//	single-active    only one consumer receives at a time; the broker fails
+//	                 over to another when it goes (x-single-active-consumer)
+//	connections      {producers, consumers}: connections shared round-robin
+//	                 by producer (consumer) id; 0 (default): one each
+//	channels         {producers, consumers}: channels per producer (consumer),
+//	                 default 1. A producer's messages go round-robin over its
+//	                 channels, so with more than one they may be reordered.
+//	stamp            body (default): the 48-byte stamp travels at the start
+//	                 of the body only; header: also in the AMQP header
+//	                 "spate-stamp" (which costs the broker: about 30% fewer
+//	                 persistent messages/s on RabbitMQ 3.10). The body is the
+//	                 whole message either way; consumers read the header
+//	                 when there is one, else the body.
+//	reject           fraction 0..1 of deliveries spate's consumers reject
+//	                 (basic.nack, no requeue), seeded; rejected deliveries
+//	                 are not handed to the run (default 0)
+//	dead-letter      a queue spate declares, routes rejected (and expired,
+//	                 and overflowing) messages to, and consumes: its
+//	                 deliveries come with DeadLetter set
+//	seed             seeds the reject decisions (default 1)
+//	connect-timeout  bounds one connection attempt, TCP and AMQP handshake
+//	                 (default 10s)
+//	reconnect        how long a client keeps trying to reconnect after losing
+//	                 its connection before its Send or Consume fails
+//	                 (default 1m; 0: never reconnect)
+//	heartbeat        AMQP heartbeat interval (default 10s; 0: the server's)
+//	keep             keep the queues and exchange spate created (default
+//	                 false: they are deleted when the driver closes)
+//
+// Messages with a key (the scenario's message.keys) use it as their routing
+// key, except on the default exchange, which routes by queue name. Open
+// binds the queue to a direct exchange with the fixed key (or the N
+// round-robin keys), a topic exchange with "#", a fanout or headers
+// exchange with no condition; the first message with a new key binds that
+// key to a direct exchange before it is published.
+//
+// # Semantics
+//
+// Publish latency is the time from Send to the publisher confirm. A nack
+// from the broker is a failure (ErrNacked); so is a message returned as
+// unroutable when mandatory is set (ErrReturned). When a producer's
+// connection or channel is lost, the messages it published and had no
+// confirm for are reported as drivers.ErrUnconfirmed: the broker may or may
+// not have taken them, so they are neither acked (they would count as lost
+// if they never arrive) nor failed (they would hide a delivery). A publish
+// that fails locally (the socket is gone) is a failure. The producer then
+// reconnects, declares the topology again (a transient queue is gone after
+// a broker restart) and goes on; Send blocks meanwhile.
+//
+// Every delivery of the queue has Stream 0; of the dead-letter queue,
+// Stream 1 and DeadLetter true. Redelivered is the broker's redelivered
+// flag. A consumer hands each batch to the Handler and then acknowledges
+// it with one multiple ack; a rejected delivery is nacked before. A
+// delivery whose stamp carries stamp.FlagPoison is always rejected.
+// Consumers that lose their connection reconnect and subscribe again; what
+// they had not acked is redelivered, flagged.
+//
+// Order is checked per producer on the queue. With several consumers (or
+// consumer channels) the broker's FIFO deliveries are handled in parallel,
+// so the reordering counted is what an application with competing
+// consumers sees; with one consumer or single-active, it is the queue's.
+//
+// While the broker applies flow control (a memory or disk alarm blocks
+// publishers) Send blocks in the socket write and cannot be interrupted.
+//
+// # Managed node
+//
+// With url: managed, Open starts a private node (see Start): the
+// rabbitmq-server package's own scripts, run directly (not through systemd,
+// and not the system's node) with a node name, AMQP port, distribution port
+// and epmd port of its own, all on 127.0.0.1 and below 32768, its data and
+// logs in a temporary directory. Open returns once the node accepts AMQP
+// (about 4 s); Close stops the node and its epmd, by PID, and removes the
+// directory. Without the package, Open fails with the command to install
+// it (apt-get install -y rabbitmq-server).
+//
+// # Abilities
+//
+// A driver on a managed node (url: managed, or Options.Node) is a
+// drivers.BrokerRestarter with one broker, 0: Graceful runs rabbitmqctl
+// stop, Kill sends SIGKILL to the node's VM; both start the node again on
+// the same ports with the same data. Consumers are drivers.Crasher: Crash
+// closes the consumer's socket without a goodbye, so the broker requeues
+// what it had not acked (and other consumers on the same connection, if
+// connections are shared, lose theirs too). When Env.Dial is set every
+// connection goes through it, with the side it serves (producers,
+// consumers, admin for declarations). The Driver is a
+// drivers.StatsReporter; see Driver.Stats.
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/stamp"
+)
+
+// Kind is the RabbitMQ driver as scenarios name it: `driver: rabbitmq`.
+var Kind = drivers.Kind{Name: "rabbitmq", Options: decodeOptions, Open: open}
+
+// Errors reported as outcomes or returned by methods.
+var (
+	// ErrNacked is the outcome of a message the broker refused (basic.nack).
+	ErrNacked = errors.New("rabbitmq: the broker nacked the message")
+	// ErrReturned is the outcome of a mandatory message the broker could
+	// not route to any queue (basic.return).
+	ErrReturned = errors.New("rabbitmq: the broker returned the message as unroutable")
+	// ErrClosed is returned by methods called after Driver.Close, and by
+	// Send and Consume when the driver closes under them.
+	ErrClosed = errors.New("rabbitmq: driver closed")
+)
+
+// MaxBatch is the most deliveries handed to one Handler call.
+const MaxBatch = 512
+
+// Stream numbers of deliveries.
+const (
+	QueueStream      int32 = 0 // the queue
+	DeadLetterStream int32 = 1 // the dead-letter queue
+)
+
+func open(ctx context.Context, options any, env drivers.Env) (drivers.Driver, error) {
+	var o Options
+	switch v := options.(type) {
+	case nil:
+		o = DefaultOptions()
+	case Options:
+		o = v
+	case *Options:
+		if v == nil {
+			o = DefaultOptions()
+		} else {
+			o = *v
+		}
+	default:
+		return nil, fmt.Errorf("rabbitmq: options of type %T, want rabbitmq.Options", options)
+	}
+	d, err := New(ctx, o, env)
+	if err != nil {
+		return nil, err
+	}
+	if d.node != nil {
+		return &ManagedDriver{d}, nil
+	}
+	return d, nil
+}
+
+// Driver is a RabbitMQ driver. Its methods are safe for concurrent use.
+type Driver struct {
+	opts     Options
+	env      drivers.Env
+	log      *slog.Logger
+	url      string
+	node     *Node // nil for an external broker
+	ownsNode bool
+	queue    string
+	dlq      string
+	args     amqp.Table
+	admin    *connSlot
+
+	closed    chan struct{}
+	ctx       context.Context // ends when the driver closes
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	pslots   map[int]*connSlot
+	cslots   map[int]*connSlot
+	bound    map[string]bool // routing keys bound to a direct exchange
+	bindMu   sync.Mutex      // serializes binds of new keys
+	created  []string        // what Open declared that did not exist: "exchange:x", "queue:y"
+	consumed int             // consumer tags handed out
+
+	stats counters
+}
+
+// counters are the driver's own figures; see Driver.Stats.
+type counters struct {
+	published, confirmed, nacked, returned, publishFailed atomic.Int64
+	unconfirmed                                           atomic.Int64
+	delivered, redelivered, rejected, deadLettered        atomic.Int64
+	reconnects, crashes                                   atomic.Int64
+}
+
+var (
+	_ drivers.Driver          = (*Driver)(nil)
+	_ drivers.StatsReporter   = (*Driver)(nil)
+	_ drivers.BrokerRestarter = (*ManagedDriver)(nil)
+	_ drivers.Crasher         = (*consumer)(nil)
+	_ drivers.AbilityLister   = Options{}
+)
+
+// ManagedDriver is a Driver on a managed node (url: managed, or
+// Options.Node), which it can restart: a drivers.BrokerRestarter. Its
+// methods are safe for concurrent use.
+type ManagedDriver struct{ *Driver }
+
+// Brokers returns [0]: the one managed node.
+func (m *ManagedDriver) Brokers() []int { return []int{0} }
+
+// RestartBroker restarts the managed node (id 0 or drivers.AllBrokers):
+// Graceful runs rabbitmqctl stop, Kill sends SIGKILL to the node's VM; the
+// node is down for down, then starts on the same ports with its data, and
+// RestartBroker returns once it accepts connections. Clients reconnect on
+// their own.
+func (m *ManagedDriver) RestartBroker(ctx context.Context, id int, mode drivers.RestartMode, down time.Duration) error {
+	if id != 0 && id != drivers.AllBrokers {
+		return fmt.Errorf("rabbitmq: no broker %d; the managed node is broker 0", id)
+	}
+	m.log.Info("rabbitmq: restarting the managed node", "mode", modeName(mode), "down", down)
+	return m.node.Restart(ctx, mode, down)
+}
+
+// Node returns the managed node the driver runs on, or nil.
+func (d *Driver) Node() *Node { return d.node }
+
+// New opens a driver with options o for the run env: it starts the managed
+// node if url is managed, connects, and declares the exchange, the queue,
+// the dead-letter queue and the bindings. Problems with the options, the
+// connection or conflicting declarations are returned at once; nothing
+// waits longer than connect-timeout per connection attempt (and the start
+// of a managed node, bounded by its own timeout).
+func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d := &Driver{
+		opts:   o,
+		env:    env,
+		log:    env.Log,
+		url:    o.URL,
+		queue:  o.Queue.Name,
+		dlq:    o.DeadLetter,
+		closed: make(chan struct{}),
+		pslots: map[int]*connSlot{},
+		cslots: map[int]*connSlot{},
+		bound:  map[string]bool{},
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if d.queue == "" {
+		d.queue = "spate-" + stamp.RunIDString(env.RunID)
+	}
+	d.args = amqp.Table{}
+	for k, v := range o.Queue.Arguments {
+		d.args[k] = v
+	}
+	if o.Queue.Type == "quorum" {
+		d.args["x-queue-type"] = "quorum"
+	}
+	if o.SingleActive {
+		d.args["x-single-active-consumer"] = true
+	}
+	if d.dlq != "" {
+		d.args["x-dead-letter-exchange"] = ""
+		d.args["x-dead-letter-routing-key"] = d.dlq
+	}
+	switch {
+	case o.Node != nil:
+		d.node = o.Node
+		d.url = o.Node.URL()
+	case o.URL == Managed:
+		no := o.NodeOptions
+		if no.Log == nil {
+			no.Log = env.Log
+		}
+		n, err := Start(ctx, no)
+		if err != nil {
+			return nil, err
+		}
+		d.node, d.ownsNode, d.url = n, true, n.URL()
+	}
+	d.admin = &connSlot{d: d, side: drivers.AdminSide, name: "admin"}
+	if err := d.provision(ctx); err != nil {
+		_ = d.Close(context.Background())
+		return nil, err
+	}
+	d.log.Info("rabbitmq: driver open", "broker", d.address(), "queue", d.queue, "exchange", o.Exchange.Name, "dead-letter", d.dlq)
+	return d, nil
+}
+
+// owner is the slot whose connection declares the queue and its bindings:
+// the admin connection, or for an exclusive queue the consumers' one.
+func (d *Driver) owner() *connSlot {
+	if d.opts.Queue.Exclusive {
+		return d.consumerSlot(0)
+	}
+	return d.admin
+}
+
+// provision notes what exists already, then declares the topology.
+func (d *Driver) provision(ctx context.Context) error {
+	ch, err := d.admin.channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	// A passive declare of something missing closes the channel; each
+	// check that finds nothing opens a new one.
+	exists := func(kind, name string) (bool, error) {
+		var err error
+		if kind == "exchange" {
+			err = ch.ExchangeDeclarePassive(name, d.opts.Exchange.Kind, d.opts.Exchange.Durable, false, false, false, nil)
+		} else {
+			_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+		}
+		if err == nil {
+			return true, nil
+		}
+		if !isNotFound(err) {
+			return false, explainDeclare(kind, name, err)
+		}
+		if ch, err = d.admin.channel(ctx); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	type object struct{ kind, name string }
+	var objects []object
+	if d.opts.Exchange.Name != "" {
+		objects = append(objects, object{"exchange", d.opts.Exchange.Name})
+	}
+	if !d.opts.Queue.Exclusive {
+		objects = append(objects, object{"queue", d.queue})
+	}
+	if d.dlq != "" {
+		objects = append(objects, object{"queue", d.dlq})
+	}
+	for _, obj := range objects {
+		ok, err := exists(obj.kind, obj.name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			d.created = append(d.created, obj.kind+":"+obj.name)
+		}
+	}
+	if d.opts.Queue.Exclusive {
+		if ch, err = d.owner().channel(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = ch.Close() }()
+	}
+	return d.declare(ch, true, true)
+}
+
+// transient reports whether a broker restart (or, for an exclusive queue,
+// the loss of its connection) can take the queue or its bindings away.
+func (d *Driver) transient() bool {
+	o := &d.opts
+	return !o.Queue.Durable || o.Queue.Exclusive || o.Exchange.Name != "" && !o.Exchange.Durable
+}
+
+// declare declares the exchange and, with queues, the dead-letter queue and
+// the queue, and with bindings every binding, on ch. Declaring what exists
+// with the same settings changes nothing, so clients call it again when
+// they (re)connect: a transient queue and its bindings do not survive a
+// broker restart, and nothing must be published before they exist again.
+func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
+	o := &d.opts
+	if ex := o.Exchange; ex.Name != "" {
+		if err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, false, false, false, nil); err != nil {
+			return explainDeclare("exchange", ex.Name, err)
+		}
+	}
+	if !queues {
+		return nil
+	}
+	if d.dlq != "" {
+		if _, err := ch.QueueDeclare(d.dlq, o.Queue.Durable, false, false, false, nil); err != nil {
+			return explainDeclare("queue", d.dlq, err)
+		}
+	}
+	if _, err := ch.QueueDeclare(d.queue, o.Queue.Durable, false, o.Queue.Exclusive, false, d.args); err != nil {
+		return explainDeclare("queue", d.queue, err)
+	}
+	if o.Exchange.Name == "" || !bindings {
+		return nil
+	}
+	keys := []string{""}
+	var args amqp.Table
+	switch o.Exchange.Kind {
+	case "topic":
+		keys = []string{"#"}
+	case "headers":
+		args = amqp.Table{"x-match": "all"}
+	case "direct":
+		keys = d.staticKeys()
+		d.mu.Lock()
+		for _, k := range sortedKeys(d.bound) {
+			keys = append(keys, k)
+		}
+		d.mu.Unlock()
+	}
+	for _, k := range keys {
+		if err := ch.QueueBind(d.queue, k, o.Exchange.Name, false, args); err != nil {
+			return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", d.queue, o.Exchange.Name, k, err)
+		}
+	}
+	return nil
+}
+
+// routingKey is the fixed routing key.
+func (d *Driver) routingKey() string {
+	if d.opts.RoutingKey != "" {
+		return d.opts.RoutingKey
+	}
+	return d.queue
+}
+
+// staticKeys are the routing keys known before any message: the fixed key,
+// or the round-robin keys.
+func (d *Driver) staticKeys() []string {
+	n := d.opts.RoutingKeys
+	if n == 0 {
+		return []string{d.routingKey()}
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s-%d", d.routingKey(), i)
+	}
+	return keys
+}
+
+// bindKey binds a message key to a direct exchange, once per driver. While
+// the broker is unreachable it keeps trying for the reconnect window.
+func (d *Driver) bindKey(ctx context.Context, key string) error {
+	d.bindMu.Lock()
+	defer d.bindMu.Unlock()
+	d.mu.Lock()
+	done := d.bound[key]
+	d.mu.Unlock()
+	if done {
+		return nil
+	}
+	var deadline time.Time
+	wait := 50 * time.Millisecond
+	for {
+		_, err := d.owner().getRetry(ctx)
+		if err == nil {
+			var ch *amqp.Channel
+			if ch, err = d.owner().channel(ctx); err == nil {
+				err = ch.QueueBind(d.queue, key, d.opts.Exchange.Name, false, nil)
+				_ = ch.Close()
+			}
+		}
+		if err == nil {
+			d.mu.Lock()
+			d.bound[key] = true
+			d.mu.Unlock()
+			return nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(d.opts.Reconnect)
+		}
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", d.queue, d.opts.Exchange.Name, key, err)
+		}
+		if err := d.sleep(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// producerSlot returns the connection slot of producer id.
+func (d *Driver) producerSlot(id int) *connSlot {
+	return d.slot(d.pslots, drivers.ProducerSide, id, d.opts.ProducerConnections)
+}
+
+// consumerSlot returns the connection slot of consumer id.
+func (d *Driver) consumerSlot(id int) *connSlot {
+	return d.slot(d.cslots, drivers.ConsumerSide, id, d.opts.ConsumerConnections)
+}
+
+func (d *Driver) slot(slots map[int]*connSlot, side drivers.Side, id, n int) *connSlot {
+	i := id
+	if n > 0 {
+		i = id % n
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := slots[i]
+	if s == nil {
+		s = &connSlot{d: d, side: side, name: slotName(side, i)}
+		slots[i] = s
+	}
+	return s
+}
+
+func (d *Driver) isClosed() bool {
+	select {
+	case <-d.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stats returns the driver's own figures:
+//
+//	published         messages the client library took (publish returned nil)
+//	confirmed         publisher confirms (acks)
+//	nacked            publisher nacks
+//	returned          mandatory messages returned as unroutable
+//	publish_failed    messages reported failed without reaching the broker:
+//	                  the publish failed locally (connection gone), or Send
+//	                  gave up (driver closed, reconnect window passed, ctx)
+//	unconfirmed       messages whose outcome is ErrUnconfirmed: all of them
+//	                  without confirms, else those in flight when a
+//	                  connection was lost
+//	delivered         deliveries of the queue handed to handlers
+//	redelivered       of those, with the broker's redelivered flag
+//	rejected          deliveries consumers rejected (nack, no requeue)
+//	dead_lettered     deliveries of the dead-letter queue handed to handlers
+//	reconnects        connections made again after one was lost
+//	crashes           consumers crashed with Crash
+//	queue_depth       messages ready in the queue now (-1: unknown)
+//	dead_letter_depth messages ready in the dead-letter queue (-1: unknown)
+//
+// The depths are asked of the broker, waiting at most 2 s.
+func (d *Driver) Stats() map[string]int64 {
+	s := &d.stats
+	m := map[string]int64{
+		"published":      s.published.Load(),
+		"confirmed":      s.confirmed.Load(),
+		"nacked":         s.nacked.Load(),
+		"returned":       s.returned.Load(),
+		"publish_failed": s.publishFailed.Load(),
+		"unconfirmed":    s.unconfirmed.Load(),
+		"delivered":      s.delivered.Load(),
+		"redelivered":    s.redelivered.Load(),
+		"rejected":       s.rejected.Load(),
+		"dead_lettered":  s.deadLettered.Load(),
+		"reconnects":     s.reconnects.Load(),
+		"crashes":        s.crashes.Load(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m["queue_depth"] = d.depth(ctx, d.queue)
+	if d.dlq != "" {
+		m["dead_letter_depth"] = d.depth(ctx, d.dlq)
+	}
+	return m
+}
+
+// depth returns the number of ready messages in queue, or -1.
+func (d *Driver) depth(ctx context.Context, queue string) int64 {
+	if d.isClosed() || d.opts.Queue.Exclusive && queue == d.queue {
+		return -1
+	}
+	res := make(chan int64, 1)
+	go func() {
+		n, err := d.QueueDepth(ctx, queue)
+		if err != nil {
+			n = -1
+		}
+		res <- int64(n)
+	}()
+	select {
+	case n := <-res:
+		return n
+	case <-ctx.Done():
+		return -1
+	}
+}
+
+// QueueDepth asks the broker how many messages are ready in queue (not
+// counting those delivered and not yet acknowledged).
+func (d *Driver) QueueDepth(ctx context.Context, queue string) (int, error) {
+	ch, err := d.admin.channel(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		return 0, fmt.Errorf("rabbitmq: depth of queue %q: %w", queue, err)
+	}
+	return q.Messages, nil
+}
+
+// Queue returns the name of the queue consumers read.
+func (d *Driver) Queue() string { return d.queue }
+
+// Close stops consumers and clients, deletes the queues and exchange Open
+// created (unless keep), closes every connection and stops the managed
+// node it started. Calling it again does nothing.
+func (d *Driver) Close(ctx context.Context) error {
+	d.closeOnce.Do(func() {
+		close(d.closed)
+		d.cancel()
+		deadline := time.Now().Add(5 * time.Second)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		if !d.opts.Keep && len(d.created) > 0 {
+			d.unprovision(deadline)
+		}
+		d.mu.Lock()
+		slots := []*connSlot{d.admin}
+		for _, s := range d.pslots {
+			slots = append(slots, s)
+		}
+		for _, s := range d.cslots {
+			slots = append(slots, s)
+		}
+		d.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, s := range slots {
+			if s == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.close(deadline) }()
+		}
+		wg.Wait()
+		if d.ownsNode {
+			_ = d.node.Stop(ctx)
+		}
+	})
+	return nil
+}
+
+// unprovision deletes what provision created, in reverse order.
+func (d *Driver) unprovision(deadline time.Time) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The driver is closed: the admin slot must not refuse to dial.
+		conn, raw, err := d.dial(ctx, drivers.AdminSide, "admin-cleanup")
+		if err != nil {
+			d.log.Warn("rabbitmq: could not delete what the run created", "err", err)
+			return
+		}
+		defer func() { _ = conn.CloseDeadline(deadline); _ = raw.Close() }()
+		for i := len(d.created) - 1; i >= 0; i-- {
+			ch, err := conn.Channel()
+			if err != nil {
+				return
+			}
+			kind, name, _ := strings.Cut(d.created[i], ":")
+			if kind == "exchange" {
+				err = ch.ExchangeDelete(name, false, false)
+			} else {
+				_, err = ch.QueueDelete(name, false, false, false)
+			}
+			if err != nil {
+				d.log.Warn("rabbitmq: delete "+kind, "name", name, "err", err)
+			}
+			_ = ch.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
