@@ -1,8 +1,10 @@
 // Package engine runs one scenario: it opens the driver, starts consumers and
 // producers, paces messages on the scenario's open-model schedule, feeds
 // outcomes and deliveries to the tracker, closes intervals, drains, and
-// returns the results with thresholds evaluated. It never prints; progress
-// goes to a callback and logs to a slog.Logger the caller provides.
+// returns the results with thresholds evaluated. A find-max phase is a
+// capacity search that decides the schedule as it runs (findmax.go); Sweep
+// runs a scenario over a grid of values (sweep.go). It never prints;
+// progress goes to a callback and logs to a slog.Logger the caller provides.
 package engine
 
 import (
@@ -298,8 +300,8 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	if r.search != nil {
 		res.FindMax = r.search.result(r.peak)
 	}
-	if prof := r.profile(); trafficEnd.Seconds() > 0 {
-		secs := trafficEnd.Seconds()
+	if secs := trafficEnd.Seconds(); secs > 0 {
+		prof := r.profile() // with a find-max phase, the steps the search ran
 		if !prof.HasMax() {
 			target := prof.Scheduled(min(trafficEnd, prof.Duration)) / secs
 			res.Rate.TargetMean = &target

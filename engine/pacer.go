@@ -34,7 +34,7 @@ func newProducerLoop(r *run, id int) *producerLoop {
 	return &producerLoop{
 		r:     r,
 		id:    id,
-		sched: r.prof.NewSchedule(id, r.sc.Producers),
+		sched: r.tl.NewSchedule(id, r.sc.Producers),
 		comp:  newComposer(r.sc, r.runID, id),
 		wake:  make(chan struct{}, 1),
 		timer: t,
@@ -60,7 +60,19 @@ func (pl *producerLoop) run(ctx context.Context) error {
 		if !ok {
 			seg, more := pl.sched.Segment()
 			if !more {
-				return nil
+				// The end of the profile, or of what a find-max search
+				// has decided so far: wait for it to grow or close.
+				wait := pl.sched.Pending()
+				if wait == nil {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-wait:
+				}
+				due, ok = pl.sched.Next()
+				continue
 			}
 			if seg.Max {
 				if err := pl.runMax(ctx, seg); err != nil {
@@ -76,8 +88,8 @@ func (pl *producerLoop) run(ctx context.Context) error {
 			return nil
 		}
 		now := pl.r.elapsed()
-		if now > pl.r.prof.Duration+lateGrace {
-			pl.countUnsent(due, pl.r.prof.Duration+lateGrace)
+		if end := pl.r.tl.Duration(); now > end+lateGrace {
+			pl.countUnsent(due, end+lateGrace)
 			return nil
 		}
 		pl.dues = pl.dues[:0]

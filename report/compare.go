@@ -73,9 +73,9 @@ func ParseTolerance(s string) (Tolerance, error) {
 
 // WorseWhenHigher reports which way a metric gets worse: up for latencies,
 // losses, duplicates, reordering, failures and their ratios; down for
-// rates and for the sent, acked and received counts.
+// rates, headroom and the sent, acked and received counts.
 func WorseWhenHigher(metric string) bool {
-	if slices.Contains(scenarios.RateMetrics, metric) {
+	if slices.Contains(scenarios.RateMetrics, metric) || slices.Contains(scenarios.CapacityMetrics, metric) {
 		return false
 	}
 	switch metric {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/spate-dev/spate/scenarios"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -130,5 +132,57 @@ func chartResults(t testing.TB) *Results {
 	target += 3000.0 * 10 / 60
 	r.Rate = Rates{TargetMean: &target, AchievedMean: float64(counts.Received) / 60, SentMean: float64(counts.Sent) / 60, AckedMean: float64(counts.Acked) / 60}
 	r.Evaluate(parseThresholds(t, "e2e.p99 < 250ms", "loss == 0", "duplicates.ratio <= 0.1%", "achieved_rate >= 0.95 * target_rate"))
+	return r
+}
+
+// findMaxResults is testResults with the find-max search of a broker that
+// delivers about 5,000/s: climbs from 1,000/s by 2x, fails at 8,000/s,
+// bisects to 5,000/s within 5%, against a peak of 1,200/s with a headroom
+// threshold.
+func findMaxResults(t testing.TB) *Results {
+	t.Helper()
+	r := testResults(t)
+	step := func(n int, kind string, rate, achieved float64, p50, p99, p999 int64, bStart, bMid, bEnd int64, ok bool) FindMaxStep {
+		h := newHist()
+		if p50 > 0 {
+			_ = h.RecordValues(p50, 980)
+			_ = h.RecordValues(p99, 19)
+			_ = h.RecordValues(p999, 1)
+		}
+		s := NewFindMaxStep(n, kind, rate, StepFigures{
+			Counts:     StepCounts{Acked: int64(rate * 2), Received: int64(rate * 2), ReceivedAcked: int64(rate * 2)},
+			Latency:    LatencySet{E2E: summarize(h)},
+			Histograms: map[string]*hdr.Histogram{E2E: h, Service: h, Publish: newHist()},
+		})
+		s.StartS, s.EndS, s.JudgedS = float64(n)*4, float64(n)*4+2, float64(n)*4+2.5
+		s.Scheduled, s.AchievedRate = int64(rate*2), achieved
+		s.BacklogStart, s.BacklogMid, s.BacklogEnd = bStart, bMid, bEnd
+		s.BacklogGrowing = scenarios.BacklogGrew(rate*2, bMid, bEnd)
+		s.Judge(parseThresholds(t, "e2e.p99 < 100ms"), scenarios.BacklogMustDrain)
+		if s.OK != ok {
+			t.Fatalf("fixture step %d: ok %v, want %v (%s)", n, s.OK, ok, s.Why)
+		}
+		return s
+	}
+	sustained, failed := 5000.0, 5250.0
+	r.FindMax = &FindMaxResult{
+		Phase: 0, Name: "capacity", SLO: []string{"e2e.p99 < 100ms"}, Backlog: scenarios.BacklogMustDrain,
+		StartRate: 1000, MaxRate: 50000, StepFactor: 2, HoldS: 2, SettleS: 2, Precision: 0.05, MaxSteps: 12, TimeBoundS: 48,
+		StartS: 0, EndS: 17.9, Outcome: scenarios.SearchConverged,
+		Message:       "sustained 5,000/s within e2e.p99 < 100ms with a draining backlog; 5,250/s was too much (e2e.p99 = 101ms, not < 100ms); the two are within 5% of each other",
+		SustainedRate: &sustained, FailedRate: &failed,
+		Steps: []FindMaxStep{
+			step(1, StepClimb, 1000, 1000, 1000, 1000, 1000, 0, 0, 0, true),
+			step(2, StepClimb, 2000, 2000, 1000, 1000, 1000, 1, 1, 1, true),
+			step(3, StepClimb, 4000, 3999, 1000, 1010, 1020, 1, 2, 3, true),
+			step(4, StepClimb, 8000, 5247, 418000, 1140000, 1150000, 0, 2506, 5506, false),
+			step(5, StepBisect, 6000, 5035, 186000, 470000, 482000, 0, 931, 1931, false),
+			step(6, StepBisect, 5000, 4998, 1000, 1020, 1030, 0, 2, 5, true),
+			step(7, StepBisect, 5500, 5072, 71300, 210000, 222000, 1, 356, 856, false),
+			step(8, StepBisect, 5250, 5035, 36400, 101000, 115000, 0, 182, 431, false),
+		},
+	}
+	r.FindMax.Finish(1200)
+	r.Evaluate(parseThresholds(t, "loss == 0", "headroom >= 2", "headroom >= 5"))
 	return r
 }

@@ -150,6 +150,10 @@ func WriteHTML(w io.Writer, r *Results) error {
 	}
 	p("</section>\n")
 
+	if r.FindMax != nil {
+		writeFindMaxHTML(p, r)
+	}
+
 	// Counts and latencies side by side.
 	p("<section class=\"two\">\n<div>\n<h2>Messages</h2>\n<table class=\"num\">\n<tbody>\n")
 	row := func(name string, n, of int64, what string) {
@@ -483,6 +487,11 @@ svg.chart .point { opacity: 0; }
 svg.chart .point:hover { opacity: 1; }
 .muted { color: var(--muted); }
 .small { font-size: 12px; }
+.scroll { overflow-x: auto; }
+.findmax .cards { grid-template-columns: repeat(4, 1fr); }
+.findmax .outcome { font-weight: 600; margin: 12px 0 6px; }
+table.steps td.left { white-space: normal; }
+svg.chart .marker { stroke: #fff; stroke-width: 1; }
 footer { margin-top: 28px; color: var(--muted); font-size: 12px; }
 @media (max-width: 900px) { .cards { grid-template-columns: repeat(3, 1fr); } section.two { grid-template-columns: 1fr; } header { flex-direction: column; align-items: flex-start; } }
 `

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -50,7 +51,11 @@ var (
 // in xmlns attributes, well-formed SVG, no script.
 func checkHTML(t *testing.T, page string) {
 	t.Helper()
-	for _, id := range HTMLCharts {
+	charts := HTMLCharts
+	if strings.Contains(page, `id="`+ChartFindMax+`"`) {
+		charts = append(slices.Clone(HTMLCharts), FindMaxCharts...)
+	}
+	for _, id := range charts {
 		if !strings.Contains(page, `<svg xmlns="http://www.w3.org/2000/svg" id="`+id+`"`) {
 			t.Errorf("no %s chart", id)
 		}
@@ -66,8 +71,8 @@ func checkHTML(t *testing.T, page string) {
 		}
 	}
 	svgs := svgRE.FindAllString(page, -1)
-	if len(svgs) != len(HTMLCharts) {
-		t.Errorf("%d svg elements, want %d", len(svgs), len(HTMLCharts))
+	if len(svgs) != len(charts) {
+		t.Errorf("%d svg elements, want %d", len(svgs), len(charts))
 	}
 	for i, s := range svgs {
 		d := xml.NewDecoder(strings.NewReader(s))

@@ -152,6 +152,8 @@ type Results struct {
 	// DriverStats are the driver's own figures (e.g. the memory broker's
 	// ground truth of what it dropped and duplicated).
 	DriverStats map[string]int64 `json:"driver_stats,omitempty"`
+	// FindMax is the capacity search of a find-max phase; absent without one.
+	FindMax *FindMaxResult `json:"find_max,omitempty"`
 	// Histograms are the total latency histograms in HdrHistogram's
 	// base64 V2-compressed form, so results can be re-evaluated and merged.
 	Histograms map[string]string `json:"histograms"`
@@ -220,8 +222,9 @@ func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
 // latencies in microseconds. ok is false when the metric is undefined for
 // this run: target_rate when a max phase ran, any statistic of a latency
 // with no values (publish when the driver sends without confirmations,
-// e2e when nothing was received), and a ratio whose denominator is zero (no
-// message acked, received or sent). err is set for a name that is not a
+// e2e when nothing was received), a ratio whose denominator is zero (no
+// message acked, received or sent), and headroom without a find-max phase,
+// without a peak or when the search sustained no rate. err is set for a name that is not a
 // metric or a histogram that cannot be decoded.
 func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	c := r.Counts
@@ -237,18 +240,7 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		if h.TotalCount() == 0 {
-			return 0, false, nil
-		}
-		switch stat {
-		case "min":
-			return float64(h.Min()), true, nil
-		case "mean":
-			return h.Mean(), true, nil
-		case "max":
-			return float64(h.Max()), true, nil
-		}
-		return float64(h.ValueAtQuantile(p)), true, nil
+		return histValue(h, stat, p)
 	}
 	ratio := func(n, d int64) (float64, bool, error) {
 		if d == 0 {
@@ -306,24 +298,80 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		return r.Rate.SentMean, true, nil
 	case "acked_rate":
 		return r.Rate.AckedMean, true, nil
+	case "headroom":
+		if r.FindMax == nil || r.FindMax.Headroom == nil {
+			return 0, false, nil
+		}
+		return *r.FindMax.Headroom, true, nil
 	}
 	return 0, false, fmt.Errorf("unknown metric %q", name)
+}
+
+// histMetric returns statistic stat of a latency histogram for the metric
+// name (KIND.STAT), undefined when the histogram is empty.
+func histMetric(h *hdr.Histogram, name, stat string) (float64, bool, error) {
+	p, isPercentile := scenarios.Percentile(stat)
+	if !isPercentile && !slices.Contains(scenarios.LatencyStats, stat) {
+		return 0, false, fmt.Errorf("unknown statistic %q", name)
+	}
+	return histValue(h, stat, p)
+}
+
+func histValue(h *hdr.Histogram, stat string, p float64) (float64, bool, error) {
+	if h.TotalCount() == 0 {
+		return 0, false, nil
+	}
+	switch stat {
+	case "min":
+		return float64(h.Min()), true, nil
+	case "mean":
+		return h.Mean(), true, nil
+	case "max":
+		return float64(h.Max()), true, nil
+	}
+	return float64(h.ValueAtQuantile(p)), true, nil
 }
 
 // Evaluate applies thresholds to r, filling r.Thresholds and r.Verdict. A
 // threshold whose metric is undefined fails, with the reason.
 func (r *Results) Evaluate(ts []scenarios.Threshold) {
-	r.Thresholds = make([]ThresholdResult, 0, len(ts))
+	var ok bool
+	r.Thresholds, ok = evaluate(ts, r.Metric)
 	r.Verdict = Pass
+	if !ok {
+		r.Verdict = Fail
+	}
+	for i, t := range ts {
+		if tr := &r.Thresholds[i]; tr.Error == undefined && slices.Contains(t.Metrics(), "headroom") {
+			tr.Error = r.headroomReason()
+		}
+	}
+}
+
+// undefined is the error of a threshold whose metric has no value.
+const undefined = "undefined for this run"
+
+// evaluate applies thresholds with metric values from metric, and reports
+// whether all held. A threshold whose metric is undefined fails.
+func evaluate(ts []scenarios.Threshold, metric func(string) (float64, bool, error)) ([]ThresholdResult, bool) {
+	out := make([]ThresholdResult, 0, len(ts))
+	all := true
+	operand := func(o scenarios.Operand) (float64, bool, error) {
+		if o.Metric == "" {
+			return o.Coef, true, nil
+		}
+		v, ok, err := metric(o.Metric)
+		return o.Coef * v, ok, err
+	}
 	for _, t := range ts {
 		tr := ThresholdResult{Expr: t.Expr}
-		left, lok, lerr := r.operand(t.Left)
-		right, rok, rerr := r.operand(t.Right)
+		left, lok, lerr := operand(t.Left)
+		right, rok, rerr := operand(t.Right)
 		switch {
 		case lerr != nil || rerr != nil:
 			tr.Error = fmt.Sprint(firstErr(lerr, rerr))
 		case !lok || !rok:
-			tr.Error = "undefined for this run"
+			tr.Error = undefined
 		default:
 			tr.OK = t.Holds(left, right)
 			measured, limit := left, right
@@ -333,10 +381,11 @@ func (r *Results) Evaluate(ts []scenarios.Threshold) {
 			tr.Value, tr.Limit = &measured, &limit
 		}
 		if !tr.OK {
-			r.Verdict = Fail
+			all = false
 		}
-		r.Thresholds = append(r.Thresholds, tr)
+		out = append(out, tr)
 	}
+	return out, all
 }
 
 func firstErr(errs ...error) error {
@@ -346,14 +395,6 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-func (r *Results) operand(o scenarios.Operand) (float64, bool, error) {
-	if o.Metric == "" {
-		return o.Coef, true, nil
-	}
-	v, ok, err := r.Metric(o.Metric)
-	return o.Coef * v, ok, err
 }
 
 // ReadResults reads a results.json file.

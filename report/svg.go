@@ -45,6 +45,9 @@ type Series struct {
 	Dashed bool
 	Width  float64 // stroke width; default 2 (wider under narrower lines keeps equal series visible)
 	Points []Point
+	// Markers draws every point as a visible dot (otherwise points show
+	// only on hover); NoLine leaves out the line between them.
+	Markers, NoLine bool
 }
 
 // Point is one (x, y) of a series.
@@ -109,7 +112,12 @@ func (c Chart) SVG() string {
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="15" font-weight="600" fill="#222">%s</text>`, marginLeft, esc(c.Title))
 
 	px0, px1 := float64(marginLeft), float64(c.Width-marginRight)
-	py0, py1 := float64(c.Height-marginBottom), float64(marginTop) // y grows downwards
+	legend := c.legendLayout(px0, px1)
+	extra := 0.0
+	if n := len(legend); n > 0 {
+		extra = float64(legend[n-1].row) * legendRow // more legend rows push the plot down
+	}
+	py0, py1 := float64(c.Height-marginBottom), float64(marginTop)+extra // y grows downwards
 
 	xs, ys := c.extent()
 	if len(xs) == 0 {
@@ -227,42 +235,78 @@ func (c Chart) SVG() string {
 		if width <= 0 {
 			width = 2
 		}
-		fmt.Fprintf(&b, `<path class="series" d="%s" fill="none" stroke="%s" stroke-width="%s"%s stroke-linejoin="round"><title>%s</title></path>`,
-			d.String(), color, f1(width), dash, esc(s.Name))
-		if n == 1 || len(s.Points) <= 120 {
+		if !s.NoLine {
+			fmt.Fprintf(&b, `<path class="series" d="%s" fill="none" stroke="%s" stroke-width="%s"%s stroke-linejoin="round"><title>%s</title></path>`,
+				d.String(), color, f1(width), dash, esc(s.Name))
+		}
+		if n == 1 || len(s.Points) <= 120 || s.Markers {
 			for _, p := range s.Points {
 				if math.IsNaN(p.Y) || math.IsNaN(p.X) || math.IsInf(p.Y, 0) || (c.XLog && p.X <= 0) {
 					continue
 				}
-				r := "3"
+				class, r := "point", "3"
 				if n > 1 {
 					r = "2.5"
 				}
-				fmt.Fprintf(&b, `<circle class="point" cx="%s" cy="%s" r="%s" fill="%s"><title>%s %s: %s</title></circle>`,
-					f1(sx(p.X)), f1(sy(ya.clamp(p.Y))), r, color, esc(s.Name), esc(c.XFormat(p.X)), esc(c.YFormat(p.Y)))
+				if s.Markers {
+					class, r = "marker", "3.5"
+					if s.NoLine {
+						r = "5"
+					}
+				}
+				fmt.Fprintf(&b, `<circle class="%s" cx="%s" cy="%s" r="%s" fill="%s"><title>%s %s: %s</title></circle>`,
+					class, f1(sx(p.X)), f1(sy(ya.clamp(p.Y))), r, color, esc(s.Name), esc(c.XFormat(p.X)), esc(c.YFormat(p.Y)))
 			}
 		}
 	}
 
-	// Legend, right-aligned above the plot.
-	x := px1
-	for i := len(c.Series) - 1; i >= 0; i-- {
-		s := c.Series[i]
+	// Legend, right-aligned above the plot, in as many rows as it needs.
+	for _, e := range legend {
+		s := c.Series[e.series]
 		color := s.Color
 		if color == "" {
-			color = Palette[i%len(Palette)]
+			color = Palette[e.series%len(Palette)]
 		}
-		w := float64(len([]rune(s.Name)))*6.6 + 30
-		x -= w
-		dash := ""
-		if s.Dashed {
-			dash = ` stroke-dasharray="6 4"`
+		y := 40 + float64(e.row)*legendRow
+		if s.NoLine {
+			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="5" fill="%s"/>`, f1(e.x+9), f1(y), color)
+		} else {
+			dash := ""
+			if s.Dashed {
+				dash = ` stroke-dasharray="6 4"`
+			}
+			fmt.Fprintf(&b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="%s" stroke-width="3"%s/>`, f1(e.x), f1(e.x+18), f1(y), f1(y), color, dash)
 		}
-		fmt.Fprintf(&b, `<line x1="%s" x2="%s" y1="40" y2="40" stroke="%s" stroke-width="3"%s/>`, f1(x), f1(x+18), color, dash)
-		fmt.Fprintf(&b, `<text x="%s" y="44" fill="#222">%s</text>`, f1(x+22), esc(s.Name))
+		fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#222">%s</text>`, f1(e.x+22), f1(y+4), esc(s.Name))
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
+}
+
+// legendRow is the height of a row of the legend.
+const legendRow = 16
+
+// legendEntry places one series' legend entry.
+type legendEntry struct {
+	series int
+	x      float64
+	row    int
+}
+
+// legendLayout places the legend entries right-aligned from px1, the last
+// series rightmost, starting a new row below when a row would pass px0.
+func (c Chart) legendLayout(px0, px1 float64) []legendEntry {
+	var out []legendEntry
+	x, row := px1, 0
+	for i := len(c.Series) - 1; i >= 0; i-- {
+		w := float64(len([]rune(c.Series[i].Name)))*7 + 30
+		if x-w < px0 && x < px1 {
+			x, row = px1, row+1
+		}
+		x -= w
+		out = append(out, legendEntry{series: i, x: x, row: row})
+	}
+	return out
 }
 
 // extent returns every drawable x and y.

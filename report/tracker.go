@@ -5,6 +5,7 @@
 package report
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -94,6 +95,8 @@ type Tracker struct {
 	slice  *hdr.Histogram
 	// slicePeak is the largest backlog since the last SwapSlice.
 	slicePeak int64
+	// Find-max support (steps.go): the open step windows.
+	steps []*StepWindow
 
 	// Tick state, owned by the single goroutine that calls Tick.
 	start    int64
@@ -150,21 +153,36 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 		if r.Stamp.Seq >= p.sent {
 			continue
 		}
-		switch r.Err {
-		case nil:
+		var w *StepWindow
+		if len(t.steps) > 0 {
+			w = t.stepOf(r.Stamp.Intended)
+		}
+		switch {
+		case r.Err == nil:
 			if p.acked.add(r.Stamp.Seq) {
 				t.live.Acked++
-				if p.received.has(r.Stamp.Seq) {
+				received := p.received.has(r.Stamp.Seq)
+				if received {
 					t.receivedAcked++
 				} else if t.slice != nil {
 					t.slicePeak = max(t.slicePeak, t.live.Acked-t.receivedAcked)
 				}
 				t.record(2, now-r.Stamp.Sent)
+				if w != nil {
+					w.c.Acked++
+					if received {
+						w.c.ReceivedAcked++
+					}
+					w.record(2, now-r.Stamp.Sent)
+				}
 			}
-		case drivers.ErrUnconfirmed:
+		case errors.Is(r.Err, drivers.ErrUnconfirmed):
 		default:
 			if p.failed.add(r.Stamp.Seq) {
 				t.live.Failed++
+				if w != nil {
+					w.c.Failed++
+				}
 			}
 		}
 	}
@@ -192,19 +210,42 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 			t.live.Redelivered++
 		}
 		p := &t.producers[producer]
+		var w *StepWindow
+		if len(t.steps) > 0 {
+			w = t.stepOf(intended)
+		}
 		if !p.received.add(seq) {
 			t.live.Duplicates++
 			if len(t.spans) > 0 {
 				t.spanDuplicate(producer, seq)
 			}
+			if w != nil {
+				w.c.Duplicates++
+			}
 			continue
 		}
 		t.live.Received++
-		if d.DeadLetter {
-			t.live.DeadLettered++
-		}
-		if p.acked.has(seq) {
+		acked := p.acked.has(seq)
+		if acked {
 			t.receivedAcked++
+		}
+		if w != nil {
+			w.c.Received++
+			if acked {
+				w.c.ReceivedAcked++
+			}
+		}
+		if d.DeadLetter {
+			// Rejected by a consumer and routed back through the broker's
+			// dead-letter path: counted, but neither order-checked (the
+			// dead-letter queue is in rejection order) nor timed (the time
+			// includes the rejection's round trip).
+			t.live.DeadLettered++
+			continue
+		}
+		if w != nil {
+			w.record(0, now-intended)
+			w.record(1, now-sent)
 		}
 		if d.Stream >= 0 {
 			if int(d.Stream) >= len(p.highest) {

@@ -393,6 +393,10 @@ func WriteText(w io.Writer, r *Results) error {
 	rate("sent", r.Rate.SentMean, "")
 	rate("acked", r.Rate.AckedMean, "")
 
+	if r.FindMax != nil {
+		writeFindMaxText(bw, r)
+	}
+
 	p("\nthresholds\n")
 	if len(r.Thresholds) == 0 {
 		p("  none\n")
@@ -497,6 +501,8 @@ func formatMetric(name string, v float64) string {
 		return formatPercent(v)
 	case slices.Contains(scenarios.RateMetrics, name):
 		return formatRate(v) + "/s"
+	case slices.Contains(scenarios.CapacityMetrics, name):
+		return factor(v)
 	case v == math.Trunc(v) && math.Abs(v) < 1e15:
 		return group(int64(v))
 	}

@@ -280,7 +280,7 @@ traffic:
   - name: warm-up
 `,
 			want: []string{
-				"s.yaml:3:5: traffic[0]: a phase needs one shape: constant, ramp, step, spike, max, pause",
+				"s.yaml:3:5: traffic[0]: a phase needs one shape: constant, ramp, step, spike, max, pause, find-max",
 			},
 		},
 		{
@@ -290,7 +290,7 @@ traffic:
   - constnat: {rate: 100/s, for: 10s}
 `,
 			want: []string{
-				"s.yaml:3:5: traffic[0].constnat: unknown field (did you mean \"constant\"?); valid fields: name, constant, ramp, step, spike, max, pause",
+				"s.yaml:3:5: traffic[0].constnat: unknown field (did you mean \"constant\"?); valid fields: name, constant, ramp, step, spike, max, pause, find-max",
 			},
 		},
 		{
@@ -379,7 +379,7 @@ traffic:
 traffic: []
 `,
 			want: []string{
-				"s.yaml:2:10: traffic: needs at least one phase (constant, ramp, step, spike, max, pause)",
+				"s.yaml:2:10: traffic: needs at least one phase (constant, ramp, step, spike, max, pause, find-max)",
 			},
 		},
 		{
@@ -484,7 +484,7 @@ thresholds:
   - losses == 0
 `,
 			want: []string{
-				"s.yaml:5:5: thresholds[0]: unknown metric \"losses\" (did you mean \"loss\"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
+				"s.yaml:5:5: thresholds[0]: unknown metric \"losses\" (did you mean \"loss\"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; capacity: headroom; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
 			},
 		},
 		{
@@ -996,6 +996,21 @@ func TestExamplesLoad(t *testing.T) {
 			src, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if scenarios.IsSweepFile(src) {
+				// A sweep file: its base scenario and every point load.
+				var sf struct{ Scenario string }
+				if err := yaml.Unmarshal(src, &sf); err != nil {
+					t.Fatal(err)
+				}
+				base, err := os.ReadFile(filepath.Join(filepath.Dir(file), sf.Scenario))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := permissiveLoader(t, base).LoadSweep(file); err != nil {
+					t.Errorf("%s does not load:\n%v", file, err)
+				}
+				return
 			}
 			if _, err := permissiveLoader(t, src).Load(file); err != nil {
 				t.Errorf("%s does not load:\n%v", file, err)

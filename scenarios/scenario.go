@@ -236,9 +236,15 @@ func (l *Loader) Parse(file string, data []byte) (*Scenario, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return nil, Problems{{File: file, Line: extra.Line, Column: extra.Column, Message: "a scenario file holds one YAML document; found a second (---)"}}
 	}
+	return l.parseDocument(file, &doc)
+}
+
+// parseDocument validates a scenario given as a decoded YAML document (a
+// sweep point: the base document with overrides written in).
+func (l *Loader) parseDocument(file string, doc *yaml.Node) (*Scenario, error) {
 	d := NewDecoder(file)
 	s := &Scenario{File: file}
-	root := resolve(&doc)
+	root := resolve(doc)
 	if root.Kind != yaml.MappingNode {
 		d.Errorf(root, "", "a scenario is a mapping of fields (name, driver, traffic, ...), got %s", describe(root))
 		return nil, d.Problems()
@@ -369,6 +375,15 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 			var ok bool
 			if total, ok = addDurations(total, Duration(s.Traffic[i].Duration())); !ok {
 				d.Errorf(tn.Content[i], fmt.Sprintf("traffic[%d]", i), "the traffic lasts longer than spate can schedule (2562047h in all)")
+				break
+			}
+		}
+		// A find-max phase lasts as long as its search: only its bound is
+		// known before the run, so nothing can be timed after it.
+		for i := range s.Traffic {
+			if s.Traffic[i].FindMax != nil && i < len(s.Traffic)-1 && i < len(tn.Content) {
+				d.Errorf(Child(resolve(tn.Content[i]), "find-max"), fmt.Sprintf("traffic[%d].find-max", i),
+					"a find-max phase must be the last phase: it lasts as long as its search takes, so the phases after it (from traffic[%d]) cannot be timed; run them before it or in another scenario", i+1)
 				break
 			}
 		}

@@ -60,6 +60,12 @@ var RatioMetrics = []string{"lost", "loss", "duplicates", "reordered", "failed",
 // RateMetrics are per-second rates over the traffic duration.
 var RateMetrics = []string{"target_rate", "achieved_rate", "sent_rate", "acked_rate"}
 
+// CapacityMetrics come from a find-max phase: headroom is the highest rate
+// the search sustained ÷ the peak given with spate run --peak. It is
+// undefined (a threshold on it fails, saying why) without a find-max
+// phase, without --peak, or when the search sustained no rate.
+var CapacityMetrics = []string{"headroom"}
+
 var percentileRE = regexp.MustCompile(`^p([0-9]{1,2})([0-9]*)$`)
 
 // Percentile returns the percentile (0-100, exclusive) a stat like p50 or
@@ -93,13 +99,13 @@ func LookupMetric(name string) (MetricType, bool) {
 	if base, ok := strings.CutSuffix(name, ".ratio"); ok {
 		return Number, contains(RatioMetrics, base)
 	}
-	return Number, contains(CountMetrics, name) || contains(RateMetrics, name)
+	return Number, contains(CountMetrics, name) || contains(RateMetrics, name) || contains(CapacityMetrics, name)
 }
 
 // metricHelp lists the metrics in groups, for messages.
 func metricHelp() string {
-	return fmt.Sprintf("counts: %s; ratios: %s; rates: %s; latencies: %s followed by .%s or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
-		joinList(CountMetrics), joinList(suffixed(RatioMetrics, ".ratio")), joinList(RateMetrics),
+	return fmt.Sprintf("counts: %s; ratios: %s; rates: %s; capacity: %s; latencies: %s followed by .%s or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
+		joinList(CountMetrics), joinList(suffixed(RatioMetrics, ".ratio")), joinList(RateMetrics), joinList(CapacityMetrics),
 		strings.Join(LatencyKinds, ", "), strings.Join(LatencyStats, ", ."))
 }
 
@@ -121,6 +127,7 @@ func allMetricNames() []string {
 		out = append(out, r+".ratio")
 	}
 	out = append(out, RateMetrics...)
+	out = append(out, CapacityMetrics...)
 	sort.Strings(out)
 	return out
 }

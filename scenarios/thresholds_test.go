@@ -32,6 +32,7 @@ func TestParseThreshold(t *testing.T) {
 		{"failed != 0", m(1, "failed"), lit(0), "!="},
 		{"  received   >   100  ", m(1, "received"), lit(100), ">"},
 		{"unconfirmed_delivered.ratio <= 5%", m(1, "unconfirmed_delivered.ratio"), lit(0.05), "<="},
+		{"headroom >= 2", m(1, "headroom"), lit(2), ">="},
 	}
 	for _, c := range good {
 		got, err := scenarios.ParseThreshold(c.in)
@@ -57,10 +58,10 @@ func TestParseThreshold(t *testing.T) {
 		{"e2e.p99 < 5%", `"e2e.p99 < 5%" compares the latency e2e.p99 with 5%, which is not a duration; give it a time unit, e.g. 250ms`},
 		{"e2e.p99 < achieved_rate", `"e2e.p99 < achieved_rate" compares achieved_rate, which is not a latency, with the duration e2e.p99; only latencies (e2e, service, publish followed by .pNN, .min, .mean or .max) compare with durations`},
 		{"1s * e2e.p50 > e2e.p99", `the factor "1s" must be a plain number, as in 0.95 * target_rate`},
-		{"loss < lots", `unknown metric "lots" (did you mean "loss"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)`},
+		{"loss < lots", `unknown metric "lots" (did you mean "loss"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; capacity: headroom; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)`},
 		{"e2e.p99x < 1s", `unknown statistic "p99x" of e2e latency (did you mean "p99"?); valid: min, mean, max, or pNN for a percentile (p50, p99, p999 = 99.9th, p9999 = 99.99th)`},
 		{"e2e.p100 < 1s", `unknown statistic "p100" of e2e latency (a percentile is above 0 and below 100; for the extremes use e2e.min or e2e.max); valid: min, mean, max, or pNN for a percentile (p50, p99, p999 = 99.9th, p9999 = 99.99th)`},
-		{"sent.ratio < 1", `unknown metric "sent.ratio" (did you mean "lost.ratio"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)`},
+		{"sent.ratio < 1", `unknown metric "sent.ratio" (did you mean "lost.ratio"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; capacity: headroom; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)`},
 		{"loss < 5x", `"5x" is not a metric, number, percentage (0.1%), rate (1000/s) or duration (250ms)`},
 		{"loss < 5x%", `"5x%" is not a percentage`},
 		{"achieved_rate > 5/sec", `rate "5/sec" has an unknown unit "/sec" (did you mean "/s"?); units: /s, /m, /h`},
@@ -124,6 +125,8 @@ func TestLookupMetric(t *testing.T) {
 		{"loss.ratio", scenarios.Number, true},
 		{"sent.ratio", scenarios.Number, false},
 		{"target_rate", scenarios.Number, true},
+		{"headroom", scenarios.Number, true},
+		{"headroom.ratio", scenarios.Number, false},
 		{"throughput", scenarios.Number, false},
 	}
 	for _, c := range cases {

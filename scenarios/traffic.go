@@ -16,6 +16,7 @@ type Phase struct {
 	Spike    *Spike    `yaml:"spike"`
 	Max      *Max      `yaml:"max"`
 	Pause    *Pause    `yaml:"pause"`
+	FindMax  *FindMax  `yaml:"find-max"`
 }
 
 // Constant sends at one rate for a duration.
@@ -72,7 +73,7 @@ const DefaultInFlight = 1000
 const MaxSteps = 10000
 
 // PhaseKinds are the shapes a traffic phase can take, in the order of Phase's fields.
-var PhaseKinds = []string{"constant", "ramp", "step", "spike", "max", "pause"}
+var PhaseKinds = []string{"constant", "ramp", "step", "spike", "max", "pause", "find-max"}
 
 // addDurations sums ds, reporting false if the sum overflows.
 func addDurations(ds ...Duration) (Duration, bool) {
@@ -88,7 +89,11 @@ func addDurations(ds ...Duration) (Duration, bool) {
 
 // Segment is a stretch of the traffic profile over which the target rate
 // changes linearly from From to To (messages per second). A Max segment has
-// no schedule; InFlight bounds it instead.
+// no schedule; InFlight bounds it instead. A Search segment stands for a
+// find-max phase in a compiled Profile: it schedules nothing itself, and
+// lasts the search's time bound; a Timeline replaces it with the steps the
+// search decides, as it decides them (each with Step set) and the pauses
+// between them.
 type Segment struct {
 	Phase    int // index into Scenario.Traffic
 	Start    time.Duration
@@ -96,13 +101,15 @@ type Segment struct {
 	From, To float64
 	Max      bool
 	InFlight int
+	Search   bool
+	Step     int // 1, 2, ... for the steps of a find-max phase; 0 otherwise
 }
 
-// Count is the number of messages the segment schedules (0 for Max). It is
-// fractional when the rate does not divide the duration; the fraction
-// carries over to the next segment.
+// Count is the number of messages the segment schedules (0 for Max and
+// Search). It is fractional when the rate does not divide the duration; the
+// fraction carries over to the next segment.
 func (s Segment) Count() float64 {
-	if s.Max {
+	if s.Max || s.Search {
 		return 0
 	}
 	return (s.From + s.To) / 2 * s.Dur.Seconds()
@@ -110,7 +117,7 @@ func (s Segment) Count() float64 {
 
 // countBefore is how many messages the segment schedules in its first t.
 func (s Segment) countBefore(t time.Duration) float64 {
-	if s.Max || t <= 0 {
+	if s.Max || s.Search || t <= 0 {
 		return 0
 	}
 	if t >= s.Dur {
@@ -172,7 +179,7 @@ func (p *Phase) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		return
 	}
 	var set []string
-	for i, ok := range []bool{p.Constant != nil, p.Ramp != nil, p.Step != nil, p.Spike != nil, p.Max != nil, p.Pause != nil} {
+	for i, ok := range []bool{p.Constant != nil, p.Ramp != nil, p.Step != nil, p.Spike != nil, p.Max != nil, p.Pause != nil, p.FindMax != nil} {
 		if ok {
 			set = append(set, PhaseKinds[i])
 		}
@@ -258,6 +265,8 @@ func (p *Phase) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		}
 	case p.Pause != nil:
 		nonZero("for", p.Pause.For)
+	case p.FindMax != nil:
+		p.FindMax.validate(d, sn, field)
 	}
 }
 
@@ -283,6 +292,8 @@ func (p *Phase) Duration() time.Duration {
 		return p.Max.For.D()
 	case p.Pause != nil:
 		return p.Pause.For.D()
+	case p.FindMax != nil:
+		return p.FindMax.Bound()
 	}
 	return 0
 }
@@ -302,6 +313,8 @@ func (p *Phase) Kind() string {
 		return "max"
 	case p.Pause != nil:
 		return "pause"
+	case p.FindMax != nil:
+		return "find-max"
 	}
 	return ""
 }
@@ -346,6 +359,10 @@ func (p *Phase) segments(idx int, start time.Duration, out []Segment) []Segment 
 		out = append(out, Segment{Phase: idx, Start: start, Dur: p.Max.For.D(), Max: true, InFlight: p.Max.InFlight})
 	case p.Pause != nil:
 		add(p.Pause.For.D(), 0, 0)
+	case p.FindMax != nil:
+		if d := p.FindMax.Bound(); d > 0 {
+			out = append(out, Segment{Phase: idx, Start: start, Dur: d, Search: true})
+		}
 	}
 	return out
 }
@@ -364,6 +381,16 @@ func NewProfile(phases []Phase) Profile {
 		p.Duration += phases[i].Duration()
 	}
 	return p
+}
+
+// Search returns the find-max placeholder segment, if the profile has one.
+func (p Profile) Search() (Segment, bool) {
+	for _, s := range p.Segments {
+		if s.Search {
+			return s, true
+		}
+	}
+	return Segment{}, false
 }
 
 // HasMax reports whether any segment is a closed-loop max phase.
@@ -406,12 +433,12 @@ func ends(segs []Segment) []float64 {
 	return out
 }
 
-// RateAt returns the target rate at offset t, and false inside a max phase
-// or past the end.
+// RateAt returns the target rate at offset t, and false inside a max phase,
+// a find-max placeholder, or past the end.
 func (p Profile) RateAt(t time.Duration) (float64, bool) {
 	for _, s := range p.Segments {
 		if t >= s.Start && t < s.Start+s.Dur {
-			if s.Max {
+			if s.Max || s.Search {
 				return 0, false
 			}
 			return s.RateAt(t - s.Start), true
@@ -424,9 +451,12 @@ func (p Profile) RateAt(t time.Duration) (float64, bool) {
 // Message k of the whole profile (counting scheduled segments only, from 0)
 // is due when the profile has scheduled exactly k messages (see Scheduled);
 // producer i of n takes k = i, i+n, i+2n, ... so that together the producers
-// follow the profile exactly. Offsets never decrease. A Schedule is not safe
-// for concurrent use; each producer owns one.
+// follow the profile exactly. Offsets never decrease. A schedule made from
+// a Timeline follows it as it grows: segments appended before the schedule
+// reaches them are scheduled exactly as if they had been there from the
+// start. A Schedule is not safe for concurrent use; each producer owns one.
 type Schedule struct {
+	tl        *Timeline // nil: a fixed profile
 	segs      []Segment
 	ends      []float64 // ends[j]: messages scheduled before segs[j] ends
 	seg       int
@@ -438,23 +468,50 @@ const beyond = math.MaxInt64 / 2
 
 // NewSchedule returns producer i's schedule of n producers (0 <= i < n).
 func (p Profile) NewSchedule(i, n int) *Schedule {
-	if n < 1 || i < 0 || i >= n {
-		panic("scenarios: NewSchedule needs 0 <= i < n")
-	}
+	checkProducer(i, n)
 	return &Schedule{segs: p.Segments, ends: ends(p.Segments), next: int64(i), inc: int64(n)}
 }
 
-// Segment returns the segment the schedule is in, and false past the end.
+func checkProducer(i, n int) {
+	if n < 1 || i < 0 || i >= n {
+		panic("scenarios: NewSchedule needs 0 <= i < n")
+	}
+}
+
+// refresh takes the segments the timeline gained since the schedule last
+// looked, once the schedule has run through those it knew.
+func (s *Schedule) refresh() {
+	if s.tl == nil || s.seg < len(s.segs) {
+		return
+	}
+	s.segs, s.ends = s.tl.snapshot()
+}
+
+// Segment returns the segment the schedule is in, and false past the end
+// (of what a growing timeline holds so far: see Pending).
 func (s *Schedule) Segment() (Segment, bool) {
+	s.refresh()
 	if s.seg >= len(s.segs) {
 		return Segment{}, false
 	}
 	return s.segs[s.seg], true
 }
 
+// Pending is for a schedule that has run out of segments (Segment returned
+// false): it returns nil when the schedule is over for good, or a channel
+// that is closed when the timeline it follows grows or is closed, after
+// which Next may yield more.
+func (s *Schedule) Pending() <-chan struct{} {
+	if s.tl == nil {
+		return nil
+	}
+	return s.tl.pending(len(s.segs))
+}
+
 // Skip moves past the current segment (used to leave a max phase). This
 // producer's messages still due in a skipped scheduled segment are dropped.
 func (s *Schedule) Skip() {
+	s.refresh()
 	if s.seg >= len(s.segs) {
 		return
 	}
@@ -476,7 +533,11 @@ func (s *Schedule) Skip() {
 // when the schedule reaches a max segment or its end: call Segment to see
 // which, and Skip to leave a max segment.
 func (s *Schedule) Next() (due time.Duration, ok bool) {
-	for s.seg < len(s.segs) {
+	for {
+		s.refresh()
+		if s.seg >= len(s.segs) {
+			return 0, false
+		}
 		seg := s.segs[s.seg]
 		if seg.Max {
 			return 0, false
@@ -491,5 +552,4 @@ func (s *Schedule) Next() (due time.Duration, ok bool) {
 		}
 		s.seg++
 	}
-	return 0, false
 }

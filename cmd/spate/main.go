@@ -60,11 +60,11 @@ describes it, injects faults while it runs, and measures end-to-end latency,
 loss, duplicates and reordering exactly.
 
 Exit codes: 0 pass, 1 runtime error or interrupted run, 2 invalid scenario
-or usage, 3 thresholds failed (spate report --compare: a regression beyond
-a tolerance).`,
+or usage, 3 thresholds failed (spate sweep: at some point; spate report
+--compare: a regression beyond a tolerance).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newReportCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newSweepCmd(), newValidateCmd(), newReportCmd(), newVersionCmd())
 	return root
 }

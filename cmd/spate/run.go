@@ -23,6 +23,7 @@ import (
 	"github.com/spate-dev/spate/drivers/stamp"
 	"github.com/spate-dev/spate/engine"
 	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
 )
 
 type runFlags struct {
@@ -30,6 +31,7 @@ type runFlags struct {
 	progress    string
 	verbose     bool
 	metricsAddr string
+	peak        string
 }
 
 func newRunCmd() *cobra.Command {
@@ -51,6 +53,12 @@ in effect (in place on a terminal; a log line every 5 s otherwise). Loss
 is known only after the drain: until then an unreceived message is backlog.
 --metrics-addr serves the same figures for Prometheus at /metrics.
 
+A scenario with a find-max phase searches for the highest rate the system
+sustains within its SLO; the most the search can take is printed before it
+starts. --peak RATE (today's observed peak, e.g. 12000/s) makes the report
+state the headroom, sustained rate ÷ peak, which the threshold metric
+headroom checks (headroom >= 2).
+
 Exit codes: 0 pass, 1 runtime error or interrupted, 2 invalid scenario,
 3 thresholds failed.`,
 		Args: cobra.ExactArgs(1),
@@ -60,7 +68,39 @@ Exit codes: 0 pass, 1 runtime error or interrupted, 2 invalid scenario,
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "live progress: auto (a line in place on a terminal, a log line every 5s otherwise), line, log, off")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what the run does")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464 (port 0 picks a free one; the address is printed)")
+	cmd.Flags().StringVar(&f.peak, "peak", "", "today's observed peak rate, e.g. 12000/s: with a find-max phase the report states the headroom (sustained ÷ peak), which the threshold metric headroom checks")
 	return cmd
+}
+
+// parsePeak reads --peak; 0 when not given.
+func parsePeak(s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := scenarios.ParseRate(s)
+	if err != nil {
+		return 0, fmt.Errorf("--peak: %v", err)
+	}
+	if v <= 0 {
+		return 0, fmt.Errorf("--peak %s: the peak must be more than 0/s", s)
+	}
+	return v, nil
+}
+
+// announceSearch prints a find-max phase's plan and time bound before the
+// run, so nobody waits on a search without knowing for how long.
+func announceSearch(w io.Writer, sc *scenarios.Scenario, peak float64) {
+	prof := sc.Profile()
+	seg, ok := prof.Search()
+	if !ok {
+		if peak > 0 {
+			fmt.Fprintln(w, "spate: --peak is given but the scenario has no find-max phase: headroom will be undefined")
+		}
+		return
+	}
+	fm := sc.Traffic[seg.Phase].FindMax
+	fmt.Fprintf(w, "find-max: %s; the run ends within %s (traffic %s + drain %s)\n",
+		fm.Plan(), prof.Duration+sc.DrainTimeout(), prof.Duration, sc.DrainTimeout())
 }
 
 func runScenario(cmd *cobra.Command, file string, f runFlags) error {
@@ -74,12 +114,20 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9464: %v", f.metricsAddr, err)}
 		}
 	}
+	peak, err := parsePeak(f.peak)
+	if err != nil {
+		return &exitError{code: exitInvalid, err: err}
+	}
+	if data, rerr := os.ReadFile(file); rerr == nil && scenarios.IsSweepFile(data) {
+		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is a sweep file; run it with spate sweep %s", file, file)}
+	}
 	sc, err := loader().Load(file)
 	if err != nil {
 		printProblems(cmd, err)
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is not a valid scenario", file)}
 	}
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	announceSearch(stderr, sc, peak)
 	formats := sc.Report.Formats
 	if len(formats) == 0 {
 		formats = report.Formats
@@ -95,7 +143,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		dir = filepath.Join("spate-results", sc.Name+"-"+time.Now().Format("20060102-150405"))
 	}
 	runID := newRunID()
-	opts := []engine.Option{engine.WithDrivers(kinds()...), engine.WithRunID(runID)}
+	opts := []engine.Option{engine.WithDrivers(kinds()...), engine.WithRunID(runID), engine.WithPeak(peak)}
 	var visitors []func(kind string, start, end time.Time, h *hdr.Histogram)
 
 	var logs *report.IntervalLogs

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -14,12 +15,24 @@ func newValidateCmd() *cobra.Command {
 		Use:   "validate FILE...",
 		Short: "Check scenario files and list every problem",
 		Long: `validate reads each scenario file and prints every problem it finds as
-file:line:col: field: message. It exits 2 when any file has a problem.`,
+file:line:col: field: message. A sweep file (see spate sweep) is checked
+with its base scenario and every point of its grid. It exits 2 when any
+file has a problem.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l := loader()
 			bad := 0
 			for _, file := range args {
+				if data, err := os.ReadFile(file); err == nil && scenarios.IsSweepFile(data) {
+					sw, err := l.ParseSweep(file, data)
+					if err != nil {
+						bad++
+						printProblems(cmd, err)
+						continue
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (a sweep of %d points over %s)\n", file, len(sw.Points), sw.Scenario)
+					continue
+				}
 				if _, err := l.Load(file); err != nil {
 					bad++
 					printProblems(cmd, err)
