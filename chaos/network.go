@@ -22,7 +22,7 @@ import (
 type Network struct {
 	mu      sync.Mutex
 	server  *toxiproxy.ApiServer
-	proxies map[proxyKey]*toxiproxy.Proxy
+	proxies map[proxyKey]*proxy
 	// active faults per side, applied to proxies made later too.
 	active map[drivers.Side][]*netFault
 	closed bool
@@ -32,6 +32,13 @@ type Network struct {
 type proxyKey struct {
 	side     drivers.Side
 	upstream string
+}
+
+// proxy is one Toxiproxy proxy and the address it listens on, kept here
+// because Toxiproxy rewrites its own copy when a proxy restarts.
+type proxy struct {
+	*toxiproxy.Proxy
+	addr string
 }
 
 // netFault is one network fault: toxics to add, or the proxies to stop.
@@ -51,7 +58,7 @@ type toxic struct {
 func NewNetwork() *Network {
 	return &Network{
 		server:  toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
-		proxies: map[proxyKey]*toxiproxy.Proxy{},
+		proxies: map[proxyKey]*proxy{},
 		active:  map[drivers.Side][]*netFault{},
 	}
 }
@@ -67,10 +74,10 @@ func (n *Network) Dial(ctx context.Context, side drivers.Side, network, address 
 		return nil, err
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, "tcp", p.Listen)
+	return d.DialContext(ctx, "tcp", p.addr)
 }
 
-func (n *Network) proxy(side drivers.Side, upstream string) (*toxiproxy.Proxy, error) {
+func (n *Network) proxy(side drivers.Side, upstream string) (*proxy, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -81,10 +88,13 @@ func (n *Network) proxy(side drivers.Side, upstream string) (*toxiproxy.Proxy, e
 		return p, nil
 	}
 	n.seq++
-	p := toxiproxy.NewProxy(n.server, fmt.Sprintf("%s-%d", side, n.seq), "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
+	tp := toxiproxy.NewProxy(n.server, fmt.Sprintf("%s-%d", side, n.seq), "127.0.0.1:0", upstream)
+	if err := tp.Start(); err != nil {
 		return nil, fmt.Errorf("chaos network: proxy for %s: %w", upstream, err)
 	}
+	tp.Lock()
+	p := &proxy{Proxy: tp, addr: tp.Listen}
+	tp.Unlock()
 	n.proxies[key] = p
 	for _, f := range n.active[side] {
 		n.applyLocked(p, f)
@@ -133,7 +143,7 @@ func (n *Network) apply(side drivers.Side, f *netFault) (undo func(), err error)
 	}, nil
 }
 
-func (n *Network) applyLocked(p *toxiproxy.Proxy, f *netFault) error {
+func (n *Network) applyLocked(p *proxy, f *netFault) error {
 	if f.down {
 		p.Stop()
 		return nil
