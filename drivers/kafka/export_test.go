@@ -1,0 +1,11 @@
+package kafka
+
+import "github.com/spate-dev/spate/drivers"
+
+// Owned is the number of partitions consumer c owns now.
+func Owned(c drivers.Consumer) int {
+	kc := c.(*consumer)
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	return len(kc.parts)
+}

@@ -1,0 +1,496 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/stamp"
+)
+
+// Kind is the Kafka driver as scenarios name it: `driver: kafka` (the
+// embedded cluster with every default) or `driver: {kafka: {...}}`.
+var Kind = drivers.Kind{Name: "kafka", Options: decodeOptions, Open: open}
+
+// StampHeader is the record header that carries a message's stamp.
+const StampHeader = "spate-stamp"
+
+// ErrClosed is returned by every method called after Driver.Close, and by
+// Consume when the driver is closed under it.
+var ErrClosed = errors.New("kafka: driver closed")
+
+// closeWait bounds each step of an orderly shutdown that talks to the
+// cluster (a last commit, leaving the group), so a dead cluster cannot
+// hold a run's end hostage.
+const closeWait = 5 * time.Second
+
+func open(ctx context.Context, options any, env drivers.Env) (drivers.Driver, error) {
+	var o Options
+	switch v := options.(type) {
+	case nil:
+		o = DefaultOptions()
+	case Options:
+		o = v
+	case *Options:
+		if v == nil {
+			o = DefaultOptions()
+		} else {
+			o = *v
+		}
+	default:
+		return nil, fmt.Errorf("kafka: options of type %T, want kafka.Options", options)
+	}
+	return Open(ctx, o, env)
+}
+
+// Driver is the Kafka driver on an external cluster; on the embedded
+// cluster Open returns an *EmbeddedDriver, which adds the abilities only a
+// cluster spate runs itself can have. Its methods are safe for concurrent
+// use.
+type Driver struct {
+	opts       Options
+	env        drivers.Env
+	log        *slog.Logger
+	seeds      []string
+	group      string
+	partitions int // the topic's, found at Open
+	tls        *tls.Config
+	sasl       sasl.Mechanism
+
+	admin *kgo.Client
+	adm   *kadm.Client
+	embed *cluster // nil on an external cluster
+
+	mu        sync.Mutex
+	closed    bool
+	producers map[*producer]struct{}
+	consumers map[*consumer]struct{}
+	bg        sync.WaitGroup // crashed consumers' clients closing
+
+	crashMu sync.Mutex
+	crashed map[int32][]span // partition: offsets crashed consumers delivered after their last commit
+
+	stats stats
+}
+
+// stats are the driver's own counts, for Stats.
+type stats struct {
+	produced, produceErrors            atomic.Int64
+	delivered, unstamped               atomic.Int64
+	assigned, revoked, lost            atomic.Int64
+	crashes, crashUncommitted, crashRe atomic.Int64
+	leaderMoves, faultsInjected        atomic.Int64
+}
+
+var (
+	_ drivers.Driver        = (*Driver)(nil)
+	_ drivers.StatsReporter = (*Driver)(nil)
+)
+
+// Open connects to the cluster o names, or starts the embedded one, and
+// prepares the topic and the consumer group for the run env. It returns an
+// *EmbeddedDriver for `brokers: embedded` and a *Driver otherwise. It fails
+// within o.ConnectTimeout when no broker answers.
+func Open(ctx context.Context, o Options, env drivers.Env) (drivers.Driver, error) {
+	o.fillDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{
+		opts:      o,
+		env:       env,
+		log:       env.Log.With("driver", "kafka"),
+		group:     o.Group,
+		producers: map[*producer]struct{}{},
+		consumers: map[*consumer]struct{}{},
+		crashed:   map[int32][]span{},
+	}
+	if d.group == "" {
+		d.group = "spate-" + stamp.RunIDString(env.RunID)
+	}
+	var err error
+	if d.tls, err = tlsConfig(o.TLS); err != nil {
+		return nil, err
+	}
+	if d.sasl, err = saslMechanism(o.SASL); err != nil {
+		return nil, err
+	}
+	if o.SASL != nil && o.SASL.Mechanism == "PLAIN" && o.TLS == nil && !o.IsEmbedded() {
+		d.log.Warn("sasl PLAIN without tls sends the password in clear text")
+	}
+	if o.IsEmbedded() {
+		if d.embed, err = startCluster(o, d.log); err != nil {
+			return nil, err
+		}
+		d.seeds = d.embed.addrs()
+	} else {
+		d.seeds = o.Brokers
+	}
+	if err := d.prepare(ctx); err != nil {
+		_ = d.Close(context.Background())
+		return nil, err
+	}
+	if d.embed != nil {
+		return &EmbeddedDriver{d}, nil
+	}
+	return d, nil
+}
+
+// prepare checks that a broker answers, makes sure the topic exists and
+// sets the group's start offsets.
+func (d *Driver) prepare(ctx context.Context) error {
+	o := &d.opts
+	dial := newDialer(drivers.AdminSide, d.env.Dial, d.tls, o.ConnectTimeout)
+	var err error
+	d.admin, err = kgo.NewClient(d.clientOpts(dial, "admin")...)
+	if err != nil {
+		return fmt.Errorf("kafka: admin client: %w", err)
+	}
+	d.adm = kadm.NewClient(d.admin)
+	ctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+
+	if _, err := d.adm.BrokerMetadata(ctx); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = errors.New("no answer before the timeout")
+			if derr := dial.lastError(); derr != nil {
+				err = derr
+			}
+		}
+		hint := "check brokers (and tls, sasl)"
+		if o.SASL != nil {
+			hint = "check brokers, tls, and sasl: a broker that refuses the mechanism, username or password may just close the connection"
+		}
+		return fmt.Errorf("kafka: no broker answered at %s (connect-timeout %v): %v; %s",
+			strings.Join(d.seeds, ", "), o.ConnectTimeout, err, hint)
+	}
+	if err := d.ensureTopic(ctx); err != nil {
+		return err
+	}
+	if o.Start == "run" {
+		return d.commitStart(ctx)
+	}
+	if o.Start == "latest" {
+		d.log.Warn("start: latest skips messages sent before a consumer gets its partitions; lost counts may include them")
+	}
+	return nil
+}
+
+// ensureTopic creates the topic if it is missing and create-topic allows,
+// and waits until every partition has a leader.
+func (d *Driver) ensureTopic(ctx context.Context) error {
+	o := &d.opts
+	topics, err := d.adm.ListTopics(ctx, o.Topic)
+	if err != nil {
+		return fmt.Errorf("kafka: looking up topic %q: %w", o.Topic, err)
+	}
+	if topics.Has(o.Topic) {
+		if err := topics[o.Topic].Err; err != nil {
+			return fmt.Errorf("kafka: topic %q: %w", o.Topic, err)
+		}
+		d.partitions = len(topics[o.Topic].Partitions)
+		if d.partitions != o.Partitions {
+			d.log.Info("the topic exists; using its partitions", "topic", o.Topic, "partitions", d.partitions)
+		}
+	} else {
+		if !o.CreateTopic {
+			return fmt.Errorf("kafka: topic %q does not exist on %s and create-topic is false: create it, or set create-topic: true",
+				o.Topic, strings.Join(d.seeds, ", "))
+		}
+		resp, err := d.adm.CreateTopic(ctx, int32(o.Partitions), int16(o.ReplicationFactor), nil, o.Topic)
+		if err == nil {
+			err = resp.Err
+		}
+		d.partitions = o.Partitions
+		switch {
+		case err == nil:
+			d.log.Info("created topic", "topic", o.Topic, "partitions", o.Partitions, "replication-factor", o.ReplicationFactor)
+		case errors.Is(err, kerr.TopicAlreadyExists):
+		case errors.Is(err, kerr.InvalidReplicationFactor):
+			return fmt.Errorf("kafka: creating topic %q: replication-factor %d is more than the cluster's brokers: %w", o.Topic, o.ReplicationFactor, err)
+		default:
+			return fmt.Errorf("kafka: creating topic %q: %w", o.Topic, err)
+		}
+	}
+	// A new topic takes a moment to have leaders everywhere.
+	for {
+		ends, err := d.adm.ListEndOffsets(ctx, o.Topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil && len(ends[o.Topic]) > 0 {
+			d.partitions = len(ends[o.Topic])
+			return nil
+		}
+		if sleep(ctx, 50*time.Millisecond) != nil {
+			return fmt.Errorf("kafka: topic %q has no leaders after %v: %v", o.Topic, o.ConnectTimeout, err)
+		}
+	}
+}
+
+// commitStart commits the topic's end offsets for the group, so consumers
+// read exactly the messages sent from now on, whenever they join.
+func (d *Driver) commitStart(ctx context.Context) error {
+	ends, err := d.adm.ListEndOffsets(ctx, d.opts.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: listing the end offsets of topic %q: %w", d.opts.Topic, err)
+	}
+	resp, err := d.adm.CommitOffsets(ctx, d.group, ends.Offsets())
+	if err == nil {
+		resp.EachError(func(r kadm.OffsetResponse) {
+			if err == nil {
+				err = r.Err
+			}
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: setting the start offsets of group %q: %w; the group may have active members: leave group out for a fresh one, or use start: earliest", d.group, err)
+	}
+	return nil
+}
+
+// clientOpts are the options every client of the driver shares.
+func (d *Driver) clientOpts(dial *dialer, role string) []kgo.Opt {
+	o := &d.opts
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(d.seeds...),
+		kgo.Dialer(dial.DialContext),
+		kgo.ClientID(o.ClientID + "-" + role),
+		kgo.MetadataMinAge(o.MetadataMinAge),
+		kgo.MetadataMaxAge(o.MetadataMaxAge),
+		kgo.WithLogger(kgoLogger{d.log.With("client", role), kgo.LogLevelWarn}),
+	}
+	if d.sasl != nil {
+		opts = append(opts, kgo.SASL(d.sasl))
+	}
+	return opts
+}
+
+// Stats returns the driver's own figures:
+//
+//	produced           records the cluster confirmed
+//	produce-errors     records that failed
+//	delivered          records handed to handlers
+//	unstamped          records delivered without a spate-stamp header
+//	assigned, revoked, lost   partition assignments the consumers saw
+//	crashes            consumers crashed
+//	crash-uncommitted  records crashed consumers delivered after their last
+//	                   commit they saw confirmed
+//	crash-redelivered  of those, the records delivered again to the
+//	                   consumers that took their partitions over
+//	leader-moves       partitions given a new leader by MoveLeaders
+//	faults-injected    protocol faults injected
+//	fault-hits         requests the faults answered (embedded only)
+//	broker-restarts    RestartBroker calls (embedded only)
+func (d *Driver) Stats() map[string]int64 {
+	s := &d.stats
+	m := map[string]int64{
+		"produced":          s.produced.Load(),
+		"produce-errors":    s.produceErrors.Load(),
+		"delivered":         s.delivered.Load(),
+		"unstamped":         s.unstamped.Load(),
+		"assigned":          s.assigned.Load(),
+		"revoked":           s.revoked.Load(),
+		"lost":              s.lost.Load(),
+		"crashes":           s.crashes.Load(),
+		"crash-uncommitted": s.crashUncommitted.Load(),
+		"crash-redelivered": s.crashRe.Load(),
+		"leader-moves":      s.leaderMoves.Load(),
+		"faults-injected":   s.faultsInjected.Load(),
+	}
+	if c := d.embed; c != nil {
+		m["broker-restarts"] = c.restarts.Load()
+		m["fault-hits"] = c.faultHits()
+	}
+	return m
+}
+
+// Group is the consumer group of the run.
+func (d *Driver) Group() string { return d.group }
+
+// Topic is the topic of the run.
+func (d *Driver) Topic() string { return d.opts.Topic }
+
+// BootstrapBrokers are the addresses clients start from: the scenario's,
+// or those of the embedded brokers.
+func (d *Driver) BootstrapBrokers() []string { return append([]string(nil), d.seeds...) }
+
+// consumerCount is the number of consumers open.
+func (d *Driver) consumerCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.consumers)
+}
+
+func (d *Driver) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+// Close closes every producer and consumer still open (consumers leave the
+// group), then stops the embedded cluster and removes its data. Records
+// still buffered by producers fail. Close is idempotent.
+func (d *Driver) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	ps, cs := d.producers, d.consumers
+	d.producers, d.consumers = nil, nil
+	d.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for p := range ps {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.shut(ctx) }()
+	}
+	for c := range cs {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.shut() }()
+	}
+	wg.Wait()
+	d.bg.Wait()
+	if d.admin != nil {
+		d.admin.Close()
+	}
+	if d.embed != nil {
+		d.embed.close()
+	}
+	return nil
+}
+
+// track records a producer or consumer for Close; it fails after Close.
+func (d *Driver) track(p *producer, c *consumer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if p != nil {
+		d.producers[p] = struct{}{}
+	}
+	if c != nil {
+		d.consumers[c] = struct{}{}
+	}
+	return nil
+}
+
+func (d *Driver) untrack(p *producer, c *consumer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p != nil {
+		delete(d.producers, p)
+	}
+	if c != nil {
+		delete(d.consumers, c)
+	}
+}
+
+// tlsConfig builds the TLS configuration of o, or nil for plaintext.
+func tlsConfig(o *TLSOptions) (*tls.Config, error) {
+	if o == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         o.ServerName,
+		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // the scenario asked for it
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: tls.ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka: tls.ca-file %s holds no PEM certificate", o.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: tls.cert-file and tls.key-file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// password returns the SASL password, from the environment if so asked.
+func password(o *SASLOptions) (string, error) {
+	if o.PasswordEnv == "" {
+		return o.Password, nil
+	}
+	p, ok := os.LookupEnv(o.PasswordEnv)
+	if !ok || p == "" {
+		return "", fmt.Errorf("kafka: sasl.password-env: the environment variable %s is not set or empty", o.PasswordEnv)
+	}
+	return p, nil
+}
+
+// saslMechanism builds the SASL mechanism of o, or nil for none.
+func saslMechanism(o *SASLOptions) (sasl.Mechanism, error) {
+	if o == nil {
+		return nil, nil
+	}
+	pass, err := password(o)
+	if err != nil {
+		return nil, err
+	}
+	switch o.Mechanism {
+	case "PLAIN":
+		return plain.Auth{User: o.Username, Pass: pass}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: o.Username, Pass: pass}.AsSha256Mechanism(), nil
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: o.Username, Pass: pass}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("kafka: unknown sasl.mechanism %q", o.Mechanism)
+}
+
+// kgoLogger sends franz-go's log lines to the driver's log.
+type kgoLogger struct {
+	l     *slog.Logger
+	level kgo.LogLevel
+}
+
+func (k kgoLogger) Level() kgo.LogLevel { return k.level }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	l := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		l = slog.LevelError
+	case kgo.LogLevelWarn:
+		l = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		l = slog.LevelInfo
+	}
+	k.l.Log(context.Background(), l, msg, keyvals...)
+}

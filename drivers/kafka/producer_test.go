@@ -1,0 +1,88 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/kafka"
+	"github.com/spate-dev/spate/drivers/stamp"
+)
+
+// TestBackpressure: with max-buffered-records 8, Send blocks while 8
+// records have no outcome and goes on as outcomes come; when its ctx ends
+// while it waits, the messages not handed over fail with ctx's error, each
+// with exactly one outcome.
+func TestBackpressure(t *testing.T) {
+	o := kafka.DefaultOptions()
+	o.MaxBufferedRecords = 8
+	o.Linger = time.Second // a full producer does not linger: Send must not wait for it
+	e := openEmbedded(t, o, testEnv(1, 1))
+
+	var mu sync.Mutex
+	outcomes := map[uint64][]error{}
+	p, err := e.NewProducer(context.Background(), 0, func(rs []drivers.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			outcomes[r.Stamp.Seq] = append(outcomes[r.Stamp.Seq], r.Err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := func(from, n int) []drivers.Message {
+		var out []drivers.Message
+		for i := from; i < from+n; i++ {
+			s := stamp.Stamp{RunID: 0x5eed, Seq: uint64(i)}
+			body := make([]byte, 64)
+			s.Put(body)
+			out = append(out, drivers.Message{Stamp: s, Body: body})
+		}
+		return out
+	}
+	start := time.Now()
+	if err := p.Send(context.Background(), msgs(0, 200)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first Send took %v", time.Since(start))
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("200 messages through a buffer of 8 took %v: the producer lingered while full", took)
+	}
+
+	// A Send whose ctx is already over fails what it cannot hand over.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Send(ctx, msgs(200, 100)); err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	if err := p.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var failed int
+	for i := range 300 {
+		errs := outcomes[uint64(i)]
+		if len(errs) != 1 {
+			t.Fatalf("seq %d: %d outcomes", i, len(errs))
+		}
+		switch {
+		case i < 200 && errs[0] != nil:
+			t.Errorf("seq %d: %v", i, errs[0])
+		case errs[0] != nil:
+			if !errors.Is(errs[0], context.Canceled) {
+				t.Errorf("seq %d: %v, want context.Canceled", i, errs[0])
+			}
+			failed++
+		}
+	}
+	if failed < 100-8 {
+		t.Errorf("%d of the 100 messages sent with a done ctx failed; at most 8 fit the buffer", failed)
+	}
+}
