@@ -25,10 +25,23 @@ type Message struct {
 	Stamp stamp.Stamp
 	// Key is the record key or routing key; nil when the scenario uses none.
 	Key []byte
-	// Body is the whole payload: the encoded stamp followed by filler bytes.
-	// len(Body) is the scenario's message size. It is never modified after
-	// Send, so drivers may keep it for as long as they need.
-	Body []byte
+	// Head is the encoded stamp, stamp.Size bytes. It is never modified
+	// after Send, so drivers may keep it for as long as they need.
+	Head []byte
+	// Tail is the filler that follows the stamp: Size() is the scenario's
+	// message size. Tails are read-only and shared between messages, so a
+	// driver that sends the stamp apart from the payload (a record header)
+	// sends the tail without copying it.
+	Tail []byte
+}
+
+// Size is the message's size in bytes: the stamp and the filler.
+func (m *Message) Size() int { return len(m.Head) + len(m.Tail) }
+
+// AppendBody appends the whole payload, the stamp then the filler, to b, for
+// drivers that carry the stamp inside the payload.
+func (m *Message) AppendBody(b []byte) []byte {
+	return append(append(b, m.Head...), m.Tail...)
 }
 
 // Result is the outcome of one sent message.

@@ -10,8 +10,8 @@ import (
 )
 
 // fillerSize is the length of each producer's block of random filler bytes;
-// bodies copy from it at rotating offsets so compression is not flattered by
-// zeros and no per-message random generation is needed.
+// message tails are windows onto it at rotating offsets, so compression is
+// not flattered by zeros and no payload is generated or copied per message.
 const fillerSize = 64 << 10
 
 // composer builds one producer's messages: sizes, keys, stamps and filler.
@@ -82,39 +82,51 @@ func (c *composer) key() []byte {
 	return nil
 }
 
-// compose appends len(dues) messages with the given sequence numbers and
-// intended times (Unix ns) to batch. All bodies share one allocation.
+// compose appends len(intended) messages with the given sequence numbers
+// and intended times (Unix ns) to batch. The stamps of a batch share one
+// allocation; the fillers are read-only windows onto the producer's block of
+// random bytes, so no payload is copied.
 func (c *composer) compose(batch []drivers.Message, firstSeq uint64, intended []int64) []drivers.Message {
 	sizes := c.sizes[:0]
 	for range intended {
 		sizes = append(sizes, 0)
 	}
 	c.sizes = sizes
-	total := 0
 	for i := range sizes {
 		sizes[i] = c.nextSize()
-		total += sizes[i]
 	}
-	slab := make([]byte, total)
+	heads := make([]byte, stamp.Size*len(intended))
 	for i, due := range intended {
-		body := slab[:sizes[i]:sizes[i]]
-		slab = slab[sizes[i]:]
-		for n := stamp.Size; n < len(body); {
-			m := copy(body[n:], c.filler[c.fillAt:c.fillAt+fillerSize])
-			n += m
-			c.fillAt = (c.fillAt + m + 7) % fillerSize
-		}
+		head := heads[i*stamp.Size : (i+1)*stamp.Size : (i+1)*stamp.Size]
 		s := stamp.Stamp{RunID: c.runID, Producer: c.producer, Seq: firstSeq + uint64(i), Intended: due}
-		s.Put(body)
-		batch = append(batch, drivers.Message{Stamp: s, Key: c.key(), Body: body})
+		s.Put(head)
+		batch = append(batch, drivers.Message{Stamp: s, Key: c.key(), Head: head, Tail: c.tail(sizes[i] - stamp.Size)})
 	}
 	return batch
+}
+
+// tail returns n filler bytes: a read-only window onto the random block at a
+// rotating offset. Messages larger than the block get a fresh copy.
+func (c *composer) tail(n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	if n > fillerSize {
+		t := make([]byte, n)
+		for i := 0; i < n; i += fillerSize {
+			copy(t[i:], c.filler[:fillerSize])
+		}
+		return t
+	}
+	at := c.fillAt
+	c.fillAt = (c.fillAt + n + 7) % fillerSize
+	return c.filler[at : at+n : at+n]
 }
 
 // setSent stamps the actual send time into every message of batch.
 func setSent(batch []drivers.Message, now int64) {
 	for i := range batch {
 		batch[i].Stamp.Sent = now
-		stamp.SetSent(batch[i].Body, now)
+		stamp.SetSent(batch[i].Head, now)
 	}
 }

@@ -411,7 +411,7 @@ func (h *harness) send(p drivers.Producer, pid, n int, sizes []int, key func(i i
 				body[j] = byte(i + j)
 			}
 			h.l.expect(st)
-			batch = append(batch, drivers.Message{Stamp: st, Key: key(i), Body: body})
+			batch = append(batch, drivers.Message{Stamp: st, Key: key(i), Head: body[:stamp.Size], Tail: body[stamp.Size:]})
 			i++
 		}
 		if err := p.Send(ctx, batch); err != nil {

@@ -215,7 +215,7 @@ func TestManaged(t *testing.T) {
 			seq++
 			body := make([]byte, 100)
 			st.Put(body)
-			msgs[i] = drivers.Message{Stamp: st, Body: body}
+			msgs[i] = drivers.Message{Stamp: st, Head: body[:stamp.Size], Tail: body[stamp.Size:]}
 		}
 		if err := p.Send(context.Background(), msgs); err != nil {
 			t.Fatal(err)
@@ -303,7 +303,7 @@ func TestRateLimit(t *testing.T) {
 				st := stamp.Stamp{RunID: env.RunID, Producer: uint32(pid), Seq: uint64(i)}
 				body := make([]byte, 100)
 				st.Put(body)
-				msgs[i] = drivers.Message{Stamp: st, Body: body}
+				msgs[i] = drivers.Message{Stamp: st, Head: body[:stamp.Size], Tail: body[stamp.Size:]}
 			}
 			if err := p.Send(context.Background(), msgs); err != nil {
 				t.Error(err)

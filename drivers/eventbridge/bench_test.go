@@ -129,7 +129,7 @@ func BenchmarkDriverPutEvents(b *testing.B) {
 					st := stamp.Stamp{RunID: env.RunID, Producer: uint32(pid), Seq: uint64(seq), Intended: now, Sent: now}
 					body := make([]byte, benchSize)
 					st.Put(body)
-					msgs = append(msgs, drivers.Message{Stamp: st, Body: body})
+					msgs = append(msgs, drivers.Message{Stamp: st, Head: body[:stamp.Size], Tail: body[stamp.Size:]})
 				}
 				if err := p.Send(context.Background(), msgs); err != nil {
 					b.Error(err)

@@ -451,7 +451,7 @@ func sendN(t testing.TB, d drivers.Driver, env drivers.Env, n, size int) {
 		st := stamp.Stamp{RunID: env.RunID, Seq: uint64(i), Intended: now, Sent: now}
 		body := make([]byte, size)
 		st.Put(body)
-		msgs[i] = drivers.Message{Stamp: st, Body: body}
+		msgs[i] = drivers.Message{Stamp: st, Head: body[:stamp.Size], Tail: body[stamp.Size:]}
 	}
 	if err := p.Send(context.Background(), msgs); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func TestDetailSize(t *testing.T) {
 		for i := stamp.Size; i < size; i++ {
 			body[i] = byte(i * 7)
 		}
-		detail := buildDetail("00000000feedface", fixed, body)
+		detail := buildDetail("00000000feedface", fixed, body[:stamp.Size], body[stamp.Size:])
 		got := timeBytes + len(src) + len(dt) + len(detail)
 		if want := max(size, fixed); got != want || EntrySize(size, src, dt) != want {
 			t.Errorf("size %d: entry is %d bytes (EntrySize %d), want %d", size, got, EntrySize(size, src, dt), want)

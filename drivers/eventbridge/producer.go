@@ -70,18 +70,18 @@ func EntrySize(size int, source, detailType string) int {
 
 // buildDetail returns the Detail of msg: run id, stamp and a pad that makes
 // the entry's size the message size.
-func buildDetail(runHex string, fixed int, body []byte) string {
-	pad := max(0, len(body)-fixed)
+func buildDetail(runHex string, fixed int, head, filler []byte) string {
+	pad := max(0, len(head)+len(filler)-fixed)
 	var b strings.Builder
 	b.Grow(detailFixed + pad)
 	b.WriteString(detailRun)
 	b.WriteString(runHex)
 	b.WriteString(detailStamp)
 	var enc [stampB64]byte
-	base64.StdEncoding.Encode(enc[:], body[:min(len(body), stamp.Size)])
-	b.Write(enc[:base64.StdEncoding.EncodedLen(min(len(body), stamp.Size))])
+	head = head[:min(len(head), stamp.Size)]
+	base64.StdEncoding.Encode(enc[:], head)
+	b.Write(enc[:base64.StdEncoding.EncodedLen(len(head))])
 	b.WriteString(detailPad)
-	filler := body[min(len(body), stamp.Size):]
 	for i := range pad {
 		c := byte(i)
 		if i < len(filler) {
@@ -177,7 +177,7 @@ func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 	}()
 	for i := range msgs {
 		m := &msgs[i]
-		size := max(len(m.Body), p.fixed)
+		size := max(m.Size(), p.fixed)
 		if size > MaxEntryBytes {
 			tooBig = append(tooBig, drivers.Result{Stamp: m.Stamp, Err: ErrTooLarge})
 			continue
@@ -186,7 +186,7 @@ func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 			EventBusName: aws.String(p.d.bus),
 			Source:       aws.String(o.Source),
 			DetailType:   aws.String(o.DetailType),
-			Detail:       aws.String(buildDetail(p.d.runHex, p.fixed, m.Body)),
+			Detail:       aws.String(buildDetail(p.d.runHex, p.fixed, m.Head, m.Tail)),
 		}
 		p.mu.Lock()
 		if p.cur != nil && (len(p.cur.entries) == o.Batch || p.cur.bytes+size > MaxEntryBytes) {

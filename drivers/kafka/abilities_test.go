@@ -97,7 +97,7 @@ func (tr *traffic) send(from, n int) {
 		s := stamp.Stamp{RunID: 0x5eed, Producer: 0, Seq: uint64(i), Intended: now, Sent: now}
 		body := make([]byte, 100)
 		s.Put(body)
-		msgs = append(msgs, drivers.Message{Stamp: s, Key: []byte{byte(i)}, Body: body})
+		msgs = append(msgs, drivers.Message{Stamp: s, Key: []byte{byte(i)}, Head: body[:stamp.Size], Tail: body[stamp.Size:]})
 	}
 	if err := p.Send(context.Background(), msgs); err != nil {
 		tr.t.Fatal(err)
@@ -203,7 +203,7 @@ func TestShortMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := stamp.Stamp{RunID: 1, Seq: 7}
-	if err := p.Send(context.Background(), []drivers.Message{{Stamp: st, Body: []byte("short")}}); err != nil {
+	if err := p.Send(context.Background(), []drivers.Message{{Stamp: st, Head: []byte("short")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Close(context.Background()); err != nil {

@@ -138,14 +138,14 @@ func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 			return nil
 		}
 		m, r, h := &msgs[i], &recs[i], &hdrs[i]
-		if len(m.Body) < stamp.Size { // the promise could not tell whose outcome it has
+		if len(m.Head) < stamp.Size { // the promise could not tell whose outcome it has
 			p.inflight.Add(-1)
-			p.fail(msgs[i:i+1], fmt.Errorf("kafka: message of %d bytes is shorter than a stamp (%d bytes)", len(m.Body), stamp.Size))
+			p.fail(msgs[i:i+1], fmt.Errorf("kafka: message stamp of %d bytes is shorter than a stamp (%d bytes)", len(m.Head), stamp.Size))
 			continue
 		}
 		h.Key = StampHeader
-		h.Value = m.Body[:stamp.Size:stamp.Size]
-		r.Value = m.Body[stamp.Size:]
+		h.Value = m.Head[:stamp.Size:stamp.Size]
+		r.Value = m.Tail
 		r.Key = m.Key
 		r.Headers = hdrs[i : i+1 : i+1]
 		r.Timestamp = time.Unix(0, m.Stamp.Sent) // the stamp's send time, and no clock read per record

@@ -40,7 +40,7 @@ func TestBackpressure(t *testing.T) {
 			s := stamp.Stamp{RunID: 0x5eed, Seq: uint64(i)}
 			body := make([]byte, 64)
 			s.Put(body)
-			out = append(out, drivers.Message{Stamp: s, Body: body})
+			out = append(out, drivers.Message{Stamp: s, Head: body[:stamp.Size], Tail: body[stamp.Size:]})
 		}
 		return out
 	}

@@ -517,10 +517,10 @@ func (p *producer) Send(_ context.Context, msgs []drivers.Message) error {
 			pl := &plans[i]
 			if pl.hold && !h.ok {
 				h.ok, h.copies, h.jitter = true, pl.copies, pl.jitter
-				h.n = uint8(copy(h.stamp[:], msgs[i].Body))
+				h.n = uint8(copy(h.stamp[:], msgs[i].Head))
 				continue
 			}
-			st.push(now+d.latency+pl.jitter, msgs[i].Body, int(pl.copies))
+			st.push(now+d.latency+pl.jitter, msgs[i].Head, int(pl.copies))
 			if h.ok {
 				st.push(now+d.latency+h.jitter, h.stamp[:h.n], int(h.copies))
 				h.ok = false

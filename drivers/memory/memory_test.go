@@ -309,7 +309,7 @@ func (h *harness) send(p drivers.Producer, pid, from, n, batch int, key func(i i
 			if key != nil {
 				k = key(i)
 			}
-			msgs = append(msgs, drivers.Message{Stamp: s, Key: k, Body: body})
+			msgs = append(msgs, drivers.Message{Stamp: s, Key: k, Head: body[:stamp.Size], Tail: body[stamp.Size:]})
 		}
 		if err := p.Send(context.Background(), msgs); err != nil {
 			h.t.Fatalf("Send: %v", err)
@@ -681,7 +681,7 @@ func TestClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Consume did not return after Driver.Close")
 	}
-	msg := []drivers.Message{{Body: make([]byte, stamp.Size)}}
+	msg := []drivers.Message{{Head: make([]byte, stamp.Size)}}
 	if err := p.Send(context.Background(), msg); !errors.Is(err, memory.ErrClosed) {
 		t.Errorf("Send after Close: %v", err)
 	}
@@ -870,7 +870,7 @@ func BenchmarkSendReceive(b *testing.B) {
 				s := stamp.Stamp{RunID: 1, Seq: uint64(i)}
 				body := make([]byte, 100)
 				s.Put(body)
-				msgs[i] = drivers.Message{Stamp: s, Body: body}
+				msgs[i] = drivers.Message{Stamp: s, Head: body[:stamp.Size], Tail: body[stamp.Size:]}
 			}
 			const window = 64 << 10 // bound the backlog like a real producer's in-flight limit
 			b.ReportAllocs()

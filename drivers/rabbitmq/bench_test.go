@@ -196,7 +196,7 @@ func publishSpate(b *testing.B, n int, placement string, timer bool) time.Durati
 		body := slab[i*benchSize : (i+1)*benchSize : (i+1)*benchSize]
 		s := stamp.Stamp{RunID: env.RunID, Seq: uint64(i)}
 		s.Put(body)
-		msgs[i] = drivers.Message{Stamp: s, Body: body}
+		msgs[i] = drivers.Message{Stamp: s, Head: body[:stamp.Size], Tail: body[stamp.Size:]}
 	}
 	if timer {
 		b.ReportAllocs()
@@ -208,7 +208,7 @@ func publishSpate(b *testing.B, n int, placement string, timer bool) time.Durati
 		now := time.Now().UnixNano()
 		for j := range batch {
 			batch[j].Stamp.Sent = now
-			stamp.SetSent(batch[j].Body, now)
+			stamp.SetSent(batch[j].Head, now)
 		}
 		if err := p.Send(ctx, batch); err != nil {
 			b.Fatal(err)

@@ -171,7 +171,7 @@ func (r *producerRig) send(from, to int, key []byte) {
 		s := stamp.Stamp{RunID: r.env.RunID, Seq: uint64(i), Intended: now, Sent: now}
 		body := make([]byte, 100)
 		s.Put(body)
-		msgs = append(msgs, drivers.Message{Stamp: s, Key: key, Body: body})
+		msgs = append(msgs, drivers.Message{Stamp: s, Key: key, Head: body[:stamp.Size], Tail: body[stamp.Size:]})
 	}
 	if err := r.p.Send(context.Background(), msgs); err != nil {
 		r.t.Fatal(err)
@@ -353,7 +353,7 @@ func TestManagedURL(t *testing.T) {
 	s := stamp.Stamp{RunID: env.RunID, Seq: 0}
 	body := make([]byte, stamp.Size)
 	s.Put(body)
-	if err := p.Send(ctx, []drivers.Message{{Stamp: s, Body: body}}); err != nil {
+	if err := p.Send(ctx, []drivers.Message{{Stamp: s, Head: body[:stamp.Size], Tail: body[stamp.Size:]}}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -302,12 +302,12 @@ func (pc *pubChan) publish(ctx context.Context, m *drivers.Message, key string) 
 			<-pc.tokens
 		}
 	}
-	msg := amqp.Publishing{Body: m.Body, DeliveryMode: amqp.Transient}
+	msg := amqp.Publishing{Body: m.AppendBody(make([]byte, 0, m.Size())), DeliveryMode: amqp.Transient}
 	if d.opts.Persistent {
 		msg.DeliveryMode = amqp.Persistent
 	}
-	if pc.headers != nil && len(m.Body) >= stamp.Size {
-		pc.headers[HeaderName] = m.Body[:stamp.Size]
+	if pc.headers != nil && len(m.Head) >= stamp.Size {
+		pc.headers[HeaderName] = m.Head[:stamp.Size]
 		msg.Headers = pc.headers
 	}
 	for {
