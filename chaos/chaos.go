@@ -259,7 +259,8 @@ func (r *Runner) Active() []string {
 
 // Stop ends the timeline: faults not yet started never start, and every
 // active fault is reverted before Stop returns (each bounded by
-// RevertTimeout). It is safe to call more than once.
+// RevertTimeout). The proxies stay up, fault-free, so clients can finish
+// cleanly; Close removes them. It is safe to call more than once.
 func (r *Runner) Stop() {
 	if r == nil {
 		return
@@ -269,10 +270,19 @@ func (r *Runner) Stop() {
 			r.cancel()
 		}
 		r.wg.Wait()
-		if r.network != nil {
-			r.network.Close()
-		}
 	})
+}
+
+// Close stops the timeline and removes the network proxies; call it after
+// the driver has closed its connections.
+func (r *Runner) Close() {
+	if r == nil {
+		return
+	}
+	r.Stop()
+	if r.network != nil {
+		r.network.Close()
+	}
 }
 
 // Results returns one FaultResult per fault that started, with its window

@@ -175,7 +175,9 @@ func (r *run) failure() error {
 func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, error) {
 	sc := r.sc
 	r.chaos = chaos.NewRunner(sc)
-	defer r.chaos.Stop() // faults are reverted however the run ends
+	// Deferred first, so it runs last: faults are reverted however the run
+	// ends, and the proxies outlive the driver's connections.
+	defer r.chaos.Close()
 	env := drivers.Env{
 		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers, Log: r.log,
 		Dial: r.chaos.Dial(),

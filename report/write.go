@@ -416,6 +416,10 @@ func WriteText(w io.Writer, r *Results) error {
 		p("  %s %-*s  %s\n", mark, exprWidth, t.Expr, thresholdValue(t))
 	}
 
+	if len(r.Chaos) > 0 {
+		writeFaultsText(bw, r.Chaos)
+	}
+
 	if len(r.Examples) > 0 {
 		n := min(len(r.Examples), 10)
 		p("\nexamples (%d of %d)\n", n, len(r.Examples))
@@ -589,4 +593,42 @@ func group(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// writeFaultsText lists each fault with its window and what it did to the
+// traffic: e2e p99 inside the window, lost and duplicated messages sent
+// inside it, the peak backlog and the time to recover.
+func writeFaultsText(w io.Writer, faults []FaultResult) {
+	fmt.Fprintf(w, "\nfaults\n")
+	fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", "action", "window", "e2e p99", "lost", "dup", "backlog", "recovery")
+	for _, f := range faults {
+		name := f.Action
+		if f.Target != "" {
+			name += " " + f.Target
+		}
+		window := fmt.Sprintf("%.1fs-%.1fs", f.StartS, f.EndS)
+		if f.EndS-f.StartS < 0.05 {
+			window = fmt.Sprintf("at %.1fs", f.StartS)
+		}
+		p99 := "-"
+		if f.WindowLatencyUS != nil {
+			p99 = formatMicros(float64(f.WindowLatencyUS.P99))
+		}
+		recovery := "did not recover"
+		if f.RecoveryS != nil {
+			recovery = formatSeconds(*f.RecoveryS)
+		}
+		if !f.OK {
+			recovery = trim("FAILED: "+f.Error, 20) // the whole error is in results.json
+		}
+		fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", trim(name, 26), window, p99,
+			group(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog), recovery)
+	}
+}
+
+func trim(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
 }

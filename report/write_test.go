@@ -80,6 +80,13 @@ func TestWriteTextInterrupted(t *testing.T) {
 	r.Evaluate(parseThresholds(t, "achieved_rate >= 0.95 * target_rate", "loss.ratio < 1%"))
 	r.Verdict = Fail
 	r.DriverStats = nil
+	rec := 1.25
+	r.Chaos = []FaultResult{
+		{Action: "broker-restart", Target: "1", StartS: 5, EndS: 6.5, OK: true, WindowLatencyUS: &LatencySummary{Count: 900, P99: 1_250_000},
+			LostInWindow: 0, DuplicatesInWindow: 12, PeakBacklog: 4_321, RecoveryS: &rec},
+		{Action: "leader-move", StartS: 8, EndS: 8, OK: true, PeakBacklog: 7},
+		{Action: "exec", StartS: 9, EndS: 9.2, Error: `"false": exit status 1`},
+	}
 	var b bytes.Buffer
 	if err := WriteText(&b, r); err != nil {
 		t.Fatal(err)
@@ -87,7 +94,9 @@ func TestWriteTextInterrupted(t *testing.T) {
 	golden(t, "summary-interrupted.golden", b.Bytes())
 	checkText(t, b.String())
 	for _, want := range []string{"interrupted", "consumer 0: connection reset", "foreign", "malformed",
-		"negative_latencies", "undefined for this run", "verdict  FAIL (1 of 2 thresholds failed; interrupted; runtime error)"} {
+		"negative_latencies", "undefined for this run", "verdict  FAIL (1 of 2 thresholds failed; interrupted; runtime error)",
+		"broker-restart 1           5.0s-6.5s           1.25s      0     12     4,321  1.25s", "leader-move                at 8.0s", "did not recover",
+		`FAILED: "false": ex…`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q", want)
 		}

@@ -1,0 +1,207 @@
+package kafka_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spate-dev/spate/chaos"
+	"github.com/spate-dev/spate/drivers/kafka"
+	"github.com/spate-dev/spate/engine"
+	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
+)
+
+// These tests prove each chaos action on real Kafka protocol traffic
+// through the embedded cluster, with answers known in advance.
+
+func fault(t *testing.T, res *report.Results, action string) report.FaultResult {
+	t.Helper()
+	for _, f := range res.Chaos {
+		if f.Action == action {
+			if !f.OK {
+				t.Fatalf("%s failed: %s", action, f.Error)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s fault in the results: %+v", action, res.Chaos)
+	return report.FaultResult{}
+}
+
+// TestProducerLatencyFault: 50 ms of network latency on the producers'
+// connections for 2 s moves publish p50 up by at least 50 ms inside the
+// window, and not outside it.
+func TestProducerLatencyFault(t *testing.T) {
+	res := runKind(t, kafka.Kind, `
+driver: {kafka: {partitions: 3, linger: 1ms}}
+traffic:
+  - constant: {rate: 500/s, for: 6s}
+chaos:
+  - {action: network, at: 2s, for: 2s, target: producers, fault: latency, latency: 50ms}
+drain: 5s
+report: {interval: 500ms}
+`)
+	checkClean(t, res.Counts)
+	f := fault(t, res, "network")
+	var inside, outside []int64
+	for _, iv := range res.Intervals {
+		if iv.LatencyUS.Publish.Count == 0 || iv.EndS > 6 {
+			continue
+		}
+		switch {
+		case iv.StartS >= f.StartS+0.1 && iv.EndS <= f.EndS:
+			inside = append(inside, iv.LatencyUS.Publish.P50)
+		case iv.EndS <= f.StartS || iv.StartS >= f.EndS+0.5:
+			outside = append(outside, iv.LatencyUS.Publish.P50)
+		}
+	}
+	if len(inside) < 2 || len(outside) < 4 {
+		t.Fatalf("intervals inside %v, outside %v", inside, outside)
+	}
+	base := outside[0]
+	for _, p := range outside {
+		base = max(base, p)
+	}
+	for _, p := range inside {
+		if p < base+50_000 {
+			t.Errorf("publish p50 inside the window %dµs, not ≥ 50ms above the %dµs outside it", p, base)
+		}
+	}
+	if base > 40_000 {
+		t.Errorf("publish p50 outside the window up to %dµs: the latency leaked out of it", base)
+	}
+}
+
+// TestConsumerPartitionBacklog: the consumers' connections are down for
+// 3 s at 2000/s; the backlog peaks at about 6000 and drains fully, with
+// nothing lost. (Duplicates are the client's business: franz-go rejoins the
+// group when its heartbeats fail even within the session timeout, and the
+// offsets it could not commit while cut off are read again; spate counts
+// them, and the driver's rebalance counters show why.)
+func TestConsumerPartitionBacklog(t *testing.T) {
+	res := runKind(t, kafka.Kind, `
+driver: {kafka: {partitions: 3, session-timeout: 20s}}
+consumers: 2
+traffic:
+  - constant: {rate: 2000/s, for: 8s}
+chaos:
+  - {action: network, at: 2s, for: 3s, target: consumers, fault: down}
+drain: 15s
+`)
+	checkClean(t, res.Counts)
+	f := fault(t, res, "network")
+	if f.RecoveryS == nil {
+		t.Fatalf("did not recover after the partition healed")
+	}
+	// At least everything sent during the outage piles up; at most what
+	// was sent until the consumers were back (reconnect, rejoin, recovery).
+	outage := f.EndS - f.StartS
+	if lo, hi := 0.9*2000*outage, 2000*(outage+*f.RecoveryS); float64(f.PeakBacklog) < lo || float64(f.PeakBacklog) > hi {
+		t.Errorf("peak backlog %d, want between %.0f (2000/s × the %.1fs outage) and %.0f (until it recovered)", f.PeakBacklog, lo, outage, hi)
+	}
+	if res.Counts.Duplicates > 0 && res.DriverStats["revoked"] <= res.DriverStats["assigned"]/2 {
+		t.Errorf("%d duplicates without a rebalance to explain them: %v", res.Counts.Duplicates, res.DriverStats)
+	}
+}
+
+// TestConsumerCrashInGroup: one of three consumers dies abruptly for 2 s:
+// nothing is lost, its uncommitted records come back as duplicates, and the
+// traffic recovers.
+func TestConsumerCrashInGroup(t *testing.T) {
+	res := runKind(t, kafka.Kind, `
+driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 1s}}
+consumers: 3
+traffic:
+  - constant: {rate: 2000/s, for: 7s}
+chaos:
+  - {action: consumer-crash, at: 2s, for: 2s, count: 1}
+drain: 15s
+`)
+	f := fault(t, res, "consumer-crash")
+	expect(t, "lost", res.Counts.Lost, 0)
+	if res.Counts.Duplicates == 0 {
+		t.Error("an abrupt crash without commits redelivered nothing")
+	}
+	expect(t, "duplicates", res.Counts.Duplicates, res.DriverStats["crash-redelivered"])
+	if f.RecoveryS == nil {
+		t.Error("no recovery time measured")
+	}
+	if f.Details["restarted"] != true {
+		t.Errorf("details %v", f.Details)
+	}
+}
+
+// listeners counts this process's listening TCP sockets on loopback.
+func listeners(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) > 3 && fields[3] == "0A" { // LISTEN
+				n++
+			}
+		}
+		f.Close()
+	}
+	return n
+}
+
+// TestInterruptLeavesNothingBehind interrupts a run while a network
+// partition, a consumer pause and a command-driven broker outage are all in
+// effect: every fault is reverted (the start command runs, the pause lifts
+// so the drain receives everything), and no proxy is left listening.
+func TestInterruptLeavesNothingBehind(t *testing.T) {
+	dir := t.TempDir()
+	down := filepath.Join(dir, "broker-down")
+	before := listeners(t)
+	l := &scenarios.Loader{}
+	l.Driver("kafka", kafka.Kind.Options)
+	for _, a := range chaos.Actions() {
+		l.Action(a.Name, a.Decode)
+	}
+	sc, err := l.Parse("interrupt.yaml", []byte(`
+driver: {kafka: {partitions: 3, session-timeout: 20s}}
+traffic:
+  - constant: {rate: 500/s, for: 30s}
+chaos:
+  - {action: network, at: 1s, for: 20s, target: producers, fault: latency, latency: 20ms}
+  - {action: consumer-pause, at: 1s, for: 20s}
+  - {action: broker-restart, at: 1s, for: 20s, stop: "touch `+down+`", start: "rm `+down+`"}
+drain: 10s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	res, err := engine.Run(ctx, sc, engine.WithDrivers(kafka.Kind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || len(res.Chaos) != 3 {
+		t.Fatalf("interrupted %v, faults %+v", res.Interrupted, res.Chaos)
+	}
+	for _, f := range res.Chaos {
+		if !f.OK || f.EndS > 5 {
+			t.Errorf("%s: ok %v, ended at %.1fs (interrupted at 3s): %s", f.Action, f.OK, f.EndS, f.Error)
+		}
+	}
+	if _, err := os.Stat(down); !os.IsNotExist(err) {
+		t.Errorf("the broker's start command did not run: %v", err)
+	}
+	expect(t, "lost", res.Counts.Lost, 0)
+	if after := listeners(t); after > before {
+		t.Errorf("%d listening sockets before the run, %d after: a proxy or broker was left behind", before, after)
+	}
+}
