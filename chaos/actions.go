@@ -26,6 +26,7 @@ func init() {
 	register(Action{Name: "protocol-error", Decode: decodeProtocolError})
 	register(Action{Name: "produce-error", Decode: decodeProduceError})
 	register(Action{Name: "network", Decode: decodeNetwork})
+	register(Action{Name: "poison", Decode: decodePoison})
 }
 
 // checks shared by decoders.
@@ -202,6 +203,37 @@ func (p *duplicateSpec) run(ctx context.Context, env *Env, window time.Duration,
 	f.reverting()
 	env.Producers.Duplicate(0)
 	f.details["injected"] = env.Producers.Duplicated() - before
+	return nil
+}
+
+// poison: producers flag a fraction of their messages; spate's consumers
+// fail to process them, so the system's retry and dead-letter path is
+// exercised. Messages that reach the dead-letter queue count as
+// dead_lettered; one that vanishes on the way is lost.
+
+type poisonSpec struct{ fraction float64 }
+
+func decodePoison(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct {
+		Fraction float64 `yaml:"fraction,required"`
+	}
+	if d.Decode(n, field, &p) && (p.Fraction <= 0 || p.Fraction > 1) {
+		d.Errorf(node(n, "fraction"), field+".fraction", "must be above 0 and at most 1, got %g", p.Fraction)
+	}
+	needFor(d, a, field, "producers keep sending poison")
+	targetOf(d, a, field, "producers")
+	needAbility(d, a, s, field, drivers.AbilityPoison,
+		"its consumers cannot reject messages (rabbitmq, and memory with dead-letter: true, can)")
+	return &poisonSpec{fraction: p.Fraction}
+}
+
+func (p *poisonSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	before := env.Producers.Poisoned()
+	env.Producers.Poison(p.fraction)
+	hold(ctx, window, false)
+	f.reverting()
+	env.Producers.Poison(0)
+	f.details["injected"] = env.Producers.Poisoned() - before
 	return nil
 }
 

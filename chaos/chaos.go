@@ -53,6 +53,12 @@ type Producers interface {
 	Duplicate(fraction float64)
 	// Duplicated is how many re-sends producers made so far.
 	Duplicated() int64
+	// Poison flags fraction of the messages producers send as poison:
+	// spate's consumers fail to process them (reject them, or skip them to
+	// a dead-letter topic, as the driver does); 0 stops it.
+	Poison(fraction float64)
+	// Poisoned is how many messages producers flagged so far.
+	Poisoned() int64
 }
 
 // Env is what faults act on.

@@ -110,6 +110,11 @@ const (
 	AbilityProtocolError = "protocol-error" // ProtocolFaulter
 	AbilityConsumerCrash = "consumer-crash" // its consumers implement Crasher
 	AbilityDial          = "dial"           // it opens every connection through Env.Dial
+	// AbilityPoison: its consumers fail to process messages whose stamp
+	// carries stamp.FlagPoison (reject them, or skip them to a dead-letter
+	// topic) and, when the scenario names a dead-letter queue, deliver
+	// what arrives there with Delivery.DeadLetter set.
+	AbilityPoison = "poison"
 )
 
 // AbilityLister is implemented by a driver's options value (what

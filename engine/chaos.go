@@ -7,6 +7,7 @@ import (
 
 	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/stamp"
 	"github.com/spate-dev/spate/report"
 )
 
@@ -15,6 +16,36 @@ import (
 type dupState struct {
 	fraction atomic.Uint64 // math.Float64bits
 	injected atomic.Int64
+}
+
+// poisonState is the chaos poison injection shared by all producers.
+type poisonState struct {
+	fraction atomic.Uint64 // math.Float64bits
+	injected atomic.Int64
+}
+
+// Poison implements chaos.Producers.
+func (r *run) Poison(fraction float64) { r.poison.fraction.Store(math.Float64bits(fraction)) }
+
+// Poisoned implements chaos.Producers.
+func (r *run) Poisoned() int64 { return r.poison.injected.Load() }
+
+// addPoison flags the messages chosen to be poison: spate's consumers fail
+// to process them, as an application meets a message it cannot handle.
+func (pl *producerLoop) addPoison(batch []drivers.Message) {
+	f := math.Float64frombits(pl.r.poison.fraction.Load())
+	if f <= 0 {
+		return
+	}
+	var n int64
+	for i := range batch {
+		if pl.comp.rng.Float64() < f {
+			batch[i].Stamp.Flags |= stamp.FlagPoison
+			stamp.SetFlags(batch[i].Head, stamp.FlagPoison)
+			n++
+		}
+	}
+	pl.r.poison.injected.Add(n)
 }
 
 // Duplicate implements chaos.Producers.

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,5 +252,45 @@ chaos:
 	got := strings.Split(err.Error(), "\n")
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestPoisonDeadLettered: producers flag 2% of 10,000 messages as poison;
+// the consumers reject them and the broker routes them to its dead-letter
+// stream. spate counts exactly the injected number as dead-lettered, none
+// lost. Without a dead-letter queue the same messages vanish, and spate
+// reports exactly them as lost.
+func TestPoisonDeadLettered(t *testing.T) {
+	for _, dlq := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dead-letter=%v", dlq), func(t *testing.T) {
+			sc := load(t, fmt.Sprintf(`
+driver: {memory: {streams: 4, dead-letter: %v}}
+producers: 2
+consumers: 2
+traffic:
+  - constant: {rate: 2000/s, for: 5s}
+chaos:
+  - {action: poison, at: 0s, for: 5s, fraction: 0.02}
+drain: 1s
+`, dlq))
+			var res *report.Results
+			synctest.Test(t, func(t *testing.T) { res = run(t, sc) })
+			f := onlyFault(t, res)
+			injected, _ := f.Details["injected"].(int64)
+			if injected < 100 {
+				t.Fatalf("injected %d poison messages of 10,000 at 2%%", injected)
+			}
+			c := res.Counts
+			if dlq {
+				if c.DeadLettered != injected || c.Lost != 0 || c.Received != c.Sent || res.DriverStats["dead_lettered"] != injected {
+					t.Errorf("injected %d: counts %+v, driver %v", injected, c, res.DriverStats)
+				}
+			} else if c.Lost != injected || c.DeadLettered != 0 || f.LostInWindow != injected || res.DriverStats["poison_discarded"] != injected {
+				t.Errorf("injected %d: lost %d (in window %d), dead-lettered %d, driver %v", injected, c.Lost, f.LostInWindow, c.DeadLettered, res.DriverStats)
+			}
+			if c.Reordered != 0 || c.Duplicates != 0 {
+				t.Errorf("counts %+v", c)
+			}
+		})
 	}
 }

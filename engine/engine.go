@@ -137,6 +137,7 @@ type run struct {
 	consumers *consumerSet
 	chaos     *chaos.Runner // nil without faults
 	dup       dupState
+	poison    poisonState
 
 	errMu       sync.Mutex
 	err         error

@@ -108,6 +108,7 @@ func (pl *producerLoop) send(ctx context.Context) error {
 	pl.batch = pl.comp.compose(pl.batch[:0], pl.seq, pl.dues)
 	pl.seq += uint64(len(pl.batch))
 	pl.r.tracker.Sent(uint32(pl.id), pl.seq)
+	pl.addPoison(pl.batch)
 	setSent(pl.batch, pl.r.now())
 	pl.batch = pl.addDuplicates(pl.batch)
 	pl.inflight.Add(int64(len(pl.batch)))

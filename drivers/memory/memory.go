@@ -19,6 +19,8 @@
 //	            absent: unlimited. Beyond it a backlog builds up.
 //	max-queued  message copies held before a send is rejected (default 10,000,000)
 //	seed        seeds the fault decisions (default 1)
+//	dead-letter route poison messages (chaos `poison`) to a dead-letter
+//	            stream instead of discarding them (default false)
 //
 // # Semantics
 //
@@ -69,6 +71,13 @@
 // Every stream has one owning consumer, so after a complete drain spate's
 // tracker must report lost = dropped, duplicates = duplicated and reordered =
 // reordered, exactly.
+//
+// A message whose stamp carries stamp.FlagPoison is rejected by its
+// consumer instead of handed to the Handler, as an application rejects what
+// it cannot process. With dead-letter the broker routes it to the
+// dead-letter stream (Stream = streams, Delivery.DeadLetter set) and counts
+// it dead_lettered; without, it is gone and counts poison_discarded (spate
+// then reports it lost).
 //
 // The hot path allocates nothing per message: each stream is a ring of
 // 64-byte entries that grows by doubling (and is released once a drained
@@ -148,6 +157,8 @@ type Driver struct {
 	dropped   atomic.Int64
 	dupl      atomic.Int64
 	reordered atomic.Int64
+
+	deadLettered, poisonDiscarded atomic.Int64
 }
 
 var (
@@ -210,6 +221,9 @@ func (d *Driver) Stats() map[string]int64 {
 		"reordered":  d.reordered.Load(),
 		"delivered":  d.delivered.Load(),
 		"queued":     d.queued.Load(),
+
+		"dead_lettered":    d.deadLettered.Load(),
+		"poison_discarded": d.poisonDiscarded.Load(),
 	}
 }
 
@@ -654,6 +668,17 @@ func (c *consumer) Consume(ctx context.Context, h drivers.Handler) error {
 					batch[k] = drivers.Delivery{Stamp: stamps[k][:e.n], Stream: int32(idx)}
 					s.head = (s.head + 1) & (len(s.ring) - 1)
 					s.n--
+					if stamp.HasFlag(batch[k].Stamp, stamp.FlagPoison) {
+						// The consumer rejects it; the broker dead-letters it.
+						if !d.opts.DeadLetter {
+							d.poisonDiscarded.Add(1)
+							d.queued.Add(-1)
+							continue
+						}
+						d.deadLettered.Add(1)
+						batch[k].DeadLetter = true
+						batch[k].Stream = int32(len(d.streams))
+					}
 					k++
 				}
 				if s.n == 0 && len(s.ring) > releaseRing {

@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -36,7 +37,15 @@ type Options struct {
 	Capacity  float64       // deliveries per second across the broker; 0: unlimited
 	MaxQueued int           // message copies held before sends are rejected
 	Seed      int64         // seeds each producer's fault decisions
+	// DeadLetter routes messages flagged poison (stamp.FlagPoison), which
+	// the consumer rejects, to a dead-letter stream that is delivered with
+	// Delivery.DeadLetter set; without it they are discarded.
+	DeadLetter bool
 }
+
+// Abilities implements drivers.AbilityLister: the memory broker's consumers
+// reject poison messages.
+func (o Options) Abilities() []string { return []string{drivers.AbilityPoison} }
 
 // DefaultOptions returns the options of `driver: memory`: four streams, no
 // faults, no latency, unlimited capacity, 10,000,000 queued copies, seed 1.
@@ -78,15 +87,16 @@ func isFraction(x float64) bool { return x >= 0 && x <= 1 } // false for NaN
 
 // yamlOptions is the scenario's options block as written.
 type yamlOptions struct {
-	Streams   int                `yaml:"streams"`
-	Drop      float64            `yaml:"drop"`
-	Duplicate float64            `yaml:"duplicate"`
-	Reorder   float64            `yaml:"reorder"`
-	Latency   scenarios.Duration `yaml:"latency"`
-	Jitter    scenarios.Duration `yaml:"jitter"`
-	Capacity  *scenarios.Rate    `yaml:"capacity"`
-	MaxQueued int                `yaml:"max-queued"`
-	Seed      int64              `yaml:"seed"`
+	Streams    int                `yaml:"streams"`
+	Drop       float64            `yaml:"drop"`
+	Duplicate  float64            `yaml:"duplicate"`
+	Reorder    float64            `yaml:"reorder"`
+	Latency    scenarios.Duration `yaml:"latency"`
+	Jitter     scenarios.Duration `yaml:"jitter"`
+	Capacity   *scenarios.Rate    `yaml:"capacity"`
+	MaxQueued  int                `yaml:"max-queued"`
+	Seed       int64              `yaml:"seed"`
+	DeadLetter bool               `yaml:"dead-letter"`
 }
 
 // decodeOptions is Kind.Options: it decodes the options block n (nil for
@@ -123,14 +133,15 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 	check("max-queued", y.MaxQueued < 1, "must be at least 1, got %d", y.MaxQueued)
 
 	o := Options{
-		Streams:   y.Streams,
-		Drop:      y.Drop,
-		Duplicate: y.Duplicate,
-		Reorder:   y.Reorder,
-		Latency:   y.Latency.D(),
-		Jitter:    y.Jitter.D(),
-		MaxQueued: y.MaxQueued,
-		Seed:      y.Seed,
+		Streams:    y.Streams,
+		Drop:       y.Drop,
+		Duplicate:  y.Duplicate,
+		Reorder:    y.Reorder,
+		Latency:    y.Latency.D(),
+		Jitter:     y.Jitter.D(),
+		MaxQueued:  y.MaxQueued,
+		Seed:       y.Seed,
+		DeadLetter: y.DeadLetter,
 	}
 	if y.Capacity != nil {
 		o.Capacity = y.Capacity.PerSecond()

@@ -376,6 +376,4 @@ func stampOf(h amqp.Table, body []byte) []byte {
 }
 
 // isPoison reports whether s is a stamp flagged stamp.FlagPoison.
-func isPoison(s []byte) bool {
-	return len(s) >= stamp.Size && s[0] == 'S' && s[1] == 'P' && s[3]&stamp.FlagPoison != 0
-}
+func isPoison(s []byte) bool { return stamp.HasFlag(s, stamp.FlagPoison) }

@@ -141,6 +141,9 @@ func (o Options) Abilities() []string {
 	if o.URL == Managed || o.Node != nil {
 		a = append(a, drivers.AbilityBrokerRestart)
 	}
+	if !o.AutoAck { // rejecting needs manual acknowledgements
+		a = append(a, drivers.AbilityPoison)
+	}
 	return a
 }
 

@@ -100,3 +100,11 @@ func Fields(b []byte) (runID uint64, producer uint32, seq uint64, intended, sent
 		int64(binary.LittleEndian.Uint64(b[32:40])),
 		true
 }
+
+// SetFlags sets flags in the encoded stamp b.
+func SetFlags(b []byte, flags uint8) { b[3] |= flags }
+
+// HasFlag reports whether b starts with a spate stamp carrying flag.
+func HasFlag(b []byte, flag uint8) bool {
+	return len(b) >= Size && b[0] == magic0 && b[1] == magic1 && b[2] == version && b[3]&flag != 0
+}
