@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/drivers/drivertest"
 	"github.com/spate-dev/spate/drivers/eventbridge"
 	"github.com/spate-dev/spate/scenarios"
 )
@@ -19,15 +18,7 @@ import (
 // decode runs Kind.Options on the YAML src (nil for `driver: eventbridge`).
 func decode(t *testing.T, src *string) (any, scenarios.Problems) {
 	t.Helper()
-	d := scenarios.NewDecoder("test.yaml")
-	if src == nil {
-		return eventbridge.Kind.Options(d, nil, "driver.eventbridge"), d.Problems()
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(*src), &doc); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	return eventbridge.Kind.Options(d, doc.Content[0], "driver.eventbridge"), d.Problems()
+	return drivertest.DecodeOptions(t, eventbridge.Kind, src)
 }
 
 func TestOptions(t *testing.T) {
@@ -170,19 +161,7 @@ func TestOptionProblems(t *testing.T) {
 	} {
 		t.Run(tc.src, func(t *testing.T) {
 			_, ps := decode(t, &tc.src)
-			if len(ps) != len(tc.want) {
-				t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(tc.want), ps)
-			}
-			for i, p := range ps {
-				got, want := p.Error(), tc.want[i]
-				if sub, ok := strings.CutPrefix(want, "~"); ok {
-					if !strings.Contains(got, sub) {
-						t.Errorf("problem %d = %q, want it to contain %q", i, got, sub)
-					}
-				} else if got != want {
-					t.Errorf("problem %d = %q\n                 want %q", i, got, want)
-				}
-			}
+			drivertest.CheckProblems(t, ps, tc.want)
 		})
 	}
 }
