@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/spate-dev/spate/scenarios"
 )
 
 // This file holds the optional abilities a Driver or Consumer may have. Chaos
@@ -115,7 +117,72 @@ const (
 	// topic) and, when the scenario names a dead-letter queue, deliver
 	// what arrives there with Delivery.DeadLetter set.
 	AbilityPoison = "poison"
+	// AbilityReadCommitted: its consumers deliver only messages of
+	// committed transactions, so a delivered message whose transaction was
+	// aborted (drivers.ErrAborted) is an aborted read, a violation; without
+	// it such a message is merely visible (read_uncommitted).
+	AbilityReadCommitted = "read-committed"
+	// AbilityProcessor: the driver implements ProcessorMaker and
+	// PeerOpener, so it can run spate's built-in pipeline processor
+	// between its own topic and a peer's.
+	AbilityProcessor = scenarios.AbilityProcessor
 )
+
+// Processor modes, as ProcessorSpec.Mode and scenarios name them.
+const (
+	// ExactlyOnce: consume, produce and commit the consumed offsets in one
+	// transaction (Kafka: franz-go's GroupTransactSession), reading the
+	// input with read_committed.
+	ExactlyOnce = "exactly-once"
+	// AtLeastOnce: produce, wait for the confirmations, then commit the
+	// consumed offsets now and then; what was produced after the last
+	// commit is processed again after a crash.
+	AtLeastOnce = "at-least-once"
+)
+
+// ProcessorSpec configures spate's built-in processor.
+type ProcessorSpec struct {
+	// Mode is ExactlyOnce or AtLeastOnce.
+	Mode string
+	// Output is the options (a Kind.Options result) of the pipeline's
+	// output end, of the same kind as the driver that makes the processor:
+	// where the processed messages go.
+	Output any
+	// CommitInterval is how long a transaction stays open (ExactlyOnce) or
+	// how often consumed offsets are committed (AtLeastOnce); 0 means the
+	// driver's default.
+	CommitInterval time.Duration
+}
+
+// ProcessorMaker is a driver that can run spate's built-in pipeline
+// processor: a consume-transform-produce loop that reads what the driver's
+// producers send and writes every message again, stamp and all, to the
+// pipeline's output, as a real exactly-once (or at-least-once) service
+// would.
+type ProcessorMaker interface {
+	// NewProcessor returns processor instance id, ready (subscribed) when
+	// it returns. Its Consume runs the loop: it hands each batch of input
+	// deliveries to the Handler before processing it (so the engine can
+	// pause or slow it), and returns as a Consumer's does. Instances of one
+	// run share the work as a consumer group does. A processor is a
+	// Crasher: Crash kills it mid-work, as kill -9 would, leaving its open
+	// transaction or uncommitted offsets behind. A new processor made with
+	// the same id takes over its identity (Kafka: the transactional id,
+	// which fences the dead one and aborts what it left open).
+	NewProcessor(ctx context.Context, id int, spec ProcessorSpec) (Consumer, error)
+}
+
+// PeerOpener is a driver that can open another driver of its kind on the
+// same system, for the output end of a pipeline: the built-in processor
+// needs both ends on one system (Kafka: one cluster, so consumed offsets
+// and produced records commit in one transaction).
+type PeerOpener interface {
+	// OpenPeer opens a driver with options (a Kind.Options result of the
+	// same kind) on this driver's system where options name none of its
+	// own (Kafka: no brokers, or brokers: embedded). The peer shares
+	// nothing else and is closed on its own; it never stops the system.
+	OpenPeer(ctx context.Context, options any, env Env) (Driver, error)
+}
 
 // AbilityLister is implemented by a driver's options value (what
 // Kind.Options returns) to say, before the driver opens, which abilities a

@@ -48,14 +48,27 @@ func (m *Message) AppendBody(b []byte) []byte {
 type Result struct {
 	Stamp stamp.Stamp
 	// Err is nil when the system confirmed the message (Kafka ack, publisher
-	// confirm, PutEvents success), ErrUnconfirmed when the driver sends
-	// without confirmations, and any other error when the send failed.
+	// confirm, PutEvents success; with transactions: its transaction
+	// committed), ErrUnconfirmed when the driver sends without
+	// confirmations, ErrAborted when the message's transaction was aborted,
+	// and any other error when the send failed or its outcome is unknown.
 	Err error
 }
 
 // ErrUnconfirmed is the outcome of a fire-and-forget send: the message left,
 // and nothing will ever say whether it arrived.
 var ErrUnconfirmed = errors.New("sent without confirmation")
+
+// ErrAborted is the outcome of a message written in a transaction that was
+// aborted, for certain: the producer aborted it (on purpose or after a
+// failed write), or never asked to commit it. A consumer that reads only
+// committed data must never see such a message (an aborted read). A
+// transaction whose commit may or may not have happened (the commit request
+// failed in flight) is not aborted: its messages fail with the commit's
+// error. Drivers report a committed transaction's messages as confirmed
+// (Err nil) only once the commit is confirmed, so publish latency is the
+// time from send to commit.
+var ErrAborted = errors.New("transaction aborted")
 
 // AckFunc receives outcomes. Drivers call it exactly once per message handed
 // to Send, from any goroutine, with one or several results at a time; it does
@@ -95,6 +108,13 @@ type Delivery struct {
 	// the message was rejected by a consumer and routed there, so it counts
 	// as dead-lettered rather than lost.
 	DeadLetter bool
+	// HasOffset says Offset is known. Offset is optional: it is the
+	// message's position in its Stream (a Kafka offset), so a violation
+	// can be found in the log. A zero Offset is a real position (a
+	// partition's first record), hence the flag rather than a sentinel:
+	// drivers that know no offset leave both zero.
+	HasOffset bool
+	Offset    int64
 }
 
 // Handler receives deliveries. It is called from one goroutine at a time per

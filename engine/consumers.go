@@ -11,16 +11,22 @@ import (
 	"github.com/spate-dev/spate/drivers"
 )
 
-// consumerSet runs the scenario's consumers and gives chaos its controls
-// over them (chaos.Consumers): pause, throttle, stop (crash) and start. Each
-// consumer id has a slot that keeps its pause and throttle state across
-// restarts. It is safe for concurrent use.
+// consumerSet runs the scenario's consumers, or the built-in processor's
+// instances in a pipeline, and gives chaos its controls over them
+// (chaos.Consumers): pause, throttle, stop (crash) and start. Each id has a
+// slot that keeps its pause and throttle state across restarts. It is safe
+// for concurrent use.
 type consumerSet struct {
-	r     *run
-	drv   drivers.Driver
-	ctx   context.Context // ends every consumer
-	wg    sync.WaitGroup
-	slots []*slot
+	r    *run
+	what string // "consumer" or "processor", for errors
+	// make opens a new consumer for a slot, to restart it.
+	make func(ctx context.Context, id int) (drivers.Consumer, error)
+	// record is called with every batch processed: the tracker's Received
+	// for consumers, nothing for processors (their output is what counts).
+	record func(batch []drivers.Delivery)
+	ctx    context.Context // ends every consumer
+	wg     sync.WaitGroup
+	slots  []*slot
 }
 
 type slot struct {
@@ -44,13 +50,27 @@ type consumerRunner struct {
 }
 
 func newConsumerSet(r *run, drv drivers.Driver, ctx context.Context, consumers []drivers.Consumer) *consumerSet {
-	s := &consumerSet{r: r, drv: drv, ctx: ctx}
+	s := &consumerSet{r: r, what: "consumer", make: drv.NewConsumer, ctx: ctx}
+	s.record = func(batch []drivers.Delivery) { r.tracker.Received(batch, r.now()) }
+	s.start(consumers)
+	return s
+}
+
+// newProcessorSet runs the built-in processor's instances: make opens
+// instance id. Their batches are paced and paused like consumers' but not
+// recorded: the tracker counts what reaches the pipeline's output.
+func newProcessorSet(r *run, ctx context.Context, procs []drivers.Consumer, make func(ctx context.Context, id int) (drivers.Consumer, error)) *consumerSet {
+	s := &consumerSet{r: r, what: "processor", make: make, record: func([]drivers.Delivery) {}, ctx: ctx}
+	s.start(procs)
+	return s
+}
+
+func (s *consumerSet) start(consumers []drivers.Consumer) {
 	for i, c := range consumers {
 		sl := &slot{id: i}
 		s.slots = append(s.slots, sl)
 		s.launch(sl, c)
 	}
-	return s
 }
 
 func (s *consumerSet) launch(sl *slot, cons drivers.Consumer) {
@@ -71,7 +91,7 @@ func (s *consumerSet) launch(sl *slot, cons drivers.Consumer) {
 		if err == nil {
 			err = errors.New("stopped on its own")
 		}
-		s.r.fail(fmt.Errorf("consumer %d: %w", sl.id, err))
+		s.r.fail(fmt.Errorf("%s %d: %w", s.what, sl.id, err))
 	}()
 }
 
@@ -86,13 +106,13 @@ func (s *consumerSet) handle(sl *slot, cr *consumerRunner, batch []drivers.Deliv
 	for len(batch) > 0 {
 		lim := sl.limit.Load() // re-read: a throttle may end mid-batch
 		if lim == nil {
-			s.r.tracker.Received(batch, s.r.now())
+			s.record(batch)
 			return
 		}
 		if !lim.wait(cr.ctx) || !sl.gate.wait(cr.ctx) {
 			return
 		}
-		s.r.tracker.Received(batch[:1], s.r.now())
+		s.record(batch[:1])
 		batch = batch[1:]
 	}
 }
@@ -134,13 +154,13 @@ func (s *consumerSet) Stop(ctx context.Context, id int, graceful bool) error {
 	sl.current = nil
 	sl.mu.Unlock()
 	if cr == nil {
-		return fmt.Errorf("consumer %d is already stopped", id)
+		return fmt.Errorf("%s %d is already stopped", s.what, id)
 	}
 	cr.expected.Store(true)
 	if !graceful {
 		c, ok := cr.cons.(drivers.Crasher)
 		if !ok {
-			return fmt.Errorf("consumer %d cannot crash abruptly", id)
+			return fmt.Errorf("%s %d cannot crash abruptly", s.what, id)
 		}
 		c.Crash()
 	}
@@ -149,7 +169,7 @@ func (s *consumerSet) Stop(ctx context.Context, id int, graceful bool) error {
 	case <-cr.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("consumer %d did not stop: %w", id, ctx.Err())
+		return fmt.Errorf("%s %d did not stop: %w", s.what, id, ctx.Err())
 	}
 }
 
@@ -160,12 +180,12 @@ func (s *consumerSet) Start(ctx context.Context, id int) error {
 	running := sl.current != nil
 	sl.mu.Unlock()
 	if running {
-		return fmt.Errorf("consumer %d is running", id)
+		return fmt.Errorf("%s %d is running", s.what, id)
 	}
 	if s.ctx.Err() != nil {
 		return nil // the run is over; nothing to consume
 	}
-	c, err := s.drv.NewConsumer(ctx, id)
+	c, err := s.make(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,16 @@
 // capacity search that decides the schedule as it runs (findmax.go); Sweep
 // runs a scenario over a grid of values (sweep.go). It never prints;
 // progress goes to a callback and logs to a slog.Logger the caller provides.
+//
+// A pipeline scenario has two ends: the producers write to the input's
+// driver, the consumers read the output's (opened on the input's system
+// through drivers.PeerOpener when both are of one kind), and the built-in
+// processor, when the scenario asks for it, runs between them as instances
+// made by the input's driver (drivers.ProcessorMaker). The instances are
+// managed like consumers (paused, throttled, crashed and restarted by
+// chaos's consumer actions) but what they process is not counted: the
+// tracker counts what reaches the output, against what the input
+// confirmed, and times each message's pipeline latency.
 package engine
 
 import (
@@ -120,6 +130,11 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.R
 		return nil, fmt.Errorf("driver %q is not built into this spate", sc.Driver.Kind)
 	}
 	r := &run{config: c, sc: sc, tl: sc.Profile().Timeline()}
+	if p := sc.Pipeline; p != nil {
+		if r.outKind, ok = c.kinds[p.Output.Kind]; !ok {
+			return nil, fmt.Errorf("driver %q (the pipeline's output) is not built into this spate", p.Output.Kind)
+		}
+	}
 	return r.execute(ctx, kind)
 }
 
@@ -135,9 +150,13 @@ type run struct {
 	tracker   *report.Tracker
 	loops     []*producerLoop
 	consumers *consumerSet
-	chaos     *chaos.Runner // nil without faults
-	dup       dupState
-	poison    poisonState
+	// In a pipeline run: the output's driver kind, and the built-in
+	// processor's instances (nil with an external processor).
+	outKind    drivers.Kind
+	processors *consumerSet
+	chaos      *chaos.Runner // nil without faults
+	dup        dupState
+	poison     poisonState
 
 	errMu       sync.Mutex
 	err         error
@@ -188,17 +207,35 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	if err != nil {
 		return nil, fmt.Errorf("open %s driver: %w", kind.Name, err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-		defer cancel()
-		if err := drv.Close(cctx); err != nil {
-			r.log.Warn("closing driver", "err", err)
+	defer r.closeDriver(drv)
+
+	// In a pipeline, spate's producers write to the input (drv) and its
+	// consumers read the output (out); the built-in processor, if any,
+	// runs in between on the input's driver.
+	out := drv
+	var procs []drivers.Consumer
+	var makeProc func(ctx context.Context, id int) (drivers.Consumer, error)
+	if p := sc.Pipeline; p != nil {
+		if out, err = r.openOutput(ctx, drv, env); err != nil {
+			return nil, fmt.Errorf("open %s driver (the pipeline's output): %w", r.outKind.Name, err)
 		}
-	}()
+		defer r.closeDriver(out) // before the input's: it may share its system
+		if p.Processor.Builtin() {
+			if makeProc, err = processorMaker(drv, p); err != nil {
+				return nil, err
+			}
+			procs = make([]drivers.Consumer, p.Processor.Instances)
+			for i := range procs {
+				if procs[i], err = makeProc(ctx, i); err != nil {
+					return nil, fmt.Errorf("processor %d: %w", i, err)
+				}
+			}
+		}
+	}
 
 	consumers := make([]drivers.Consumer, sc.Consumers)
 	for i := range consumers {
-		if consumers[i], err = drv.NewConsumer(ctx, i); err != nil {
+		if consumers[i], err = out.NewConsumer(ctx, i); err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
 		}
 	}
@@ -216,6 +253,14 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	r.base = time.Now()
 	r.baseNS = r.base.UnixNano()
 	r.tracker = report.NewTracker(r.runID, sc.Producers, r.baseNS)
+	if sc.Pipeline != nil {
+		// A message of an aborted input transaction must never come out
+		// of a pipeline, whatever the output's isolation.
+		r.tracker.SetReadCommitted(true)
+		r.tracker.EnablePipeline()
+	} else {
+		r.tracker.SetReadCommitted(drivers.HasAbility(sc.Driver.Options, drivers.AbilityReadCommitted))
+	}
 	r.lastTick = r.baseNS
 	res := &report.Results{
 		SchemaVersion: report.SchemaVersion,
@@ -229,6 +274,12 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		Consumers:     sc.Consumers,
 		Chaos:         []report.FaultResult{},
 	}
+	if p := sc.Pipeline; p != nil {
+		res.Pipeline = &report.PipelineResult{Input: kind.Name, Output: r.outKind.Name, Processor: p.Processor.Kind}
+		if p.Processor.Builtin() {
+			res.Pipeline.Mode, res.Pipeline.Instances = p.Processor.Mode, p.Processor.Instances
+		}
+	}
 
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
@@ -236,14 +287,24 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 
 	consumeCtx, stopConsumers := context.WithCancel(context.Background())
 	defer stopConsumers()
-	r.consumers = newConsumerSet(r, drv, consumeCtx, consumers)
+	r.consumers = newConsumerSet(r, out, consumeCtx, consumers)
+	// Chaos's consumer actions act on the consumers of the system under
+	// test: the built-in processor's instances in a pipeline that has one
+	// (spate's own consumers of the output are its measuring instrument).
+	var chaosConsumers chaos.Consumers = r.consumers
+	processCtx, stopProcessors := context.WithCancel(context.Background())
+	defer stopProcessors()
+	if procs != nil {
+		r.processors = newProcessorSet(r, processCtx, procs, makeProc)
+		chaosConsumers = r.processors
+	}
 
 	ticks := r.startTicker()
 	if r.chaos != nil {
 		r.tracker.EnableSlices()
 		slices := r.startSlices()
 		defer slices.stop()
-		r.chaos.Start(ctx, &chaos.Env{Driver: drv, Consumers: r.consumers, Producers: r, Log: r.log}, r.tracker, r.elapsed)
+		r.chaos.Start(ctx, &chaos.Env{Driver: drv, Consumers: chaosConsumers, Producers: r, Log: r.log}, r.tracker, r.elapsed)
 	}
 
 	r.log.Info("traffic started", "duration", r.tl.Duration(), "producers", sc.Producers, "consumers", sc.Consumers)
@@ -281,6 +342,9 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	drainEnd := r.elapsed()
 
 	r.chaos.Stop()
+	if r.processors != nil && !r.processors.stopAll(stopProcessors, closeTimeout) {
+		r.fail(errors.New("a processor did not stop within " + closeTimeout.String()))
+	}
 	if !r.consumers.stopAll(stopConsumers, closeTimeout) {
 		r.fail(errors.New("a consumer did not stop within " + closeTimeout.String()))
 	}
@@ -316,15 +380,58 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	if sr, ok := drv.(drivers.StatsReporter); ok {
 		res.DriverStats = sr.Stats()
 	}
-	res.Evaluate(sc.Thresholds)
+	if sr, ok := out.(drivers.StatsReporter); ok && out != drv {
+		if res.DriverStats == nil {
+			res.DriverStats = map[string]int64{}
+		}
+		for k, v := range sr.Stats() {
+			res.DriverStats["output."+k] = v
+		}
+	}
 	err = r.failure()
 	if err != nil {
 		res.Error = err.Error()
 	}
+	res.Evaluate(sc.Thresholds)
 	if err != nil || interrupted {
 		res.Verdict = report.Fail // an incomplete run never passes
 	}
 	return res, err
+}
+
+// closeDriver closes a driver, bounded by closeTimeout.
+func (r *run) closeDriver(d drivers.Driver) {
+	cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if err := d.Close(cctx); err != nil {
+		r.log.Warn("closing driver", "err", err)
+	}
+}
+
+// openOutput opens a pipeline's output end: on the input's own system when
+// both ends are of one kind and the input's driver can open a peer
+// (drivers.PeerOpener), else as a driver of its own.
+func (r *run) openOutput(ctx context.Context, in drivers.Driver, env drivers.Env) (drivers.Driver, error) {
+	p := r.sc.Pipeline
+	r.log.Info("opening the pipeline's output", "driver", r.outKind.Name)
+	if po, ok := in.(drivers.PeerOpener); ok && p.Output.Kind == p.Input.Kind {
+		return po.OpenPeer(ctx, p.Output.Options, env)
+	}
+	return r.outKind.Open(ctx, p.Output.Options, env)
+}
+
+// processorMaker returns the function that opens the built-in processor's
+// instances on the input's driver.
+func processorMaker(in drivers.Driver, p *scenarios.Pipeline) (func(context.Context, int) (drivers.Consumer, error), error) {
+	pm, ok := in.(drivers.ProcessorMaker)
+	if !ok {
+		return nil, fmt.Errorf("driver %q cannot run the built-in processor; use processor: external", p.Input.Kind)
+	}
+	spec := drivers.ProcessorSpec{Mode: p.Processor.Mode, Output: p.Output.Options}
+	if ci := p.Processor.CommitInterval; ci != nil {
+		spec.CommitInterval = ci.D()
+	}
+	return func(ctx context.Context, id int) (drivers.Consumer, error) { return pm.NewProcessor(ctx, id, spec) }, nil
 }
 
 func (r *run) closeProducers(ctx context.Context) {

@@ -68,12 +68,22 @@ func WriteHTML(w io.Writer, r *Results) error {
 	}
 	p("<header>\n<div class=\"verdict %s\">%s<div class=\"why\">%s</div></div>\n<div class=\"head\">\n<h1>%s</h1>\n",
 		vclass, esc(verdict), esc(strings.Join(why, "; ")), esc(r.Scenario))
+	if cl := r.Claim; cl != nil {
+		cclass := "bad"
+		if cl.Held {
+			cclass = "good"
+		}
+		p("<p class=\"claim %s\"><strong>Claim:</strong> %s</p>\n", cclass, esc(cl.Statement))
+	}
 	if r.Description != "" {
 		p("<p class=\"desc\">%s</p>\n", esc(r.Description))
 	}
 	p("<dl class=\"meta\">")
 	meta := func(k, v string) { p("<div><dt>%s</dt><dd>%s</dd></div>", esc(k), esc(v)) }
 	meta("driver", r.Driver)
+	if pl := r.Pipeline; pl != nil {
+		meta("pipeline", pl.Input+" → "+pl.processorText()+" → "+pl.Output)
+	}
 	meta("run", r.RunID)
 	if !r.StartedAt.IsZero() {
 		meta("started", r.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
@@ -116,6 +126,12 @@ func WriteHTML(w io.Writer, r *Results) error {
 	card("lost", group(c.Lost), pctOf(c.Lost, c.Acked, "acked"), badIf(c.Lost > 0))
 	card("duplicates", group(c.Duplicates), pctOf(c.Duplicates, c.Received, "received"), badIf(c.Duplicates > 0))
 	card("reordered", group(c.Reordered), pctOf(c.Reordered, c.Received, "received"), badIf(c.Reordered > 0))
+	if c.Aborted > 0 || c.AbortedReads > 0 {
+		card("aborted reads", group(c.AbortedReads), "of "+group(c.Aborted)+" aborted", badIf(c.AbortedReads > 0))
+	}
+	if pl := r.Pipeline; pl != nil && pl.LatencyUS.Count > 0 {
+		card("pipeline p99", FormatMicros(pl.LatencyUS.P99), "output receive − input ack", "")
+	}
 	p("</section>\n")
 
 	// Thresholds.
@@ -175,6 +191,8 @@ func WriteHTML(w io.Writer, r *Results) error {
 		{"unconfirmed_delivered", c.UnconfirmedDelivered, c.Received, "received"},
 		{"redelivered", c.Redelivered, c.Received + c.Duplicates, "deliveries"},
 		{"dead_lettered", c.DeadLettered, c.Received, "received"},
+		{"aborted", c.Aborted, c.Sent, "sent"}, {"aborted_reads", c.AbortedReads, c.Aborted, "aborted"},
+		{"aborted_visible", c.AbortedVisible, c.Aborted, "aborted"},
 		{"foreign", c.Foreign, 0, ""}, {"malformed", c.Malformed, 0, ""},
 		{"clamped_latencies", c.Clamped, 0, ""}, {"negative_latencies", c.Negative, 0, ""},
 	} {
@@ -193,7 +211,19 @@ func WriteHTML(w io.Writer, r *Results) error {
 		p("<tr><th>%s</th><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", kind, group(l.Count),
 			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
 	}
-	p("</tbody>\n</table>\n<p class=\"muted small\">e2e: receive − intended send time; service: receive − actual send time; publish: confirmation − actual send time.</p>\n")
+	if pl := r.Pipeline; pl != nil {
+		if l := pl.LatencyUS; l.Count == 0 {
+			p("<tr><th>pipeline</th><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td></tr>\n")
+		} else {
+			p("<tr><th>pipeline</th><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", group(l.Count),
+				FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
+		}
+	}
+	p("</tbody>\n</table>\n<p class=\"muted small\">e2e: receive − intended send time; service: receive − actual send time; publish: confirmation − actual send time.")
+	if pl := r.Pipeline; pl != nil {
+		p(" pipeline: output receive − input confirmation, the time added between %s and %s by the %s.", esc(pl.Input), esc(pl.Output), esc(pl.processorText()))
+	}
+	p("</p>\n")
 	p("<h2>Rate</h2>\n<table class=\"num\">\n<tbody>\n")
 	if t := r.Rate.TargetMean; t != nil {
 		p("<tr><th>target</th><td>%s/s</td></tr>\n", formatRate(*t))
@@ -256,9 +286,19 @@ func WriteHTML(w io.Writer, r *Results) error {
 
 	if len(r.Examples) > 0 {
 		n := min(len(r.Examples), 20)
-		p("<section>\n<h2>Examples (%d of %d)</h2>\n<table class=\"num\">\n<thead><tr><th>producer</th><th>seq</th><th class=\"left\">problem</th></tr></thead>\n<tbody>\n", n, len(r.Examples))
+		p("<section>\n<h2>Examples (%d of %d)</h2>\n<table class=\"num\">\n<thead><tr><th>producer</th><th>seq</th><th>partition</th><th>offset</th><th>txn</th><th class=\"left\">problem</th></tr></thead>\n<tbody>\n", n, len(r.Examples))
 		for _, e := range r.Examples[:n] {
-			p("<tr><td>%d</td><td>%d</td><td class=\"left\">%s</td></tr>\n", e.Producer, e.Seq, esc(e.Problem))
+			part, off, txn := "–", "–", "–"
+			if e.Partition != nil {
+				part = fmt.Sprint(*e.Partition)
+			}
+			if e.Offset != nil {
+				off = fmt.Sprint(*e.Offset)
+			}
+			if e.Txn != 0 {
+				txn = fmt.Sprint(e.Txn)
+			}
+			p("<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td class=\"left\">%s</td></tr>\n", e.Producer, e.Seq, part, off, txn, esc(e.Problem))
 		}
 		p("</tbody>\n</table>\n</section>\n")
 	}
@@ -454,6 +494,9 @@ header { display: flex; gap: 20px; align-items: center; background: #fff; border
 h1 { margin: 0 0 4px; font-size: 22px; }
 h2 { font-size: 17px; margin: 22px 0 8px; }
 .desc { margin: 0 0 6px; color: var(--muted); }
+.claim { margin: 0 0 6px; font-size: 15px; }
+.claim.good { color: var(--good); }
+.claim.bad { color: var(--bad); }
 .meta { display: flex; flex-wrap: wrap; gap: 4px 22px; margin: 0; }
 .meta div { display: flex; gap: 6px; }
 .meta dt { color: var(--muted); }

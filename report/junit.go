@@ -102,6 +102,15 @@ var correctnessChecks = []struct {
 	{"loss", []string{"lost", "loss", "lost.ratio", "loss.ratio"}},
 	{"duplicates", []string{"duplicates", "duplicates.ratio"}},
 	{"order", []string{"reordered", "reordered.ratio"}},
+	// isolation is listed only when the run had transactions (see
+	// WriteJUnit).
+	{"isolation", []string{"aborted_reads"}},
+}
+
+// exampleKindOf maps a correctness check to the kind of examples that
+// show its violations.
+var exampleKindOf = map[string]string{
+	"loss": ExampleLost, "duplicates": ExampleDuplicate, "order": ExampleReordered, "isolation": ExampleAbortedRead,
 }
 
 // WriteJUnit writes r's thresholds, correctness checks, run outcome and
@@ -140,6 +149,9 @@ func WriteJUnit(w io.Writer, r *Results) error {
 
 	correctness := junitSuite{Name: "correctness", Timestamp: timestamp}
 	for _, chk := range correctnessChecks {
+		if chk.name == "isolation" && !r.transactional() {
+			continue
+		}
 		c := junitCase{Name: chk.name, Classname: class("correctness"), Time: "0", out: correctnessFigure(r, chk.name)}
 		var named, failed []string
 		for _, t := range r.Thresholds {
@@ -156,10 +168,13 @@ func WriteJUnit(w io.Writer, r *Results) error {
 		case len(failed) > 0:
 			msg := "threshold failed: " + strings.Join(failed, "; ")
 			body := c.out
-			if chk.name == "loss" && len(r.Examples) > 0 {
-				body += "\nfirst lost messages:"
-				for _, e := range r.Examples[:min(len(r.Examples), 10)] {
-					body += fmt.Sprintf("\n  producer %d seq %d: %s", e.Producer, e.Seq, e.Problem)
+			if ex := r.examplesOf(exampleKindOf[chk.name], 10); len(ex) > 0 {
+				body += "\nfirst examples:"
+				if chk.name == "loss" {
+					body = strings.TrimSuffix(body, "first examples:") + "first lost messages:"
+				}
+				for _, e := range ex {
+					body += fmt.Sprintf("\n  producer %d seq %d%s: %s", e.Producer, e.Seq, e.location(), e.Problem)
 				}
 			}
 			c.Failure = problem(msg, "correctness", body)
@@ -248,6 +263,8 @@ func correctnessFigure(r *Results, check string) string {
 		return "lost " + of(c.Lost, c.Acked, "acked")
 	case "duplicates":
 		return "duplicates " + of(c.Duplicates, c.Received, "received")
+	case "isolation":
+		return "aborted reads " + of(c.AbortedReads, c.Aborted, "aborted") + ", aborted visible (read_uncommitted) " + group(c.AbortedVisible)
 	}
 	return "reordered " + of(c.Reordered, c.Received, "received")
 }
@@ -283,3 +300,52 @@ func recoveryText(s *float64) string {
 
 // ftoa formats seconds for JUnit's time attributes.
 func ftoa(s float64) string { return javaFixed(s, 3) }
+
+// transactional reports whether the run wrote in transactions or asserts
+// anything about aborted reads.
+func (r *Results) transactional() bool {
+	c := r.Counts
+	if c.Aborted > 0 || c.AbortedReads > 0 || c.AbortedVisible > 0 {
+		return true
+	}
+	for _, t := range r.Thresholds {
+		if m, l := thresholdMetrics(t.Expr); m == "aborted_reads" || l == "aborted_reads" {
+			return true
+		}
+	}
+	return false
+}
+
+// examplesOf returns up to n examples of kind; examples without a kind
+// (results written before kinds existed) count as lost.
+func (r *Results) examplesOf(kind string, n int) []Example {
+	var out []Example
+	for _, e := range r.Examples {
+		if len(out) == n {
+			break
+		}
+		if e.Kind == kind || (e.Kind == "" && kind == ExampleLost) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// location says where an example was found: " (partition 2 offset 17,
+// txn 4)", or "" when nothing is known.
+func (e Example) location() string {
+	var parts []string
+	if e.Partition != nil {
+		parts = append(parts, fmt.Sprintf("partition %d", *e.Partition))
+	}
+	if e.Offset != nil {
+		parts = append(parts, fmt.Sprintf("offset %d", *e.Offset))
+	}
+	if e.Txn != 0 {
+		parts = append(parts, fmt.Sprintf("txn %d", e.Txn))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

@@ -154,6 +154,12 @@ type Results struct {
 	DriverStats map[string]int64 `json:"driver_stats,omitempty"`
 	// FindMax is the capacity search of a find-max phase; absent without one.
 	FindMax *FindMaxResult `json:"find_max,omitempty"`
+	// Pipeline describes a pipeline run and its own latency; absent
+	// without a pipeline.
+	Pipeline *PipelineResult `json:"pipeline,omitempty"`
+	// Claim states the delivery guarantee the thresholds assert and
+	// whether it held; absent when they assert none (Evaluate sets it).
+	Claim *Claim `json:"claim,omitempty"`
 	// Histograms are the total latency histograms in HdrHistogram's
 	// base64 V2-compressed form, so results can be re-evaluated and merged.
 	Histograms map[string]string `json:"histograms"`
@@ -161,6 +167,25 @@ type Results struct {
 	AccountingBytes int64 `json:"accounting_bytes"`
 
 	hists map[string]*hdr.Histogram
+}
+
+// PipelineResult describes a pipeline run: spate produced to Input, a
+// processor wrote to Output, spate consumed Output.
+type PipelineResult struct {
+	Input  string `json:"input"`  // the input's driver kind
+	Output string `json:"output"` // the output's driver kind
+	// Processor is builtin or external; Mode and Instances are the
+	// built-in processor's.
+	Processor string `json:"processor"`
+	Mode      string `json:"mode,omitempty"`
+	Instances int    `json:"instances,omitempty"`
+	// LatencyUS is the pipeline latency: each message's first delivery on
+	// the output − its confirmation on the input (for a transactional
+	// input, its commit), the time the pipeline itself added. Untimed
+	// counts first deliveries that arrived before their confirmation was
+	// reported, which have none.
+	LatencyUS LatencySummary `json:"latency_us"`
+	Untimed   int64          `json:"untimed"`
 }
 
 // Verdicts.
@@ -177,6 +202,9 @@ func (r *Results) SetSummary(s Summary) error {
 	r.LatencyUS = s.Latency
 	r.Examples = s.Examples
 	r.AccountingBytes = s.StateBytes
+	if r.Pipeline != nil && s.Pipeline != nil {
+		r.Pipeline.LatencyUS, r.Pipeline.Untimed = *s.Pipeline, s.PipelineUntimed
+	}
 	r.hists = s.Histograms
 	r.Histograms = map[string]string{}
 	for k, h := range s.Histograms {
@@ -224,7 +252,8 @@ func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
 // with no values (publish when the driver sends without confirmations,
 // e2e when nothing was received), a ratio whose denominator is zero (no
 // message acked, received or sent), and headroom without a find-max phase,
-// without a peak or when the search sustained no rate. err is set for a name that is not a
+// without a peak or when the search sustained no rate, and pipeline latency
+// outside a pipeline run. err is set for a name that is not a
 // metric or a histogram that cannot be decoded.
 func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	c := r.Counts
@@ -235,6 +264,9 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		p, isPercentile := scenarios.Percentile(stat)
 		if !isPercentile && !slices.Contains(scenarios.LatencyStats, stat) {
 			return 0, false, fmt.Errorf("unknown statistic %q", name)
+		}
+		if kind == Pipeline && r.hists[kind] == nil && r.Histograms[kind] == "" {
+			return 0, false, nil // not a pipeline run
 		}
 		h, err := r.Histogram(kind)
 		if err != nil {
@@ -273,6 +305,12 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		return float64(c.Redelivered), true, nil
 	case "dead_lettered":
 		return float64(c.DeadLettered), true, nil
+	case "aborted":
+		return float64(c.Aborted), true, nil
+	case "aborted_reads":
+		return float64(c.AbortedReads), true, nil
+	case "aborted_visible":
+		return float64(c.AbortedVisible), true, nil
 	case "foreign":
 		return float64(c.Foreign), true, nil
 	case "malformed":
@@ -341,6 +379,7 @@ func (r *Results) Evaluate(ts []scenarios.Threshold) {
 	if !ok {
 		r.Verdict = Fail
 	}
+	r.Claim = r.claim(ts)
 	for i, t := range ts {
 		if tr := &r.Thresholds[i]; tr.Error == undefined && slices.Contains(t.Metrics(), "headroom") {
 			tr.Error = r.headroomReason()

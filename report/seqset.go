@@ -110,3 +110,75 @@ func countAndNot(a, b *seqset, limit uint64, each func(seq uint64) bool) int64 {
 	}
 	return n
 }
+
+// countWords returns the number of bits set in word(i) over the words of
+// seqs below limit, for any combination of sets that is empty wherever
+// base is (base's missing pages are skipped).
+func countWords(base *seqset, limit uint64, word func(i uint64) uint64) int64 {
+	var n int64
+	words := (limit + 63) / 64
+	for i := uint64(0); i < words; i++ {
+		if (i & (pageWords - 1)) == 0 {
+			if pi := i >> (pageShift - 6); pi >= uint64(len(base.pages)) {
+				break
+			} else if base.pages[pi] == nil {
+				i += pageWords - 1
+				continue
+			}
+		}
+		w := word(i)
+		if i == words-1 && limit%64 != 0 {
+			w &= (uint64(1) << (limit % 64)) - 1
+		}
+		n += int64(bits.OnesCount64(w))
+	}
+	return n
+}
+
+// pubTimes holds a publish latency per sequence number, in paged arrays of
+// 65,536 entries (256 KiB) made on first use: microseconds plus one, so 0
+// means none recorded. It is not safe for concurrent use.
+type pubTimes struct {
+	pages [][]uint32
+}
+
+// set records seq's publish latency ns (clamped to 0..about 71 minutes).
+func (p *pubTimes) set(seq uint64, ns int64) {
+	pi := seq >> pageShift
+	if n := int(pi) + 1; n > len(p.pages) { // as seqset.grow
+		if n <= cap(p.pages) {
+			p.pages = p.pages[:n]
+		} else {
+			pages := make([][]uint32, n, max(n, 2*cap(p.pages)))
+			copy(pages, p.pages)
+			p.pages = pages
+		}
+	}
+	if p.pages[pi] == nil {
+		p.pages[pi] = make([]uint32, 1<<pageShift)
+	}
+	us := min(max(ns/1e3, 0), 1<<32-2)
+	p.pages[pi][seq&(1<<pageShift-1)] = uint32(us) + 1
+}
+
+// get returns seq's publish latency in nanoseconds, if recorded.
+func (p *pubTimes) get(seq uint64) (int64, bool) {
+	pi := seq >> pageShift
+	if pi >= uint64(len(p.pages)) || p.pages[pi] == nil {
+		return 0, false
+	}
+	v := p.pages[pi][seq&(1<<pageShift-1)]
+	if v == 0 {
+		return 0, false
+	}
+	return int64(v-1) * 1e3, true
+}
+
+// bytes is the memory held by the pages.
+func (p *pubTimes) bytes() int64 {
+	var b int64
+	for _, pg := range p.pages {
+		b += int64(len(pg)) * 4
+	}
+	return b + int64(cap(p.pages))*24
+}

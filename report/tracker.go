@@ -6,6 +6,7 @@ package report
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,6 +33,9 @@ const (
 	E2E     = "e2e"     // receive time − intended send time (coordinated-omission safe)
 	Service = "service" // receive time − actual send time
 	Publish = "publish" // confirmation time − actual send time
+	// Pipeline is receive time − confirmation time, timed in pipeline
+	// runs only (Tracker.EnablePipeline): output receive − input ack.
+	Pipeline = "pipeline"
 )
 
 type latencies [3]*hdr.Histogram // indexed like kinds
@@ -61,16 +65,26 @@ type Counts struct {
 	Reordered            int64 `json:"reordered"`
 	Redelivered          int64 `json:"redelivered"`
 	DeadLettered         int64 `json:"dead_lettered"`
-	Foreign              int64 `json:"foreign"`
-	Malformed            int64 `json:"malformed"`
-	Clamped              int64 `json:"clamped_latencies,omitempty"`
-	Negative             int64 `json:"negative_latencies,omitempty"`
+	// Aborted counts messages whose transaction was aborted (and that were
+	// never confirmed); AbortedReads those of them delivered to consumers
+	// that read only committed data (a violation of isolation), and
+	// AbortedVisible those delivered to read_uncommitted consumers, where
+	// seeing them is expected. Both are also counted in Received.
+	Aborted        int64 `json:"aborted,omitempty"`
+	AbortedReads   int64 `json:"aborted_reads,omitempty"`
+	AbortedVisible int64 `json:"aborted_visible,omitempty"`
+	Foreign        int64 `json:"foreign"`
+	Malformed      int64 `json:"malformed"`
+	Clamped        int64 `json:"clamped_latencies,omitempty"`
+	Negative       int64 `json:"negative_latencies,omitempty"`
 }
 
 // Tracker accounts for one run's messages, exactly. It keeps, per producer,
-// which sequence numbers were acked, failed and received, and the highest
-// sequence seen per ordered stream; and HDR histograms of the three
-// latencies, in total and for the current interval.
+// which sequence numbers were acked, failed, aborted and received, and the
+// highest sequence seen per ordered stream; and HDR histograms of the three
+// latencies, in total and for the current interval. In a pipeline run
+// (EnablePipeline) it also keeps each message's publish latency, 4 bytes
+// a message, to time the pipeline's own latency.
 //
 // A Tracker is safe for concurrent use. Each method takes the lock once, so
 // callers pass batches. Recording allocates nothing except a new 8 KiB page
@@ -98,6 +112,22 @@ type Tracker struct {
 	// Find-max support (steps.go): the open step windows.
 	steps []*StepWindow
 
+	// readCommitted: consumers read only committed data, so a delivered
+	// aborted message is an aborted read (SetReadCommitted).
+	readCommitted bool
+	// pipe is the pipeline latency histogram (nil unless EnablePipeline);
+	// pipeUntimed counts first deliveries it could not time.
+	pipe        *hdr.Histogram
+	pipeUntimed int64
+	// examples collects violations seen as they happen, by kind (indexed
+	// like exampleKinds); lost messages are found by Summary.
+	examples [len(exampleKinds)][]Example
+	// seenAt remembers where transactional messages were first delivered
+	// before their outcome was reported, when consumers read committed
+	// data: an abort reported later is an aborted read, and its example
+	// names the partition and offset. Bounded by maxSeenAt.
+	seenAt map[msgID]location
+
 	// Tick state, owned by the single goroutine that calls Tick.
 	start    int64
 	lastTick int64
@@ -106,11 +136,69 @@ type Tracker struct {
 }
 
 type producerState struct {
-	sent                    uint64 // sequence numbers below this were sent
-	acked, failed, received seqset
+	sent                             uint64 // sequence numbers below this were sent
+	acked, failed, aborted, received seqset
 	// highest[stream] is one more than the highest sequence number first
 	// delivered on that stream (0: none yet).
 	highest []uint64
+	// txns marks where each transaction's messages start, in sequence
+	// order, from the outcomes of transactional messages: examples name a
+	// lost message's transaction. One entry per transaction.
+	txns []txnMark
+	// pub holds each acked message's publish latency, in pipeline runs.
+	pub pubTimes
+}
+
+// msgID names a message: its producer and sequence number.
+type msgID struct {
+	producer uint32
+	seq      uint64
+}
+
+// location is where a delivery was found.
+type location struct {
+	stream    int32
+	offset    int64
+	hasOffset bool
+}
+
+// maxSeenAt bounds Tracker.seenAt: a transaction's worth of messages per
+// producer is typically a few hundred, so this is ample; beyond it
+// examples go without a location.
+const maxSeenAt = 1 << 16
+
+// txnMark says that from seq on (until the next mark) messages belong to
+// transaction txn.
+type txnMark struct {
+	seq, txn uint64
+}
+
+// txnOf returns the transaction seq belongs to, or 0 when unknown.
+func (p *producerState) txnOf(seq uint64) uint64 {
+	lo, hi := 0, len(p.txns)
+	for lo < hi { // the first mark above seq
+		m := (lo + hi) / 2
+		if p.txns[m].seq <= seq {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return 0
+	}
+	return p.txns[lo-1].txn
+}
+
+// markTxn records that seq, confirmed or aborted, belongs to txn.
+func (p *producerState) markTxn(seq, txn uint64) {
+	if txn == 0 {
+		return
+	}
+	if k := len(p.txns); k > 0 && (p.txns[k-1].txn == txn || p.txns[k-1].seq >= seq) {
+		return
+	}
+	p.txns = append(p.txns, txnMark{seq, txn})
 }
 
 // NewTracker returns a tracker for run runID with the given number of
@@ -125,6 +213,28 @@ func NewTracker(runID uint64, producers int, start int64) *Tracker {
 		start:     start,
 		lastTick:  start,
 	}
+}
+
+// SetReadCommitted says whether the run's consumers read only committed
+// data (Kafka isolation read_committed; a pipeline's output). Then a
+// delivered message of an aborted transaction counts as an aborted read,
+// else as aborted-visible. Call it before traffic starts.
+func (t *Tracker) SetReadCommitted(on bool) {
+	t.mu.Lock()
+	t.readCommitted = on
+	t.mu.Unlock()
+}
+
+// EnablePipeline makes the tracker time each message's pipeline latency:
+// its first delivery's time − its confirmation time (in a pipeline run,
+// output receive − input ack). It keeps every acked message's publish
+// latency for that, 4 bytes a message. Call it before traffic starts.
+func (t *Tracker) EnablePipeline() {
+	t.mu.Lock()
+	if t.pipe == nil {
+		t.pipe = newHist()
+	}
+	t.mu.Unlock()
 }
 
 // Sent records that producer has sent every sequence number below next.
@@ -175,8 +285,33 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 					}
 					w.record(2, now-r.Stamp.Sent)
 				}
+				if t.pipe != nil {
+					p.pub.set(r.Stamp.Seq, now-r.Stamp.Sent)
+				}
+				if r.Stamp.Txn != 0 {
+					p.markTxn(r.Stamp.Seq, r.Stamp.Txn)
+					if len(t.seenAt) > 0 {
+						delete(t.seenAt, msgID{r.Stamp.Producer, r.Stamp.Seq})
+					}
+				}
 			}
 		case errors.Is(r.Err, drivers.ErrUnconfirmed):
+		case errors.Is(r.Err, drivers.ErrAborted):
+			if p.aborted.add(r.Stamp.Seq) {
+				t.live.Aborted++
+				p.markTxn(r.Stamp.Seq, r.Stamp.Txn)
+				if p.received.has(r.Stamp.Seq) && !p.acked.has(r.Stamp.Seq) {
+					// Delivered before the abort was reported.
+					var d *drivers.Delivery
+					id := msgID{r.Stamp.Producer, r.Stamp.Seq}
+					if at, ok := t.seenAt[id]; ok {
+						d = &drivers.Delivery{Stream: at.stream, Offset: at.offset, HasOffset: at.hasOffset}
+						delete(t.seenAt, id)
+					}
+					t.abortedDelivered(r.Stamp.Producer, r.Stamp.Seq, r.Stamp.Txn, d,
+						"seen before the abort was reported")
+				}
+			}
 		default:
 			if p.failed.add(r.Stamp.Seq) {
 				t.live.Failed++
@@ -222,12 +357,29 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 			if w != nil {
 				w.c.Duplicates++
 			}
+			if len(t.examples[exDuplicate]) < MaxExamples {
+				t.example(exDuplicate, producer, seq, d, "delivered again")
+			}
 			continue
 		}
 		t.live.Received++
 		acked := p.acked.has(seq)
 		if acked {
 			t.receivedAcked++
+		} else if p.aborted.n > 0 && p.aborted.has(seq) {
+			t.abortedDelivered(producer, seq, 0, d, "its transaction was aborted")
+		} else if t.readCommitted && len(t.seenAt) < maxSeenAt && stamp.TxnOf(d.Stamp) != 0 {
+			if t.seenAt == nil {
+				t.seenAt = map[msgID]location{}
+			}
+			t.seenAt[msgID{producer, seq}] = location{d.Stream, d.Offset, d.HasOffset}
+		}
+		if t.pipe != nil {
+			if pub, ok := p.pub.get(seq); ok {
+				t.recordPipeline(now - sent - pub)
+			} else {
+				t.pipeUntimed++
+			}
 		}
 		if w != nil {
 			w.c.Received++
@@ -253,6 +405,10 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 			}
 			if seq+1 < p.highest[d.Stream] {
 				t.live.Reordered++
+				if len(t.examples[exReordered]) < MaxExamples {
+					t.example(exReordered, producer, seq, d,
+						fmt.Sprintf("after seq %d of its producer", p.highest[d.Stream]-1))
+				}
 			} else {
 				p.highest[d.Stream] = seq + 1
 			}
@@ -264,6 +420,53 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 		}
 	}
 	t.mu.Unlock()
+}
+
+// abortedDelivered counts the first delivery of a message of an aborted
+// transaction (never confirmed): an aborted read when consumers read only
+// committed data, else aborted-visible. d is the delivery when known (the
+// abort may be reported after it). Summary recounts both exactly from the
+// sets; these live counts serve intervals and progress. Called with t.mu
+// held.
+func (t *Tracker) abortedDelivered(producer uint32, seq, txn uint64, d *drivers.Delivery, why string) {
+	if !t.readCommitted {
+		t.live.AbortedVisible++
+		return
+	}
+	t.live.AbortedReads++
+	if len(t.examples[exAbortedRead]) < MaxExamples {
+		e := t.example(exAbortedRead, producer, seq, d, why)
+		if e.Txn == 0 {
+			e.Txn = txn
+		}
+	}
+}
+
+// example records a violation of kind k (an index of exampleKinds) found
+// at a delivery d (nil when there is none) and returns it for amending.
+// Called with t.mu held.
+func (t *Tracker) example(k int, producer uint32, seq uint64, d *drivers.Delivery, why string) *Example {
+	e := Example{Producer: producer, Seq: seq, Kind: exampleKinds[k], Problem: exampleNames[k] + ": " + why}
+	if d != nil {
+		e.Txn = stamp.TxnOf(d.Stamp)
+		if d.Stream >= 0 {
+			stream := d.Stream
+			e.Partition = &stream
+		}
+		if d.HasOffset {
+			off := d.Offset
+			e.Offset = &off
+		}
+	}
+	t.examples[k] = append(t.examples[k], e)
+	return &t.examples[k][len(t.examples[k])-1]
+}
+
+// recordPipeline adds a pipeline latency in nanoseconds. Called with t.mu
+// held.
+func (t *Tracker) recordPipeline(ns int64) {
+	us := min(max(ns/1e3, 0), histMaxUS)
+	_ = t.pipe.RecordValue(us)
 }
 
 // record adds a latency in nanoseconds to kind k's current histogram.
@@ -351,17 +554,55 @@ func diff(a, b Counts) Counts {
 		Received: a.Received - b.Received, Duplicates: a.Duplicates - b.Duplicates,
 		Reordered: a.Reordered - b.Reordered, Redelivered: a.Redelivered - b.Redelivered,
 		DeadLettered: a.DeadLettered - b.DeadLettered,
-		Foreign:      a.Foreign - b.Foreign, Malformed: a.Malformed - b.Malformed,
+		Aborted:      a.Aborted - b.Aborted, AbortedReads: a.AbortedReads - b.AbortedReads,
+		AbortedVisible: a.AbortedVisible - b.AbortedVisible,
+		Foreign:        a.Foreign - b.Foreign, Malformed: a.Malformed - b.Malformed,
 		Clamped: a.Clamped - b.Clamped, Negative: a.Negative - b.Negative,
 	}
 }
 
-// Example names one message behind a figure, so a finding can be traced.
+// Example names one message behind a figure, so a finding can be traced:
+// which producer sent it, its sequence number, and where it was found
+// (the stream, e.g. a Kafka partition, and the offset in it) and its
+// transaction, when known.
 type Example struct {
 	Producer uint32 `json:"producer"`
 	Seq      uint64 `json:"seq"`
 	Problem  string `json:"problem"`
+	// Kind is the check it violates: ExampleLost, ExampleDuplicate,
+	// ExampleReordered or ExampleAbortedRead.
+	Kind string `json:"kind,omitempty"`
+	// Partition is the ordered stream it was delivered on; nil when it
+	// never was (lost) or the stream has no order.
+	Partition *int32 `json:"partition,omitempty"`
+	// Offset is its position in the stream, when the driver reports it.
+	Offset *int64 `json:"offset,omitempty"`
+	// Txn is the producer's transaction it was written in; 0: none or unknown.
+	Txn uint64 `json:"txn,omitempty"`
 }
+
+// Example kinds.
+const (
+	ExampleLost        = "lost"
+	ExampleDuplicate   = "duplicate"
+	ExampleReordered   = "reordered"
+	ExampleAbortedRead = "aborted_read"
+)
+
+// exampleKinds orders the kinds in a summary's examples, the gravest
+// first; exampleNames are their names in problems.
+var (
+	exampleKinds = [...]string{ExampleAbortedRead, ExampleLost, ExampleDuplicate, ExampleReordered}
+	exampleNames = [...]string{"aborted read", "lost", "duplicate", "reordered"}
+)
+
+// Indexes of exampleKinds.
+const (
+	exAbortedRead = iota
+	exLost
+	exDuplicate
+	exReordered
+)
 
 // MaxExamples bounds the examples a summary lists.
 const MaxExamples = 100
@@ -371,42 +612,72 @@ type Summary struct {
 	Counts   Counts
 	Latency  LatencySet
 	Examples []Example
-	// Histograms are copies of the total histograms, indexed by kind name.
+	// Histograms are copies of the total histograms, indexed by kind name;
+	// with EnablePipeline it holds a "pipeline" histogram too.
 	Histograms map[string]*hdr.Histogram
+	// Pipeline is the pipeline latency (EnablePipeline), nil otherwise;
+	// PipelineUntimed counts first deliveries that came before their
+	// confirmation was reported, so they have no pipeline latency.
+	Pipeline        *LatencySummary
+	PipelineUntimed int64
 	// StateBytes is the memory held by the accounting sets and the
 	// tracker's histograms (total, current and spare interval).
 	StateBytes int64
 }
 
 // Summary computes the final counts: lost (acked, never received),
-// unconfirmed-delivered (received, never acked), failed (failed and never
-// acked) and unconfirmed (sent, neither acked nor failed). Examples lists
-// the first lost messages, producer by producer in sequence order, at most
-// MaxExamples.
+// unconfirmed-delivered (received, neither acked nor aborted), failed
+// (failed and never acked), aborted (aborted and never acked), aborted
+// reads or aborted-visible (received, aborted, never acked) and unconfirmed
+// (sent, with no outcome). Examples lists up to MaxExamples violations,
+// taking the kinds in turn (aborted reads, lost, duplicates, reordered),
+// each in the order found: lost messages producer by producer in sequence
+// order, the others as they were delivered.
 func (t *Tracker) Summary() Summary {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.live
 	c.Acked, c.Failed, c.Lost, c.UnconfirmedDelivered, c.Unconfirmed = 0, 0, 0, 0, 0
-	var examples []Example
+	c.Aborted, c.AbortedReads, c.AbortedVisible = 0, 0, 0
+	var lost []Example
 	var state int64
 	for i := range t.producers {
 		p := &t.producers[i]
 		var each func(uint64) bool
-		if len(examples) < MaxExamples {
+		if len(lost) < MaxExamples {
 			each = func(seq uint64) bool {
-				examples = append(examples, Example{Producer: uint32(i), Seq: seq, Problem: "lost: acked, never received"})
-				return len(examples) < MaxExamples
+				e := Example{Producer: uint32(i), Seq: seq, Kind: ExampleLost, Problem: "lost: acked, never received"}
+				if e.Txn = p.txnOf(seq); e.Txn != 0 {
+					e.Problem = "lost: its transaction committed, never received"
+				}
+				lost = append(lost, e)
+				return len(lost) < MaxExamples
 			}
 		}
 		acked := p.acked.len()
 		c.Acked += acked
 		c.Lost += countAndNot(&p.acked, &p.received, p.sent, each)
-		c.UnconfirmedDelivered += countAndNot(&p.received, &p.acked, p.sent, nil)
-		failed := countAndNot(&p.failed, &p.acked, p.sent, nil)
+		var aborted, abortedSeen int64
+		if p.aborted.n > 0 {
+			aborted = countAndNot(&p.aborted, &p.acked, p.sent, nil)
+			abortedSeen = countWords(&p.aborted, p.sent, func(i uint64) uint64 {
+				return p.aborted.word(i) & p.received.word(i) &^ p.acked.word(i)
+			})
+		}
+		c.Aborted += aborted
+		if t.readCommitted {
+			c.AbortedReads += abortedSeen
+		} else {
+			c.AbortedVisible += abortedSeen
+		}
+		c.UnconfirmedDelivered += countAndNot(&p.received, &p.acked, p.sent, nil) - abortedSeen
+		failed := countWords(&p.failed, p.sent, func(i uint64) uint64 {
+			return p.failed.word(i) &^ p.acked.word(i) &^ p.aborted.word(i)
+		})
 		c.Failed += failed
-		c.Unconfirmed += int64(p.sent) - acked - failed
-		state += p.acked.bytes() + p.failed.bytes() + p.received.bytes() + int64(cap(p.highest))*8
+		c.Unconfirmed += int64(p.sent) - acked - failed - aborted
+		state += p.acked.bytes() + p.failed.bytes() + p.aborted.bytes() + p.received.bytes() +
+			int64(cap(p.highest))*8 + int64(cap(p.txns))*16 + p.pub.bytes()
 	}
 	hists := map[string]*hdr.Histogram{}
 	var lat [3]LatencySummary
@@ -417,11 +688,40 @@ func (t *Tracker) Summary() Summary {
 		lat[k] = summarize(h)
 		state += int64(t.total[k].ByteSize() + t.cur[k].ByteSize() + t.spare[k].ByteSize())
 	}
-	return Summary{
+	s := Summary{
 		Counts:     c,
 		Latency:    LatencySet{E2E: lat[0], Service: lat[1], Publish: lat[2]},
-		Examples:   examples,
+		Examples:   t.mergeExamples(lost),
 		Histograms: hists,
-		StateBytes: state,
 	}
+	if t.pipe != nil {
+		h := t.pipe.Clone()
+		hists[Pipeline] = h
+		l := summarize(h)
+		s.Pipeline, s.PipelineUntimed = &l, t.pipeUntimed
+		state += int64(h.ByteSize())
+	}
+	s.StateBytes = state
+	return s
+}
+
+// mergeExamples takes the kinds of examples in turn, gravest first, until
+// MaxExamples. Called with t.mu held.
+func (t *Tracker) mergeExamples(lost []Example) []Example {
+	byKind := t.examples
+	byKind[exLost] = lost
+	var out []Example
+	for i := 0; len(out) < MaxExamples; i++ {
+		added := false
+		for k := range byKind {
+			if i < len(byKind[k]) && len(out) < MaxExamples {
+				out = append(out, byKind[k][i])
+				added = true
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	return out
 }

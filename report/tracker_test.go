@@ -3,6 +3,8 @@ package report
 import (
 	"errors"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -217,10 +219,38 @@ func TestTrackerKnownAnswers(t *testing.T) {
 	}
 	var want []Example
 	for _, seq := range append(seqs(100, 150), 5000) {
-		want = append(want, Example{Producer: 0, Seq: seq, Problem: "lost: acked, never received"})
+		want = append(want, Example{Producer: 0, Seq: seq, Kind: ExampleLost, Problem: "lost: acked, never received"})
 	}
-	if !equalExamples(s.Examples, want) {
-		t.Errorf("examples:\n got %v\nwant %v", s.Examples, want)
+	byKind := map[string][]Example{}
+	for _, e := range s.Examples {
+		byKind[e.Kind] = append(byKind[e.Kind], e)
+	}
+	if !equalExamples(byKind[ExampleLost], want) {
+		t.Errorf("lost examples:\n got %v\nwant %v", byKind[ExampleLost], want)
+	}
+	want = nil
+	for _, seq := range seqs(200, 210) {
+		want = append(want, Example{Producer: 0, Seq: seq, Kind: ExampleDuplicate, Problem: "duplicate: delivered again", Partition: i32(0)})
+	}
+	want = append(want,
+		Example{Producer: 0, Seq: 300, Kind: ExampleDuplicate, Problem: "duplicate: delivered again", Partition: i32(0)},
+		Example{Producer: 0, Seq: 300, Kind: ExampleDuplicate, Problem: "duplicate: delivered again", Partition: i32(2)})
+	if !equalExamples(byKind[ExampleDuplicate], want) {
+		t.Errorf("duplicate examples:\n got %v\nwant %v", byKind[ExampleDuplicate], want)
+	}
+	want = nil
+	for _, seq := range seqs(400, 409) {
+		want = append(want, Example{Producer: 0, Seq: seq, Kind: ExampleReordered, Problem: "reordered: after seq 409 of its producer", Partition: i32(1)})
+	}
+	if !equalExamples(byKind[ExampleReordered], want) {
+		t.Errorf("reordered examples:\n got %v\nwant %v", byKind[ExampleReordered], want)
+	}
+	if len(s.Examples) != 51+12+9 {
+		t.Errorf("%d examples, want %d", len(s.Examples), 51+12+9)
+	}
+	// The kinds take turns: lost, duplicate, reordered, lost, ...
+	if k := []string{s.Examples[0].Kind, s.Examples[1].Kind, s.Examples[2].Kind, s.Examples[3].Kind}; !slices.Equal(k, []string{ExampleLost, ExampleDuplicate, ExampleReordered, ExampleLost}) {
+		t.Errorf("examples start with kinds %v", k)
 	}
 	// Every received message has e2e and service latency; every ack publish.
 	for kind, n := range map[string]int64{E2E: 19940, Service: 19940, Publish: 19985} {
@@ -233,17 +263,10 @@ func TestTrackerKnownAnswers(t *testing.T) {
 	}
 }
 
-func equalExamples(a, b []Example) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func equalExamples(a, b []Example) bool { return reflect.DeepEqual(a, b) }
+
+func i32(v int32) *int32 { return &v }
+func i64(v int64) *int64 { return &v }
 
 // cleanRun sends, acks and delivers producers × n messages, each delivered
 // copies times, and returns the tracker.
@@ -313,8 +336,8 @@ func TestTrackerExamplesCapped(t *testing.T) {
 		t.Fatalf("%d examples, want %d", len(s.Examples), MaxExamples)
 	}
 	for i, e := range s.Examples {
-		want := Example{Producer: uint32(i / 100), Seq: uint64(i%100) * 10, Problem: "lost: acked, never received"}
-		if e != want {
+		want := Example{Producer: uint32(i / 100), Seq: uint64(i%100) * 10, Kind: ExampleLost, Problem: "lost: acked, never received"}
+		if !reflect.DeepEqual(e, want) {
 			t.Fatalf("example %d: %+v, want %+v", i, e, want)
 		}
 	}

@@ -353,6 +353,13 @@ func WriteText(w io.Writer, r *Results) error {
 	if c.DeadLettered > 0 {
 		row("dead_lettered", c.DeadLettered, c.Received, "received")
 	}
+	if c.Aborted > 0 || c.AbortedReads > 0 || c.AbortedVisible > 0 {
+		row("aborted", c.Aborted, c.Sent, "sent")
+		row("aborted_reads", c.AbortedReads, c.Aborted, "aborted")
+		if c.AbortedVisible > 0 {
+			row("aborted_visible", c.AbortedVisible, c.Aborted, "aborted")
+		}
+	}
 	for _, x := range []struct {
 		name string
 		n    int64
@@ -374,6 +381,10 @@ func WriteText(w io.Writer, r *Results) error {
 		}
 		p("  %-10s %12s %9s %9s %9s %9s %9s\n", kind, group(l.Count),
 			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
+	}
+
+	if pl := r.Pipeline; pl != nil {
+		writePipelineText(bw, pl)
 	}
 
 	p("\nrate (per second)\n")
@@ -421,11 +432,7 @@ func WriteText(w io.Writer, r *Results) error {
 	}
 
 	if len(r.Examples) > 0 {
-		n := min(len(r.Examples), 10)
-		p("\nexamples (%d of %d)\n", n, len(r.Examples))
-		for _, e := range r.Examples[:n] {
-			p("  producer %-4d seq %-12d %s\n", e.Producer, e.Seq, e.Problem)
-		}
+		writeExamplesText(bw, r.Examples, 10)
 	}
 
 	if len(r.DriverStats) > 0 {
@@ -435,8 +442,12 @@ func WriteText(w io.Writer, r *Results) error {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
+		width := textWidth - 2
 		for _, k := range keys {
-			p("  %-*s %14s\n", textWidth-2, k, group(r.DriverStats[k]))
+			width = max(width, len(k))
+		}
+		for _, k := range keys {
+			p("  %-*s %14s\n", width, k, group(r.DriverStats[k]))
 		}
 	}
 
@@ -453,6 +464,9 @@ func WriteText(w io.Writer, r *Results) error {
 	verdict := strings.ToUpper(r.Verdict)
 	if verdict == "" {
 		verdict = "not evaluated"
+	}
+	if cl := r.Claim; cl != nil {
+		p("\n%-8s %s", "claim", cl.Statement)
 	}
 	p("\nverdict  %s", verdict)
 	if len(why) > 0 && r.Verdict != Pass {
@@ -631,4 +645,65 @@ func trim(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// writeExamplesText lists the first n examples: who sent each message,
+// where it was found, and what was wrong.
+func writeExamplesText(w io.Writer, examples []Example, n int) {
+	n = min(len(examples), n)
+	located := false
+	for _, e := range examples[:n] {
+		located = located || e.Partition != nil || e.Offset != nil || e.Txn != 0
+	}
+	fmt.Fprintf(w, "\nexamples (%d of %d)\n", n, len(examples))
+	if !located {
+		for _, e := range examples[:n] {
+			fmt.Fprintf(w, "  producer %-4d seq %-12d %s\n", e.Producer, e.Seq, e.Problem)
+		}
+		return
+	}
+	fmt.Fprintf(w, "  %-8s %10s %9s %10s %6s  %s\n", "producer", "seq", "partition", "offset", "txn", "problem")
+	for _, e := range examples[:n] {
+		part, off, txn := "-", "-", "-"
+		if e.Partition != nil {
+			part = fmt.Sprint(*e.Partition)
+		}
+		if e.Offset != nil {
+			off = fmt.Sprint(*e.Offset)
+		}
+		if e.Txn != 0 {
+			txn = fmt.Sprint(e.Txn)
+		}
+		fmt.Fprintf(w, "  %-8d %10d %9s %10s %6s  %s\n", e.Producer, e.Seq, part, off, txn, e.Problem)
+	}
+}
+
+// writePipelineText states what ran between a pipeline's ends and the
+// latency it added.
+func writePipelineText(w io.Writer, pl *PipelineResult) {
+	fmt.Fprintf(w, "\npipeline     %s → %s → %s\n", pl.Input, pl.processorText(), pl.Output)
+	fmt.Fprintf(w, "  latency: each message's output receive − its input ack\n")
+	l := pl.LatencyUS
+	if l.Count == 0 {
+		fmt.Fprintf(w, "  %-10s %12s %9s %9s %9s %9s %9s\n", "pipeline", "0", "-", "-", "-", "-", "-")
+	} else {
+		fmt.Fprintf(w, "  %-10s %12s %9s %9s %9s %9s %9s\n", "pipeline", group(l.Count),
+			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
+	}
+	if pl.Untimed > 0 {
+		fmt.Fprintf(w, "  %s received before their input ack was reported (not timed)\n", group(pl.Untimed))
+	}
+}
+
+// processorText describes the processor: "built-in processor
+// (exactly-once, 2 instances)" or "external processor".
+func (pl *PipelineResult) processorText() string {
+	if pl.Processor != "builtin" {
+		return pl.Processor + " processor"
+	}
+	inst := "instances"
+	if pl.Instances == 1 {
+		inst = "instance"
+	}
+	return fmt.Sprintf("built-in processor (%s, %d %s)", pl.Mode, pl.Instances, inst)
 }

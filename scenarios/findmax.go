@@ -86,9 +86,13 @@ var StepMetrics = []string{
 	"target_rate", "achieved_rate",
 }
 
+// StepLatencyKinds are the latencies measured per find-max step: every
+// kind but pipeline.
+var StepLatencyKinds = []string{"e2e", "service", "publish"}
+
 // IsStepMetric reports whether a find-max SLO can name metric.
 func IsStepMetric(metric string) bool {
-	if kind, _, ok := strings.Cut(metric, "."); ok && contains(LatencyKinds, kind) {
+	if kind, _, ok := strings.Cut(metric, "."); ok && contains(StepLatencyKinds, kind) {
 		return true
 	}
 	return contains(StepMetrics, metric)
@@ -172,7 +176,7 @@ func (s *SLO) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		for _, m := range t.Metrics() {
 			if !IsStepMetric(m) {
 				d.Errorf(item, fields[i], "%s is not measured per step; an SLO can name latencies (%s followed by .pNN, .min, .mean or .max) and %s",
-					m, strings.Join(LatencyKinds, ", "), joinList(StepMetrics))
+					m, strings.Join(StepLatencyKinds, ", "), joinList(StepMetrics))
 			}
 		}
 		out = append(out, t)

@@ -81,7 +81,7 @@ traffic:
 consumer: 2
 `,
 			want: []string{
-				"s.yaml:4:1: consumer: unknown field (did you mean \"consumers\"?); valid fields: name, description, driver, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
+				"s.yaml:4:1: consumer: unknown field (did you mean \"consumers\"?); valid fields: name, description, driver, pipeline, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
 			},
 		},
 		{
@@ -91,7 +91,7 @@ trafic:
   - constant: {rate: 100/s, for: 10s}
 `,
 			want: []string{
-				"s.yaml:2:1: trafic: unknown field (did you mean \"traffic\"?); valid fields: name, description, driver, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
+				"s.yaml:2:1: trafic: unknown field (did you mean \"traffic\"?); valid fields: name, description, driver, pipeline, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
 			},
 		},
 		{
@@ -484,7 +484,7 @@ thresholds:
   - losses == 0
 `,
 			want: []string{
-				"s.yaml:5:5: thresholds[0]: unknown metric \"losses\" (did you mean \"loss\"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; capacity: headroom; latencies: e2e, service, publish followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
+				"s.yaml:5:5: thresholds[0]: unknown metric \"losses\" (did you mean \"loss\"?); valid metrics are counts: sent, acked, failed, unconfirmed, unsent, received, duplicates, lost, loss, unconfirmed_delivered, reordered, redelivered, dead_lettered, foreign, malformed, aborted, aborted_reads, aborted_visible; ratios: lost.ratio, loss.ratio, duplicates.ratio, reordered.ratio, failed.ratio, unconfirmed_delivered.ratio; rates: target_rate, achieved_rate, sent_rate, acked_rate; capacity: headroom; latencies: e2e, service, publish, pipeline followed by .min, .mean, .max or .pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th)",
 			},
 		},
 		{
@@ -520,7 +520,7 @@ thresholds:
   - loss < 1s
 `,
 			want: []string{
-				"s.yaml:5:5: thresholds[0]: \"loss < 1s\" compares loss, which is not a latency, with the duration 1s; only latencies (e2e, service, publish followed by .pNN, .min, .mean or .max) compare with durations",
+				"s.yaml:5:5: thresholds[0]: \"loss < 1s\" compares loss, which is not a latency, with the duration 1s; only latencies (e2e, service, publish, pipeline followed by .pNN, .min, .mean or .max) compare with durations",
 			},
 		},
 		{
@@ -795,7 +795,7 @@ colour: blue
 				"s.yaml:12:5: thresholds[0]: \"e2e.p99 < 250\" compares the latency e2e.p99 with 250, which is not a duration; give it a time unit, e.g. 250ms",
 				"s.yaml:13:5: thresholds[1]: \"loss = 0\": \"=\" is not a comparison; to test equality write == (operators: <, <=, >, >=, ==, !=)",
 				"s.yaml:15:13: report.formats[0]: unknown value \"pdf\"; valid: text, json, hgrm, hlog, html, junit",
-				"s.yaml:16:1: colour: unknown field; valid fields: name, description, driver, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
+				"s.yaml:16:1: colour: unknown field; valid fields: name, description, driver, pipeline, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
 			},
 		},
 	}
@@ -958,25 +958,44 @@ func permissiveLoader(t *testing.T, src []byte) *scenarios.Loader {
 	l := &scenarios.Loader{}
 	l.Driver("memory", anyOptions)
 	var peek struct {
-		Driver yaml.Node `yaml:"driver"`
-		Chaos  []struct {
+		Driver   yaml.Node `yaml:"driver"`
+		Pipeline struct {
+			Input  yaml.Node `yaml:"input"`
+			Output yaml.Node `yaml:"output"`
+		} `yaml:"pipeline"`
+		Chaos []struct {
 			Action string `yaml:"action"`
 		} `yaml:"chaos"`
 	}
 	if err := yaml.Unmarshal(src, &peek); err != nil {
 		t.Fatal(err)
 	}
-	switch d := peek.Driver; {
-	case d.Kind == yaml.ScalarNode:
-		l.Driver(d.Value, anyOptions)
-	case d.Kind == yaml.MappingNode && len(d.Content) == 2:
-		l.Driver(d.Content[0].Value, anyOptions)
+	register := func(d yaml.Node, options scenarios.OptionsFunc) {
+		switch {
+		case d.Kind == yaml.ScalarNode:
+			l.Driver(d.Value, options)
+		case d.Kind == yaml.MappingNode && len(d.Content) == 2:
+			l.Driver(d.Content[0].Value, options)
+		}
 	}
+	register(peek.Driver, anyOptions)
+	// A pipeline's drivers may run the built-in processor.
+	processorOptions := func(d *scenarios.Decoder, n *yaml.Node, field string) any {
+		return processorCapable{anyOptions(d, n, field)}
+	}
+	register(peek.Pipeline.Input, processorOptions)
+	register(peek.Pipeline.Output, processorOptions)
 	for _, c := range peek.Chaos {
 		l.Action(c.Action, func(*scenarios.Decoder, *yaml.Node, string, *scenarios.Action, *scenarios.Scenario) any { return nil })
 	}
 	return l
 }
+
+// processorCapable is the options of a permissive driver that can run the
+// built-in processor.
+type processorCapable struct{ any }
+
+func (processorCapable) Abilities() []string { return []string{"processor"} }
 
 func exampleFiles(t testing.TB) []string {
 	files, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))

@@ -22,19 +22,23 @@ import (
 
 // Scenario is a decoded, validated scenario file.
 type Scenario struct {
-	File        string       `yaml:"-"`
-	Name        string       `yaml:"name"`
-	Description string       `yaml:"description"`
-	Driver      Driver       `yaml:"driver,required"`
-	Producers   int          `yaml:"producers"` // default 1
-	Consumers   int          `yaml:"consumers"` // default 1
-	Message     Message      `yaml:"message"`
-	Traffic     []Phase      `yaml:"traffic,required"`
-	Chaos       []Action     `yaml:"chaos"`
-	Drain       *Duration    `yaml:"drain"` // default 10s
-	Thresholds  []Threshold  `yaml:"thresholds"`
-	Report      ReportConfig `yaml:"report"`
-	Seed        int64        `yaml:"seed"` // default 1; drives sizes and keys
+	File        string `yaml:"-"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// Driver is the system under test; with a Pipeline, its input end.
+	Driver Driver `yaml:"driver"`
+	// Pipeline, when not nil, is a consume-transform-produce pipeline
+	// under test instead of one driver (pipeline.go).
+	Pipeline   *Pipeline    `yaml:"pipeline"`
+	Producers  int          `yaml:"producers"` // default 1
+	Consumers  int          `yaml:"consumers"` // default 1
+	Message    Message      `yaml:"message"`
+	Traffic    []Phase      `yaml:"traffic,required"`
+	Chaos      []Action     `yaml:"chaos"`
+	Drain      *Duration    `yaml:"drain"` // default 10s
+	Thresholds []Threshold  `yaml:"thresholds"`
+	Report     ReportConfig `yaml:"report"`
+	Seed       int64        `yaml:"seed"` // default 1; drives sizes and keys
 
 	profile Profile
 }
@@ -249,6 +253,10 @@ func (l *Loader) parseDocument(file string, doc *yaml.Node) (*Scenario, error) {
 		d.Errorf(root, "", "a scenario is a mapping of fields (name, driver, traffic, ...), got %s", describe(root))
 		return nil, d.Problems()
 	}
+	if Child(root, "driver") == nil && Child(root, "pipeline") == nil {
+		// Reported before decoding, as a required field would be.
+		d.Errorf(root, "driver", "required field is missing")
+	}
 	d.Decode(root, "", s)
 	l.validate(d, root, s)
 	if ps := d.Problems(); len(ps) > 0 {
@@ -338,18 +346,14 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
 	}
-	if dn := Child(root, "driver"); dn != nil && s.Driver.Kind != "" {
-		kinds := sortedKeys(l.drivers)
-		field := "driver"
-		at := dn
-		if dn.Kind == yaml.MappingNode {
-			at, field = dn.Content[0], "driver."+s.Driver.Kind
-		}
-		if decode, ok := l.drivers[s.Driver.Kind]; !ok {
-			d.Errorf(at, "driver", "unknown driver %q%s; valid: %s", s.Driver.Kind, suggest(s.Driver.Kind, kinds), joinList(kinds))
-		} else {
-			s.Driver.Options = decode(d, s.Driver.Node, field)
-		}
+	dn, pn := Child(root, "driver"), Child(root, "pipeline")
+	switch {
+	case dn != nil && pn != nil:
+		d.Errorf(at(root, "pipeline"), "pipeline", "a scenario tests one driver or one pipeline, not both: a pipeline names its systems in input and output; remove driver")
+	case dn != nil:
+		l.decodeDriver(d, dn, "driver", &s.Driver)
+	case s.Pipeline != nil:
+		l.validatePipeline(d, pn, s)
 	}
 	count := func(key string, v *int) {
 		if n := Child(root, key); n == nil {
@@ -414,6 +418,7 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 		s.Seed = 1
 	}
 	l.validateChaos(d, Child(root, "chaos"), s)
+	validatePipelineChaos(d, Child(root, "chaos"), s)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -39,18 +39,24 @@ const (
 	Latency                   // microseconds; literals need a time unit
 )
 
-// LatencyKinds are the three latencies spate measures.
-var LatencyKinds = []string{"e2e", "service", "publish"}
+// LatencyKinds are the latencies spate measures: e2e, service and publish
+// in every run, and pipeline (output receive time − input confirmation
+// time) in a pipeline run; pipeline is undefined without a pipeline.
+var LatencyKinds = []string{"e2e", "service", "publish", "pipeline"}
 
 // LatencyStats are the statistics of a latency kind a threshold can name,
 // besides any percentile pNN (p50, p99, p999 = 99.9th, p9999 = 99.99th).
 var LatencyStats = []string{"min", "mean", "max"}
 
 // CountMetrics are the counters a threshold can name; see the results schema.
-// "loss" is another name for "lost".
+// "loss" is another name for "lost". aborted counts messages of aborted
+// transactions; aborted_reads those delivered to consumers that read only
+// committed data (a violation), aborted_visible those delivered to
+// read_uncommitted consumers (expected).
 var CountMetrics = []string{
 	"sent", "acked", "failed", "unconfirmed", "unsent", "received", "duplicates",
 	"lost", "loss", "unconfirmed_delivered", "reordered", "redelivered", "dead_lettered", "foreign", "malformed",
+	"aborted", "aborted_reads", "aborted_visible",
 }
 
 // RatioMetrics can be suffixed with .ratio; report.Results.Metric and

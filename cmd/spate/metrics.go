@@ -25,7 +25,8 @@ import (
 //	spate_run_info{run_id, driver}                    1
 //	spate_sent_total, spate_acked_total, spate_received_total,
 //	spate_duplicates_total, spate_failed_total,
-//	spate_reordered_total                             counters (messages)
+//	spate_reordered_total, spate_aborted_total,
+//	spate_aborted_reads_total                         counters (messages)
 //	spate_backlog_messages                            gauge: acked, not yet received
 //	spate_in_flight_messages                          gauge: sent, outcome not yet reported
 //	spate_target_rate_messages_per_second             gauge: the profile's rate now
@@ -39,7 +40,7 @@ type liveMetrics struct {
 	have     bool
 	lat      map[string]*cumHist
 
-	info, sent, acked, received, dups, failed, reordered, backlog, inflight, target,
+	info, sent, acked, received, dups, failed, reordered, aborted, abortedReads, backlog, inflight, target,
 	elapsed, total, draining, faults, fault, latency *prometheus.Desc
 }
 
@@ -91,16 +92,19 @@ func newLiveMetrics(scenario, runID, driver string) *liveMetrics {
 		dups:      d("spate_duplicates_total", "Deliveries after the first of the same message."),
 		failed:    d("spate_failed_total", "Failure outcomes reported by the driver."),
 		reordered: d("spate_reordered_total", "First deliveries behind a higher sequence number of the same producer and stream."),
-		backlog:   d("spate_backlog_messages", "Messages acked and not yet received."),
-		inflight:  d("spate_in_flight_messages", "Messages sent whose outcome is not yet reported."),
-		target:    d("spate_target_rate_messages_per_second", "The traffic profile's scheduled rate now (0 in max and pause phases)."),
-		elapsed:   d("spate_elapsed_seconds", "Time since the traffic started."),
-		total:     d("spate_traffic_duration_seconds", "How long the traffic profile runs."),
-		draining:  d("spate_draining", "1 while the run drains after the traffic."),
-		faults:    d("spate_active_faults", "Chaos actions in effect."),
-		fault:     d("spate_fault_active", "1 for each chaos action in effect.", "fault"),
-		latency:   d("spate_latency_seconds", "Latency of messages: e2e (receive - intended send), service (receive - send), publish (confirmation - send).", "kind"),
-		lat:       map[string]*cumHist{},
+		aborted:   d("spate_aborted_total", "Messages whose transaction was aborted."),
+		abortedReads: d("spate_aborted_reads_total",
+			"Messages of aborted transactions delivered to consumers that read only committed data (isolation violations)."),
+		backlog:  d("spate_backlog_messages", "Messages acked and not yet received."),
+		inflight: d("spate_in_flight_messages", "Messages sent whose outcome is not yet reported."),
+		target:   d("spate_target_rate_messages_per_second", "The traffic profile's scheduled rate now (0 in max and pause phases)."),
+		elapsed:  d("spate_elapsed_seconds", "Time since the traffic started."),
+		total:    d("spate_traffic_duration_seconds", "How long the traffic profile runs."),
+		draining: d("spate_draining", "1 while the run drains after the traffic."),
+		faults:   d("spate_active_faults", "Chaos actions in effect."),
+		fault:    d("spate_fault_active", "1 for each chaos action in effect.", "fault"),
+		latency:  d("spate_latency_seconds", "Latency of messages: e2e (receive - intended send), service (receive - send), publish (confirmation - send).", "kind"),
+		lat:      map[string]*cumHist{},
 	}
 	for _, k := range []string{report.E2E, report.Service, report.Publish} {
 		m.lat[k] = &cumHist{buckets: make([]uint64, len(latencyBuckets))}
@@ -126,7 +130,7 @@ func (m *liveMetrics) update(p engine.Progress) {
 
 // Describe implements prometheus.Collector.
 func (m *liveMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.info, m.sent, m.acked, m.received, m.dups, m.failed, m.reordered, m.backlog,
+	for _, d := range []*prometheus.Desc{m.info, m.sent, m.acked, m.received, m.dups, m.failed, m.reordered, m.aborted, m.abortedReads, m.backlog,
 		m.inflight, m.target, m.elapsed, m.total, m.draining, m.faults, m.fault, m.latency} {
 		ch <- d
 	}
@@ -150,6 +154,8 @@ func (m *liveMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.dups, p.Live.Duplicates)
 	counter(m.failed, p.Live.Failed)
 	counter(m.reordered, p.Live.Reordered)
+	counter(m.aborted, p.Live.Aborted)
+	counter(m.abortedReads, p.Live.AbortedReads)
 	gauge(m.backlog, float64(p.Interval.Backlog))
 	gauge(m.inflight, float64(p.InFlight))
 	gauge(m.target, p.TargetRate)

@@ -114,7 +114,7 @@ drain: 15s
 // traffic recovers.
 func TestConsumerCrashInGroup(t *testing.T) {
 	res := runKind(t, kafka.Kind, `
-driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 1s}}
+driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 10s}}
 consumers: 3
 traffic:
   - constant: {rate: 2000/s, for: 7s}
@@ -136,11 +136,25 @@ drain: 15s
 	}
 }
 
-// listeners counts this process's listening TCP sockets on loopback.
+// listeners counts this process's listening TCP sockets. The system-wide
+// tables in /proc/net also list sockets of other test binaries running in
+// parallel (go test runs packages concurrently), so only the entries whose
+// inode is one of this process's open file descriptors are counted.
 func listeners(t *testing.T) int {
 	t.Helper()
+	mine := map[string]bool{}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot list this process's descriptors: %v", err)
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			mine[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
 	n := 0
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, file := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
 		f, err := os.Open(file)
 		if err != nil {
 			continue
@@ -148,7 +162,8 @@ func listeners(t *testing.T) int {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
-			if len(fields) > 3 && fields[3] == "0A" { // LISTEN
+			// Columns: sl local remote st tx:rx tr:when retrnsmt uid timeout inode.
+			if len(fields) > 9 && fields[3] == "0A" && mine[fields[9]] { // LISTEN
 				n++
 			}
 		}

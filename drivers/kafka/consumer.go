@@ -196,7 +196,7 @@ func (c *consumer) waitJoined(ctx context.Context) error {
 // consumer commits what h processed, leaves the group and returns nil. A
 // consumer consumes once: after Consume returns it has left the group. A
 // record's Delivery has the spate-stamp header's value as Stamp (nil when
-// the record has none) and its partition as Stream. With commit:
+// the record has none), its partition as Stream and its offset as Offset. With commit:
 // after-processing, a record's offset is committed only after h returned
 // for it. Rebalances wait until h returns, so a partition moves between
 // consumers only at a batch boundary.
@@ -282,7 +282,7 @@ func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
 			}
 			for _, r := range fp.Records {
 				ps.add(r.Offset)
-				batch = append(batch, drivers.Delivery{Stamp: stampOf(r), Stream: fp.Partition})
+				batch = append(batch, drivers.Delivery{Stamp: stampOf(r), Stream: fp.Partition, HasOffset: true, Offset: r.Offset})
 			}
 			last = append(last, fp.Records[len(fp.Records)-1])
 		})

@@ -45,6 +45,9 @@
 //	embedded              {brokers: 1..16 (default 3), sync-writes: fsync every batch
 //	                      (default false), log-level: none|error|warn|info|debug
 //	                      (default error)}; only with brokers: embedded
+//	transactions          {id-prefix, records (default 100), max-duration (100ms),
+//	                      abort (fraction aborted on purpose, default 0), seed,
+//	                      timeout (10s)}: producers write in transactions (txn.go)
 //
 // Message keys are the scenario's own (message.keys): the driver sends
 // Message.Key as the record key, and franz-go's default partitioner (murmur2
@@ -80,6 +83,20 @@
 // group's commits or the start (messages of other runs are counted as
 // foreign); start: latest reads from the end as each consumer gets its
 // partitions, so messages sent before that are missed and counted lost.
+//
+// # Transactions and pipelines
+//
+// With a transactions block each producer writes in transactions and
+// reports a message's outcome when its transaction ends: confirmed once the
+// commit is, drivers.ErrAborted when it aborted, the commit's error when
+// its outcome is unknown (txn.go). Consumers with isolation
+// read_committed list drivers.AbilityReadCommitted, so the tracker counts
+// a delivered aborted record as an aborted read.
+//
+// A Driver is a drivers.PeerOpener, opening a pipeline's output end on its
+// own cluster, and a drivers.ProcessorMaker, running spate's built-in
+// consume-transform-produce processor (processor.go) exactly once
+// (GroupTransactSession) or at least once. Deliveries carry their offsets.
 //
 // # Abilities
 //

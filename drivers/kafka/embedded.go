@@ -82,7 +82,13 @@ func (c *cluster) start(ports []int) error {
 	// duplicates that a real broker never causes. Capping
 	// OffsetForLeaderEpoch below v2 turns off the clients' epoch checks
 	// (KIP-320) on the embedded cluster only.
-	versions := kversion.Tip()
+	//
+	// The versions are those of the latest stable Kafka (kversion.Stable,
+	// kfake's own default). kversion.Tip is a ZooKeeper-era table whose
+	// features announce KIP-890 transactions (no AddPartitionsToTxn) while
+	// its Produce version predates them: transactional writes then fail
+	// with INVALID_TXN_STATE.
+	versions := kversion.Stable()
 	versions.SetMaxKeyVersion(int16(kmsg.OffsetForLeaderEpoch), 1)
 	opts := []kfake.Opt{
 		kfake.MaxVersions(versions),

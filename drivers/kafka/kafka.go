@@ -77,11 +77,16 @@ type Driver struct {
 	adm   *kadm.Client
 	embed *cluster // nil on an external cluster
 
-	mu        sync.Mutex
-	closed    bool
-	producers map[*producer]struct{}
-	consumers map[*consumer]struct{}
-	bg        sync.WaitGroup // crashed consumers' clients closing
+	mu         sync.Mutex
+	closed     bool
+	producers  map[*producer]struct{}
+	consumers  map[*consumer]struct{}
+	processors map[*processor]struct{}
+	bg         sync.WaitGroup // crashed consumers' clients closing
+
+	// The built-in processor's group starts at the input's ends once.
+	procStart    sync.Once
+	procStartErr error
 
 	crashMu sync.Mutex
 	crashed map[int32][]span // partition: offsets crashed consumers delivered after their last commit
@@ -96,11 +101,24 @@ type stats struct {
 	assigned, revoked, lost            atomic.Int64
 	crashes, crashUncommitted, crashRe atomic.Int64
 	leaderMoves, faultsInjected        atomic.Int64
+	// Transactional producers: transactions committed, aborted (on
+	// purpose or after a failed write), aborted on purpose, and those
+	// whose commit outcome is unknown.
+	txnCommitted, txnAborted, txnAbortedOnPurpose, txnUnknown atomic.Int64
+	txnCommittedRecords, txnAbortedRecords                    atomic.Int64
+	// The built-in processor: records it wrote in committed transactions
+	// (exactly-once) or confirmed (at-least-once), its transactions
+	// committed and aborted, its crashes, and the records crashed
+	// instances had written without committing what they consumed.
+	procProcessed, procTxnCommitted, procTxnAborted atomic.Int64
+	procCrashes, procCrashPending, procRestarts     atomic.Int64
 }
 
 var (
-	_ drivers.Driver        = (*Driver)(nil)
-	_ drivers.StatsReporter = (*Driver)(nil)
+	_ drivers.Driver         = (*Driver)(nil)
+	_ drivers.StatsReporter  = (*Driver)(nil)
+	_ drivers.PeerOpener     = (*Driver)(nil)
+	_ drivers.ProcessorMaker = (*Driver)(nil)
 )
 
 // Open connects to the cluster o names, or starts the embedded one, and
@@ -108,6 +126,30 @@ var (
 // *EmbeddedDriver for `brokers: embedded` and a *Driver otherwise. It fails
 // within o.ConnectTimeout when no broker answers.
 func Open(ctx context.Context, o Options, env drivers.Env) (drivers.Driver, error) {
+	return openOn(ctx, o, env, nil)
+}
+
+// OpenPeer opens the output end of a pipeline (drivers.PeerOpener): a
+// driver with options that, when they name no brokers (or brokers:
+// embedded), uses this driver's cluster, TLS and SASL, and otherwise
+// connects to the brokers they name. The peer's consumer group defaults to
+// spate-<run id>-out. Closing it never stops this driver's cluster.
+func (d *Driver) OpenPeer(ctx context.Context, options any, env drivers.Env) (drivers.Driver, error) {
+	o, ok := asOptions(options)
+	if !ok {
+		return nil, fmt.Errorf("kafka: peer options of type %T, want kafka.Options", options)
+	}
+	if !o.IsEmbedded() {
+		return openOn(ctx, o, env, nil)
+	}
+	if d.embed == nil {
+		o.Brokers = d.BootstrapBrokers() // an external cluster's defaults apply
+	}
+	return openOn(ctx, o, env, d)
+}
+
+// openOn opens a driver with o; on peer's cluster when peer is not nil.
+func openOn(ctx context.Context, o Options, env drivers.Env, peer *Driver) (drivers.Driver, error) {
 	o.fillDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -116,16 +158,23 @@ func Open(ctx context.Context, o Options, env drivers.Env) (drivers.Driver, erro
 		env.Log = slog.New(slog.DiscardHandler)
 	}
 	d := &Driver{
-		opts:      o,
-		env:       env,
-		log:       env.Log.With("driver", "kafka"),
-		group:     o.Group,
-		producers: map[*producer]struct{}{},
-		consumers: map[*consumer]struct{}{},
-		crashed:   map[int32][]span{},
+		opts:       o,
+		env:        env,
+		log:        env.Log.With("driver", "kafka"),
+		group:      o.Group,
+		producers:  map[*producer]struct{}{},
+		consumers:  map[*consumer]struct{}{},
+		processors: map[*processor]struct{}{},
+		crashed:    map[int32][]span{},
 	}
 	if d.group == "" {
 		d.group = "spate-" + stamp.RunIDString(env.RunID)
+		if peer != nil {
+			d.group += "-out"
+		}
+	}
+	if peer != nil {
+		d.log = d.log.With("end", "output")
 	}
 	var err error
 	if d.tls, err = tlsConfig(o.TLS); err != nil {
@@ -137,12 +186,15 @@ func Open(ctx context.Context, o Options, env drivers.Env) (drivers.Driver, erro
 	if o.SASL != nil && o.SASL.Mechanism == "PLAIN" && o.TLS == nil && !o.IsEmbedded() {
 		d.log.Warn("sasl PLAIN without tls sends the password in clear text")
 	}
-	if o.IsEmbedded() {
+	switch {
+	case peer != nil:
+		d.seeds, d.tls, d.sasl = peer.BootstrapBrokers(), peer.tls, peer.sasl
+	case o.IsEmbedded():
 		if d.embed, err = startCluster(o, d.log); err != nil {
 			return nil, err
 		}
 		d.seeds = d.embed.addrs()
-	} else {
+	default:
 		d.seeds = o.Brokers
 	}
 	if err := d.prepare(ctx); err != nil {
@@ -187,7 +239,7 @@ func (d *Driver) prepare(ctx context.Context) error {
 		return err
 	}
 	if o.Start == "run" {
-		return d.commitStart(ctx)
+		return d.commitStart(ctx, d.group)
 	}
 	if o.Start == "latest" {
 		d.log.Warn("start: latest skips messages sent before a consumer gets its partitions; lost counts may include them")
@@ -249,7 +301,7 @@ func (d *Driver) ensureTopic(ctx context.Context) error {
 
 // commitStart commits the topic's end offsets for the group, so consumers
 // read exactly the messages sent from now on, whenever they join.
-func (d *Driver) commitStart(ctx context.Context) error {
+func (d *Driver) commitStart(ctx context.Context, group string) error {
 	ends, err := d.adm.ListEndOffsets(ctx, d.opts.Topic)
 	if err == nil {
 		err = ends.Error()
@@ -257,7 +309,7 @@ func (d *Driver) commitStart(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: listing the end offsets of topic %q: %w", d.opts.Topic, err)
 	}
-	resp, err := d.adm.CommitOffsets(ctx, d.group, ends.Offsets())
+	resp, err := d.adm.CommitOffsets(ctx, group, ends.Offsets())
 	if err == nil {
 		resp.EachError(func(r kadm.OffsetResponse) {
 			if err == nil {
@@ -266,7 +318,7 @@ func (d *Driver) commitStart(ctx context.Context) error {
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("kafka: setting the start offsets of group %q: %w; the group may have active members: leave group out for a fresh one, or use start: earliest", d.group, err)
+		return fmt.Errorf("kafka: setting the start offsets of group %q: %w; the group may have active members: leave group out for a fresh one, or use start: earliest", group, err)
 	}
 	return nil
 }
@@ -304,6 +356,18 @@ func (d *Driver) clientOpts(dial *dialer, role string) []kgo.Opt {
 //	faults-injected    protocol faults injected
 //	fault-hits         requests the faults answered (embedded only)
 //	broker-restarts    RestartBroker calls (embedded only)
+//
+// With transactions (the producers'), also txn-committed, txn-aborted
+// (every aborted transaction), txn-aborted-on-purpose and txn-unknown
+// (commits whose outcome is unknown; their records failed), and the
+// records of committed and aborted transactions (txn-committed-records,
+// txn-aborted-records). With the
+// built-in processor, also processor-processed (records it wrote and
+// committed), processor-txn-committed and processor-txn-aborted
+// (exactly-once), processor-crashes and processor-crash-pending (records
+// crashed instances had written without committing their input offsets:
+// in an open transaction, aborted; at least once, written again) and
+// processor-restarts (sessions replaced after a transaction failed to end).
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
 	m := map[string]int64{
@@ -323,6 +387,22 @@ func (d *Driver) Stats() map[string]int64 {
 	if c := d.embed; c != nil {
 		m["broker-restarts"] = c.restarts.Load()
 		m["fault-hits"] = c.faultHits()
+	}
+	if d.opts.Transactions != nil {
+		m["txn-committed"] = s.txnCommitted.Load()
+		m["txn-aborted"] = s.txnAborted.Load()
+		m["txn-aborted-on-purpose"] = s.txnAbortedOnPurpose.Load()
+		m["txn-unknown"] = s.txnUnknown.Load()
+		m["txn-committed-records"] = s.txnCommittedRecords.Load()
+		m["txn-aborted-records"] = s.txnAbortedRecords.Load()
+	}
+	if n := s.procProcessed.Load() + s.procCrashes.Load() + s.procTxnCommitted.Load() + s.procTxnAborted.Load(); n > 0 {
+		m["processor-processed"] = s.procProcessed.Load()
+		m["processor-txn-committed"] = s.procTxnCommitted.Load()
+		m["processor-txn-aborted"] = s.procTxnAborted.Load()
+		m["processor-crashes"] = s.procCrashes.Load()
+		m["processor-crash-pending"] = s.procCrashPending.Load()
+		m["processor-restarts"] = s.procRestarts.Load()
 	}
 	return m
 }
@@ -350,8 +430,9 @@ func (d *Driver) isClosed() bool {
 	return d.closed
 }
 
-// Close closes every producer and consumer still open (consumers leave the
-// group), then stops the embedded cluster and removes its data. Records
+// Close closes every producer, consumer and processor still open
+// (consumers leave the group), then stops the embedded cluster and removes
+// its data. Records
 // still buffered by producers fail. Close is idempotent.
 func (d *Driver) Close(ctx context.Context) error {
 	d.mu.Lock()
@@ -360,11 +441,15 @@ func (d *Driver) Close(ctx context.Context) error {
 		return nil
 	}
 	d.closed = true
-	ps, cs := d.producers, d.consumers
-	d.producers, d.consumers = nil, nil
+	ps, cs, prs := d.producers, d.consumers, d.processors
+	d.producers, d.consumers, d.processors = nil, nil, nil
 	d.mu.Unlock()
 
 	var wg sync.WaitGroup
+	for p := range prs {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.shut() }()
+	}
 	for p := range ps {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.shut(ctx) }()

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -34,6 +35,21 @@ const (
 	DefaultCommitInterval     = 5 * time.Second // kgo's default
 	DefaultClientID           = "spate"
 	DefaultConnectTimeout     = 10 * time.Second
+
+	// Transactions (`transactions:`): records per transaction, how long
+	// one stays open at most, and the transaction timeout. The timeout is
+	// shorter than kgo's 40s so that a transaction a crashed producer or
+	// processor left open blocks read_committed consumers for 10s at most.
+	DefaultTxnRecords     = 100
+	MaxTxnRecords         = 1_000_000
+	DefaultTxnMaxDuration = 100 * time.Millisecond
+	DefaultTxnTimeout     = 10 * time.Second
+
+	// The built-in processor's commit interval: how long its transaction
+	// stays open (exactly-once, Kafka Streams' default under EOS) or how
+	// often it commits consumed offsets (at-least-once: the consumers'
+	// commit-interval, kgo's autocommit interval).
+	DefaultProcessorTxnInterval = 100 * time.Millisecond
 
 	// External clusters: kgo's session timeout; a metadata min age shorter
 	// than kgo's 5s so clients find moved leaders quickly during chaos.
@@ -91,6 +107,9 @@ type Options struct {
 	Start          string // run, earliest, latest
 	SessionTimeout time.Duration
 
+	// Transactions makes spate's producers transactional; nil: they are not.
+	Transactions *TransactionOptions
+
 	TLS            *TLSOptions  // nil: plaintext
 	SASL           *SASLOptions // nil: no authentication
 	ClientID       string
@@ -104,6 +123,27 @@ type EmbeddedOptions struct {
 	Brokers    int    // 1..MaxEmbeddedBrokers
 	SyncWrites bool   // fsync every appended batch
 	LogLevel   string // the cluster's own log lines, into the driver's log
+}
+
+// TransactionOptions configures transactional producers. Each producer
+// writes its messages in transactions of Records records (or fewer, when
+// one has been open MaxDuration), commits them, or aborts a seeded
+// fraction Abort of them on purpose. A message's stamp carries its
+// transaction's number (1, 2, ... per producer); its outcome is reported
+// once the transaction ends: confirmed when the commit is, or
+// drivers.ErrAborted.
+type TransactionOptions struct {
+	IDPrefix    string        // transactional ids are <prefix>-producer-<id>; "": spate-<run id>
+	Records     int           // records per transaction, 1..MaxTxnRecords
+	MaxDuration time.Duration // the longest a transaction stays open
+	Abort       float64       // fraction of transactions aborted on purpose, 0..1
+	Seed        int64         // seeds which transactions abort
+	Timeout     time.Duration // the transaction timeout the coordinator enforces
+}
+
+// DefaultTransactionOptions are the options of `transactions: {}`.
+func DefaultTransactionOptions() TransactionOptions {
+	return TransactionOptions{Records: DefaultTxnRecords, MaxDuration: DefaultTxnMaxDuration, Seed: 1, Timeout: DefaultTxnTimeout}
 }
 
 // TLSOptions configures TLS to the brokers.
@@ -151,15 +191,63 @@ func DefaultOptions() Options {
 // validation (drivers.AbilityLister): on the embedded cluster restart
 // brokers, move leaders and fail requests at the broker; everywhere crash
 // consumers and dial through Env.Dial.
+//
+// Consumers with isolation read_committed have AbilityReadCommitted (a
+// delivered record of an aborted transaction is an aborted read), and any
+// cluster can run the built-in pipeline processor (AbilityProcessor).
 func (o Options) Abilities() []string {
-	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
+	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial, drivers.AbilityProcessor}
 	if o.IsEmbedded() {
 		a = append(a, drivers.AbilityBrokerRestart, drivers.AbilityLeaderMove, drivers.AbilityProtocolError)
+	}
+	if o.Isolation == "read_committed" {
+		a = append(a, drivers.AbilityReadCommitted)
 	}
 	return a
 }
 
-var _ drivers.AbilityLister = Options{}
+// CheckPipelineOutput checks a pipeline from o (its input) to output, both
+// Kafka (scenarios.PipelineChecker): on one cluster the output needs a
+// topic of its own, and transactions belong to the input, where spate's
+// producers write.
+func (o Options) CheckPipelineOutput(output any) error {
+	out, ok := asOptions(output)
+	if !ok {
+		return nil
+	}
+	var problems []string
+	sameCluster := out.IsEmbedded() || slices.Equal(out.Brokers, o.Brokers)
+	if sameCluster && out.Topic == o.Topic {
+		problems = append(problems, fmt.Sprintf("the output's topic is the input's (%q): the processor would read its own output; give the output a topic of its own, e.g. topic: %s-out", o.Topic, o.Topic))
+	}
+	if out.Transactions != nil {
+		problems = append(problems, "transactions apply to spate's producers, which write to the input; move the transactions block to the input")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// asOptions returns options (a Kind.Options result) as Options.
+func asOptions(options any) (Options, bool) {
+	switch v := options.(type) {
+	case Options:
+		return v, true
+	case *Options:
+		if v != nil {
+			return *v, true
+		}
+	case nil:
+		return DefaultOptions(), true
+	}
+	return Options{}, false
+}
+
+var (
+	_ drivers.AbilityLister     = Options{}
+	_ scenarios.PipelineChecker = Options{}
+)
 
 // IsEmbedded reports whether o starts the in-process cluster.
 func (o Options) IsEmbedded() bool { return len(o.Brokers) == 0 }
@@ -195,6 +283,14 @@ func (o *Options) fillDefaults() {
 	str(&o.Start, def.Start)
 	str(&o.ClientID, def.ClientID)
 	dur(&o.ConnectTimeout, def.ConnectTimeout)
+	if t := o.Transactions; t != nil {
+		tc := *t
+		td := DefaultTransactionOptions()
+		num(&tc.Records, td.Records)
+		dur(&tc.MaxDuration, td.MaxDuration)
+		dur(&tc.Timeout, td.Timeout)
+		o.Transactions = &tc
+	}
 	if o.IsEmbedded() {
 		num(&o.Embedded.Brokers, def.Embedded.Brokers)
 		str(&o.Embedded.LogLevel, def.Embedded.LogLevel)
@@ -283,6 +379,23 @@ func (o *Options) validate() error {
 	}
 	if t := o.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		bad("tls: cert-file and key-file go together; give both or neither")
+	}
+	if t := o.Transactions; t != nil {
+		if !o.Idempotent || o.Acks != "all" {
+			bad("transactions need idempotent producers with acks: all")
+		}
+		if t.Records < 1 || t.Records > MaxTxnRecords {
+			bad("transactions.records must be within 1..%d, got %d", MaxTxnRecords, t.Records)
+		}
+		if t.MaxDuration < time.Millisecond || t.MaxDuration > time.Hour {
+			bad("transactions.max-duration must be within 1ms..1h, got %v", t.MaxDuration)
+		}
+		if t.Abort < 0 || t.Abort > 1 {
+			bad("transactions.abort must be within 0..1, got %g", t.Abort)
+		}
+		if t.Timeout < 100*time.Millisecond || t.Timeout > 15*time.Minute {
+			bad("transactions.timeout must be within 100ms..15m, got %v", t.Timeout)
+		}
 	}
 	if s := o.SASL; s != nil {
 		if !slices.Contains(MechanismValues, s.Mechanism) {
@@ -400,6 +513,16 @@ type yamlOptions struct {
 	MetadataMinAge     *scenarios.Duration `yaml:"metadata-min-age"`
 	ConnectTimeout     *scenarios.Duration `yaml:"connect-timeout"`
 	Embedded           *yamlEmbedded       `yaml:"embedded"`
+	Transactions       *yamlTransactions   `yaml:"transactions"`
+}
+
+type yamlTransactions struct {
+	IDPrefix    *string             `yaml:"id-prefix"`
+	Records     *int                `yaml:"records"`
+	MaxDuration *scenarios.Duration `yaml:"max-duration"`
+	Abort       *scenarios.Fraction `yaml:"abort"`
+	Seed        *int64              `yaml:"seed"`
+	Timeout     *scenarios.Duration `yaml:"timeout"`
 }
 
 type yamlTLS struct {
@@ -595,6 +718,39 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 	if y.ConnectTimeout != nil && check("connect-timeout", y.ConnectTimeout.D() < 100*time.Millisecond || y.ConnectTimeout.D() > 10*time.Minute,
 		"must be from 100ms to 10m, got %v", y.ConnectTimeout.D()) {
 		o.ConnectTimeout = y.ConnectTimeout.D()
+	}
+
+	if t := y.Transactions; t != nil {
+		tx := DefaultTransactionOptions()
+		if t.IDPrefix != nil && check("transactions.id-prefix", strings.TrimSpace(*t.IDPrefix) == "",
+			"must not be empty; leave id-prefix out for spate-<run id>") {
+			tx.IDPrefix = *t.IDPrefix
+		}
+		if t.Records != nil && check("transactions.records", *t.Records < 1 || *t.Records > MaxTxnRecords,
+			"must be a whole number from 1 to %d, got %d", MaxTxnRecords, *t.Records) {
+			tx.Records = *t.Records
+		}
+		if t.MaxDuration != nil && check("transactions.max-duration", t.MaxDuration.D() < time.Millisecond || t.MaxDuration.D() > time.Hour,
+			"must be from 1ms to 1h, got %v", t.MaxDuration.D()) {
+			tx.MaxDuration = t.MaxDuration.D()
+		}
+		if t.Abort != nil && check("transactions.abort", *t.Abort < 0 || *t.Abort > 1,
+			"must be a fraction from 0 to 1 (or 0%% to 100%%), got %g", float64(*t.Abort)) {
+			tx.Abort = float64(*t.Abort)
+		}
+		if t.Seed != nil {
+			tx.Seed = *t.Seed
+		}
+		if t.Timeout != nil && check("transactions.timeout", t.Timeout.D() < 100*time.Millisecond || t.Timeout.D() > 15*time.Minute,
+			"must be from 100ms to 15m, got %v", t.Timeout.D()) {
+			tx.Timeout = t.Timeout.D()
+		}
+		if !o.Idempotent && !failed[field+".idempotent"] {
+			check("transactions", true, "transactions need idempotent producers; remove idempotent: false")
+		} else if o.Acks != "all" && !failed[field+".acks"] && !failed[field+".idempotent"] {
+			check("transactions", true, "transactions need acks: all, but acks is %s", o.Acks)
+		}
+		o.Transactions = &tx
 	}
 
 	if t := y.TLS; t != nil {

@@ -138,7 +138,7 @@ func TestOptionProblems(t *testing.T) {
 		{"sasl: {mechanism: PLAIN, username: u}", []string{"test.yaml:1:7: driver.kafka.sasl: needs password or password-env (the name of an environment variable holding the password)"}},
 		{"sasl: {mechanism: PLAIN, username: u, password: p, password-env: P}", []string{"test.yaml:1:66: driver.kafka.sasl.password-env: give password or password-env, not both"}},
 		{"sasl: {mechanism: PLAIN, password: p}", []string{"test.yaml:1:7: driver.kafka.sasl.username: required field is missing"}},
-		{"parititons: 3", []string{`test.yaml:1:1: driver.kafka.parititons: unknown field (did you mean "partitions"?); valid fields: brokers, topic, create-topic, partitions, replication-factor, acks, idempotent, linger, batch-max-bytes, max-buffered-records, compression, group, isolation, commit, commit-interval, start, session-timeout, tls, sasl, client-id, metadata-max-age, metadata-min-age, connect-timeout, embedded`}},
+		{"parititons: 3", []string{`test.yaml:1:1: driver.kafka.parititons: unknown field (did you mean "partitions"?); valid fields: brokers, topic, create-topic, partitions, replication-factor, acks, idempotent, linger, batch-max-bytes, max-buffered-records, compression, group, isolation, commit, commit-interval, start, session-timeout, tls, sasl, client-id, metadata-max-age, metadata-min-age, connect-timeout, embedded, transactions`}},
 		{"keys: round-robin", []string{`~test.yaml:1:1: driver.kafka.keys: unknown field`}},
 		{"- a", []string{"test.yaml:1:1: driver.kafka: want a mapping, got a list"}},
 		{"partitions: 0\nacks: most\nlinger: -1s\nbogus: 1", []string{

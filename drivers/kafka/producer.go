@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,12 @@ type producer struct {
 	mu     sync.Mutex
 	closed bool
 	done   chan struct{} // closed once the client is closed
+
+	// txn is the transaction state of a transactional producer, nil
+	// otherwise (txn.go); opts are its client's options, to replace a
+	// client that failed.
+	txn  *txnState
+	opts []kgo.Opt
 }
 
 // NewProducer returns producer id, which reports outcomes to ack. Its
@@ -84,6 +91,9 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 	if o.BatchMaxBytes > DefaultBatchMaxBytes {
 		opts = append(opts, kgo.BrokerMaxWriteBytes(int32(max(100<<20, o.BatchMaxBytes+1<<20))))
 	}
+	if t := o.Transactions; t != nil {
+		opts = append(opts, kgo.TransactionalID(d.txnPrefix()+"-producer-"+strconv.Itoa(id)), kgo.TransactionTimeout(t.Timeout))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer %d: %w", id, err)
@@ -94,9 +104,17 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.promiseFn = p.promise
+	if t := o.Transactions; t != nil {
+		p.txn = newTxnState(t, id)
+		p.promiseFn = p.txnPromise
+		p.opts = opts
+	}
 	if err := d.track(p, nil); err != nil {
 		cl.Close()
 		return nil, err
+	}
+	if p.txn != nil {
+		go p.txnTimer()
 	}
 	return p, nil
 }
@@ -127,6 +145,9 @@ func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 	p.mu.Unlock()
 	if closed {
 		return errors.New("kafka: producer closed")
+	}
+	if p.txn != nil {
+		return p.sendTxn(ctx, msgs)
 	}
 	// One allocation for the records of the call and one for their
 	// headers; franz-go keeps each record until its promise runs.
@@ -227,6 +248,11 @@ func (p *producer) promise(r *kgo.Record, err error) {
 		p.d.stats.produced.Add(1)
 	}
 	p.ack(p.res[:])
+	p.release()
+}
+
+// release gives back the room one record held and wakes a waiting Send.
+func (p *producer) release() {
 	if p.inflight.Add(-1) < p.limit && p.waiting.Load() {
 		p.waiting.Store(false)
 		select {
@@ -254,6 +280,9 @@ func (p *producer) shut(ctx context.Context) error {
 	p.closed = true
 	p.mu.Unlock()
 	defer close(p.done)
+	if p.txn != nil {
+		p.closeTxn(ctx)
+	}
 	err := p.cl.Flush(ctx)
 	p.cancel()
 	p.cl.Close()

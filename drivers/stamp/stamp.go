@@ -108,3 +108,12 @@ func SetFlags(b []byte, flags uint8) { b[3] |= flags }
 func HasFlag(b []byte, flag uint8) bool {
 	return len(b) >= Size && b[0] == magic0 && b[1] == magic1 && b[2] == version && b[3]&flag != 0
 }
+
+// TxnOf returns the transaction number of the stamp b starts with, or 0
+// when b is not a stamp (or its message was not written in a transaction).
+func TxnOf(b []byte) uint64 {
+	if len(b) < Size || b[0] != magic0 || b[1] != magic1 || b[2] != version {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[40:48])
+}

@@ -49,3 +49,18 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("a future version must be reported as such, got %v", err)
 	}
 }
+
+func TestTxnOf(t *testing.T) {
+	b := make([]byte, Size+8)
+	(&Stamp{RunID: 1, Seq: 2, Txn: 77}).Put(b)
+	if got := TxnOf(b); got != 77 {
+		t.Errorf("TxnOf = %d, want 77", got)
+	}
+	if got := TxnOf(b[:Size-1]); got != 0 {
+		t.Errorf("TxnOf of a short stamp = %d", got)
+	}
+	b[0] = 'X'
+	if got := TxnOf(b); got != 0 {
+		t.Errorf("TxnOf of a non-stamp = %d", got)
+	}
+}
