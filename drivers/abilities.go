@@ -126,6 +126,11 @@ const (
 	// PeerOpener, so it can run spate's built-in pipeline processor
 	// between its own topic and a peer's.
 	AbilityProcessor = scenarios.AbilityProcessor
+	// AbilityFanOut: its consumers honour Env.Subscriptions: consumers of
+	// different subscriptions (Env.SubscriptionOf) each receive every
+	// message (Kafka: a consumer group per subscription), consumers of the
+	// same one compete.
+	AbilityFanOut = scenarios.AbilityFanOut
 )
 
 // Processor modes, as ProcessorSpec.Mode and scenarios name them.

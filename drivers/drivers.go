@@ -151,9 +151,22 @@ type Env struct {
 	Scenario  string // the scenario's name
 	Producers int
 	Consumers int
-	Log       *slog.Logger // never nil
+	// Subscriptions is how many subscriptions the consumers form (0 or 1:
+	// one, the consumers compete). Only drivers listing AbilityFanOut are
+	// opened with more.
+	Subscriptions int
+	Log           *slog.Logger // never nil
 	// Dial, when not nil, opens every connection to the system under test.
 	Dial DialFunc
+}
+
+// SubscriptionOf returns the subscription consumer id belongs to: id mod
+// Subscriptions, or 0 when there is one.
+func (e Env) SubscriptionOf(id int) int {
+	if e.Subscriptions <= 1 {
+		return 0
+	}
+	return id % e.Subscriptions
 }
 
 // Kind is a driver as the scenario names it.

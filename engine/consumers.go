@@ -23,7 +23,7 @@ type consumerSet struct {
 	make func(ctx context.Context, id int) (drivers.Consumer, error)
 	// record is called with every batch processed: the tracker's Received
 	// for consumers, nothing for processors (their output is what counts).
-	record func(batch []drivers.Delivery)
+	record func(id int, batch []drivers.Delivery)
 	ctx    context.Context // ends every consumer
 	wg     sync.WaitGroup
 	slots  []*slot
@@ -51,7 +51,7 @@ type consumerRunner struct {
 
 func newConsumerSet(r *run, drv drivers.Driver, ctx context.Context, consumers []drivers.Consumer) *consumerSet {
 	s := &consumerSet{r: r, what: "consumer", make: drv.NewConsumer, ctx: ctx}
-	s.record = func(batch []drivers.Delivery) { r.tracker.Received(batch, r.now()) }
+	s.record = func(id int, batch []drivers.Delivery) { r.tracker.Received(r.env.SubscriptionOf(id), batch, r.now()) }
 	s.start(consumers)
 	return s
 }
@@ -60,7 +60,7 @@ func newConsumerSet(r *run, drv drivers.Driver, ctx context.Context, consumers [
 // instance id. Their batches are paced and paused like consumers' but not
 // recorded: the tracker counts what reaches the pipeline's output.
 func newProcessorSet(r *run, ctx context.Context, procs []drivers.Consumer, make func(ctx context.Context, id int) (drivers.Consumer, error)) *consumerSet {
-	s := &consumerSet{r: r, what: "processor", make: make, record: func([]drivers.Delivery) {}, ctx: ctx}
+	s := &consumerSet{r: r, what: "processor", make: make, record: func(int, []drivers.Delivery) {}, ctx: ctx}
 	s.start(procs)
 	return s
 }
@@ -106,13 +106,13 @@ func (s *consumerSet) handle(sl *slot, cr *consumerRunner, batch []drivers.Deliv
 	for len(batch) > 0 {
 		lim := sl.limit.Load() // re-read: a throttle may end mid-batch
 		if lim == nil {
-			s.record(batch)
+			s.record(sl.id, batch)
 			return
 		}
 		if !lim.wait(cr.ctx) || !sl.gate.wait(cr.ctx) {
 			return
 		}
-		s.record(batch[:1])
+		s.record(sl.id, batch[:1])
 		batch = batch[1:]
 	}
 }

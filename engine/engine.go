@@ -92,6 +92,9 @@ type Progress struct {
 	Interval       report.Interval
 	Live           report.Counts
 	InFlight       int64 // sent, outcome not yet reported
+	// Subscriptions is how many subscriptions each message is owed to
+	// (1 unless fan-out): received counts them all.
+	Subscriptions int
 	// ActiveFaults names the chaos actions in effect at Elapsed, in the
 	// order they started (empty when none is).
 	ActiveFaults []string
@@ -141,6 +144,8 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.R
 type run struct {
 	config
 	sc *scenarios.Scenario
+	// env is what the drivers were told about the run.
+	env drivers.Env
 	// tl is the traffic profile the producers follow: closed from the
 	// start for fixed phases, grown by the search of a find-max phase.
 	tl        *scenarios.Timeline
@@ -199,9 +204,10 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	// ends, and the proxies outlive the driver's connections.
 	defer r.chaos.Close()
 	env := drivers.Env{
-		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers, Log: r.log,
-		Dial: r.chaos.Dial(),
+		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers,
+		Subscriptions: sc.Subscriptions, Log: r.log, Dial: r.chaos.Dial(),
 	}
+	r.env = env
 	r.log.Info("opening driver", "driver", kind.Name, "run", stamp.RunIDString(r.runID))
 	drv, err := kind.Open(ctx, sc.Driver.Options, env)
 	if err != nil {
@@ -253,6 +259,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	r.base = time.Now()
 	r.baseNS = r.base.UnixNano()
 	r.tracker = report.NewTracker(r.runID, sc.Producers, r.baseNS)
+	r.tracker.SetSubscriptions(sc.Subscriptions)
 	if sc.Pipeline != nil {
 		// A message of an aborted input transaction must never come out
 		// of a pipeline, whatever the output's isolation.
@@ -273,6 +280,9 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		Producers:     sc.Producers,
 		Consumers:     sc.Consumers,
 		Chaos:         []report.FaultResult{},
+	}
+	if sc.Subscriptions > 1 {
+		res.Subscriptions = sc.Subscriptions
 	}
 	if p := sc.Pipeline; p != nil {
 		res.Pipeline = &report.PipelineResult{Input: kind.Name, Output: r.outKind.Name, Processor: p.Processor.Kind}
@@ -373,7 +383,8 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 			target := prof.Scheduled(min(trafficEnd, prof.Duration)) / secs
 			res.Rate.TargetMean = &target
 		}
-		res.Rate.AchievedMean = float64(atTrafficEnd.Received) / secs
+		// Per subscription: each receives the whole traffic.
+		res.Rate.AchievedMean = float64(atTrafficEnd.Received) / secs / float64(res.Subs())
 		res.Rate.SentMean = float64(atTrafficEnd.Sent) / secs
 		res.Rate.AckedMean = float64(atTrafficEnd.Acked) / secs
 	}
@@ -554,6 +565,8 @@ func (r *run) tick(last bool) {
 			Draining: iv.End > prof.Duration,
 			Interval: iv,
 			Live:     r.tracker.Live(),
+
+			Subscriptions: max(r.sc.Subscriptions, 1),
 		}
 		if seg, ok := r.segmentAt(prof, iv.End); ok {
 			p.Phase = r.sc.Traffic[seg.Phase].Name

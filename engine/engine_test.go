@@ -141,3 +141,55 @@ drain: 2s
 		t.Errorf("counts %+v", res.Counts)
 	}
 }
+
+// TestSubscriptionsKnownAnswers runs fan-out on the memory broker: three
+// subscriptions over five consumers (two, two and one), each owed every
+// message. The broker's fault decisions are per message and its
+// deliveries per subscription, so spate must count each fault three
+// times, exactly, and an all-clean run must deliver every message three
+// times with nothing counted as a duplicate.
+func TestSubscriptionsKnownAnswers(t *testing.T) {
+	for _, tc := range []struct{ name, options string }{
+		{"clean", "{streams: 4}"},
+		{"faults", "{streams: 3, drop: 0.02, duplicate: 0.03, reorder: 0.04, seed: 11}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := run(t, load(t, fmt.Sprintf(`
+driver: {memory: %s}
+producers: 2
+consumers: 5
+subscriptions: 3
+message: {size: 100B, keys: {strategy: round-robin, count: 12}}
+traffic:
+  - constant: {rate: 10000/s, for: 1s}
+drain: 1s
+thresholds:
+  - loss.ratio <= 0.05
+`, tc.options)))
+			c, truth := res.Counts, res.DriverStats
+			if c.Sent < 9000 {
+				t.Fatalf("sent %d", c.Sent)
+			}
+			if res.Subscriptions != 3 {
+				t.Errorf("results.subscriptions = %d, want 3", res.Subscriptions)
+			}
+			expect(t, "acked", c.Acked, c.Sent)
+			expect(t, "lost", c.Lost, 3*truth["dropped"])
+			expect(t, "received", c.Received, 3*(c.Sent-truth["dropped"]))
+			expect(t, "duplicates", c.Duplicates, 3*truth["duplicated"])
+			expect(t, "reordered", c.Reordered, 3*truth["reordered"])
+			expect(t, "e2e count", res.LatencyUS.E2E.Count, c.Received)
+			if tc.name == "faults" && (truth["dropped"] == 0 || truth["duplicated"] == 0 || truth["reordered"] == 0) {
+				t.Fatalf("the broker injected too little to prove anything: %v", truth)
+			}
+			// achieved_rate is per subscription, so it compares with the
+			// target; loss.ratio divides by what was owed (acked × 3).
+			if ratio := res.Rate.AchievedMean / *res.Rate.TargetMean; ratio < 0.9 || ratio > 1.1 {
+				t.Errorf("achieved/target = %.3f, want about 1 (per subscription)", ratio)
+			}
+			if got, want := res.Thresholds[0].Value, float64(c.Lost)/float64(3*c.Acked); got == nil || *got != want {
+				t.Errorf("loss.ratio = %v, want %v", got, want)
+			}
+		})
+	}
+}

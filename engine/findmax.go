@@ -169,9 +169,13 @@ func (s *searcher) measure(ctx context.Context, win *report.StepWindow, seg scen
 	step = report.NewFindMaxStep(seg.Step, kind, seg.From, fig)
 	step.StartS, step.EndS, step.JudgedS = start.Seconds(), end.Seconds(), judged.Seconds()
 	step.Scheduled = int64(math.Round(seg.Count()))
-	step.AchievedRate = float64(recvEnd-recvStart) / seg.Dur.Seconds()
+	// With several subscriptions each is owed every message: the rate is
+	// per subscription, and the backlog (owed deliveries) is judged
+	// against the deliveries the step owed.
+	subs := float64(max(r.sc.Subscriptions, 1))
+	step.AchievedRate = float64(recvEnd-recvStart) / seg.Dur.Seconds() / subs
 	step.BacklogStart, step.BacklogMid, step.BacklogEnd = backlogStart, backlogMid, backlogEnd
-	step.BacklogGrowing = scenarios.BacklogGrew(seg.Count(), backlogMid, backlogEnd)
+	step.BacklogGrowing = scenarios.BacklogGrew(seg.Count()*subs, backlogMid, backlogEnd)
 	step.Judge(s.fm.SLO, s.fm.Backlog)
 	return step, true
 }

@@ -74,7 +74,7 @@ func recordClean(t *Tracker, f *feeder, p uint32, first, n uint64, now int64) {
 		res, dels := f.fill(p, seq, k)
 		t.Sent(p, seq+uint64(k))
 		t.Acked(res, now)
-		t.Received(dels, now)
+		t.Received(0, dels, now)
 	}
 }
 
@@ -98,7 +98,9 @@ func touchTracker(t *Tracker, limit uint64) {
 		p := &t.producers[i]
 		touchPages(&p.acked, limit)
 		touchPages(&p.failed, limit)
-		touchPages(&p.received, limit)
+		for j := range p.received {
+			touchPages(&p.received[j], limit)
+		}
 	}
 }
 
@@ -114,14 +116,14 @@ func BenchmarkTrackerRecord(b *testing.B) {
 	res, dels := f.fill(0, 0, benchBatch)
 	tr.Sent(0, benchBatch)
 	tr.Acked(res, 5e9)
-	tr.Received(dels, 5e9)
+	tr.Received(0, dels, 5e9)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 1; i <= b.N; i++ {
 		res, dels := f.next(benchBatch)
 		tr.Sent(0, uint64(i+1)*benchBatch)
 		tr.Acked(res, 5e9)
-		tr.Received(dels, 5e9)
+		tr.Received(0, dels, 5e9)
 	}
 	b.StopTimer()
 	if got := tr.Live().Received; got != int64(b.N+1)*benchBatch {
@@ -138,12 +140,12 @@ func BenchmarkTrackerReceived(b *testing.B) {
 	touchTracker(tr, uint64(b.N+1)*benchBatch)
 	tr.Sent(0, uint64(b.N+1)*benchBatch)
 	_, dels := f.fill(0, 0, benchBatch)
-	tr.Received(dels, 5e9)
+	tr.Received(0, dels, 5e9)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_, dels := f.next(benchBatch)
-		tr.Received(dels, 5e9)
+		tr.Received(0, dels, 5e9)
 	}
 	b.StopTimer()
 	if got := tr.Live().Received; got != int64(b.N+1)*benchBatch {
@@ -190,7 +192,7 @@ func BenchmarkTrackerDuplicate(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		tr.Received(dels, 5e9)
+		tr.Received(0, dels, 5e9)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/msg")
@@ -209,7 +211,7 @@ func TestTrackerRecordAllocs(t *testing.T) {
 		seq += benchBatch
 		tr.Sent(0, seq)
 		tr.Acked(res, 5e9)
-		tr.Received(dels, 5e9)
+		tr.Received(0, dels, 5e9)
 	})
 	if allocs != 0 {
 		t.Errorf("record path: %v allocations per batch of %d, want 0", allocs, benchBatch)

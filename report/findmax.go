@@ -93,6 +93,8 @@ type FindMaxStep struct {
 	Why string `json:"why"`
 
 	hists map[string]*hdr.Histogram
+	// subs is the run's subscriptions, each owed every acked message.
+	subs int64
 }
 
 // Step kinds.
@@ -107,6 +109,7 @@ func NewFindMaxStep(n int, kind string, rate float64, f StepFigures) FindMaxStep
 		Step: n, Kind: kind, Rate: rate, LatencyUS: f.Latency,
 		Acked: f.Counts.Acked, Received: f.Counts.Received, Lost: f.Counts.Missing(),
 		Duplicates: f.Counts.Duplicates, Failed: f.Counts.Failed, hists: f.Histograms,
+		subs: max(f.Counts.Subscriptions, 1),
 	}
 }
 
@@ -139,7 +142,7 @@ func (s *FindMaxStep) Metric(name string) (float64, bool, error) {
 	case "failed":
 		return float64(s.Failed), true, nil
 	case "lost.ratio", "loss.ratio":
-		return ratio(s.Lost, s.Acked)
+		return ratio(s.Lost, s.Acked*max(s.subs, 1))
 	case "duplicates.ratio":
 		return ratio(s.Duplicates, s.Received)
 	case "failed.ratio":

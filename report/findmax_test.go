@@ -38,19 +38,19 @@ func TestTrackerStepWindows(t *testing.T) {
 			continue
 		}
 		d := []drivers.Delivery{{Stamp: encode(s), Stream: 0}}
-		tr.Received(d, s.Intended+int64(5*time.Millisecond))
+		tr.Received(0, d, s.Intended+int64(5*time.Millisecond))
 		if seq == 15 {
-			tr.Received(d, s.Intended+int64(6*time.Millisecond))
+			tr.Received(0, d, s.Intended+int64(6*time.Millisecond))
 		}
 	}
 	f := tr.StepFigures(w)
-	want := StepCounts{Acked: 9, Failed: 1, Received: 9, Duplicates: 1, ReceivedAcked: 8}
+	want := StepCounts{Acked: 9, Failed: 1, Received: 9, Duplicates: 1, ReceivedAcked: 8, Subscriptions: 1}
 	if f.Counts != want || f.Counts.Missing() != 1 || f.Latency.E2E.Count != 9 || f.Latency.E2E.P50 < 5000 || f.Latency.E2E.P50 > 5010 || f.Latency.Publish.Count != 9 {
 		t.Errorf("step counts %+v (want %+v) e2e %+v publish %+v", f.Counts, want, f.Latency.E2E, f.Latency.Publish)
 	}
 	closed := tr.CloseStep(w)
 	late := stamp.Stamp{RunID: testRunID, Seq: 17, Intended: int64(17 * time.Millisecond)}
-	tr.Received([]drivers.Delivery{{Stamp: encode(late), Stream: 0}}, int64(time.Second))
+	tr.Received(0, []drivers.Delivery{{Stamp: encode(late), Stream: 0}}, int64(time.Second))
 	if again := tr.CloseStep(w); again.Counts != closed.Counts {
 		t.Errorf("a message after closing changed the figures: %+v %+v", again.Counts, closed.Counts)
 	}

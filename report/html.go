@@ -123,7 +123,11 @@ func WriteHTML(w io.Writer, r *Results) error {
 		note = formatPercent(r.Rate.AchievedMean / *t) + " of target " + formatRate(*t) + "/s"
 	}
 	card("achieved rate", formatRate(r.Rate.AchievedMean)+"/s", note, "")
-	card("lost", group(c.Lost), pctOf(c.Lost, c.Acked, "acked"), badIf(c.Lost > 0))
+	owed := "acked"
+	if r.Subs() > 1 {
+		owed = fmt.Sprintf("acked × %d subscriptions", r.Subs())
+	}
+	card("lost", group(c.Lost), pctOf(c.Lost, c.Acked*int64(r.Subs()), owed), badIf(c.Lost > 0))
 	card("duplicates", group(c.Duplicates), pctOf(c.Duplicates, c.Received, "received"), badIf(c.Duplicates > 0))
 	card("reordered", group(c.Reordered), pctOf(c.Reordered, c.Received, "received"), badIf(c.Reordered > 0))
 	if c.Aborted > 0 || c.AbortedReads > 0 {
@@ -359,7 +363,7 @@ func timeCharts(r *Results) []Chart {
 			target = append(target, Point{x, t})
 			sent = append(sent, Point{x, float64(iv.Counts.Sent) / secs})
 			acked = append(acked, Point{x, float64(iv.Counts.Acked) / secs})
-			received = append(received, Point{x, float64(iv.Counts.Received) / secs})
+			received = append(received, Point{x, float64(iv.Counts.Received) / secs / float64(r.Subs())})
 		}
 		backlog = append(backlog, Point{x, float64(iv.Backlog)})
 		for _, kind := range []string{E2E, Publish} {

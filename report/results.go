@@ -135,14 +135,19 @@ type Results struct {
 	DrainS        float64   `json:"drain_s"`
 	Interrupted   bool      `json:"interrupted"`
 	// Error is the runtime error that ended the run early, if any.
-	Error      string            `json:"error,omitempty"`
-	Producers  int               `json:"producers"`
-	Consumers  int               `json:"consumers"`
-	Counts     Counts            `json:"counts"`
-	LatencyUS  LatencySet        `json:"latency_us"`
-	Rate       Rates             `json:"rate"`
-	Thresholds []ThresholdResult `json:"thresholds"`
-	Verdict    string            `json:"verdict"` // pass or fail
+	Error     string `json:"error,omitempty"`
+	Producers int    `json:"producers"`
+	Consumers int    `json:"consumers"`
+	// Subscriptions is how many subscriptions the consumers formed, each
+	// owed every message (omitted when 1): delivery counts (received,
+	// duplicates, lost, reordered, unconfirmed_delivered, aborted reads)
+	// are summed over them, and ratios divide by acked × subscriptions.
+	Subscriptions int               `json:"subscriptions,omitempty"`
+	Counts        Counts            `json:"counts"`
+	LatencyUS     LatencySet        `json:"latency_us"`
+	Rate          Rates             `json:"rate"`
+	Thresholds    []ThresholdResult `json:"thresholds"`
+	Verdict       string            `json:"verdict"` // pass or fail
 	// Examples names up to MaxExamples messages behind failed checks.
 	Examples  []Example        `json:"examples,omitempty"`
 	Intervals []IntervalResult `json:"intervals"`
@@ -316,7 +321,7 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	case "malformed":
 		return float64(c.Malformed), true, nil
 	case "lost.ratio", "loss.ratio":
-		return ratio(c.Lost, c.Acked)
+		return ratio(c.Lost, c.Acked*int64(r.Subs()))
 	case "duplicates.ratio":
 		return ratio(c.Duplicates, c.Received)
 	case "reordered.ratio":
@@ -461,3 +466,7 @@ func DecodeResults(rd io.Reader) (*Results, error) {
 	}
 	return &r, nil
 }
+
+// Subs returns the number of subscriptions, each owed every acked message:
+// Subscriptions, or 1 when it is not set.
+func (r *Results) Subs() int { return max(r.Subscriptions, 1) }

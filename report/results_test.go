@@ -63,7 +63,7 @@ func testResults(t testing.TB) *Results {
 			}
 			for _, d := range dels {
 				s, _ := stamp.Parse(d.Stamp)
-				tr.Received([]drivers.Delivery{d}, s.Intended+testLatency(s.Seq))
+				tr.Received(0, []drivers.Delivery{d}, s.Intended+testLatency(s.Seq))
 			}
 		}
 		iv := tr.Tick(start+int64(iv+1)*int64(time.Second), nil)

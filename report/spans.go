@@ -66,7 +66,10 @@ func (t *Tracker) Figures(w *Span) SpanFigures {
 		if w.to != nil {
 			to = w.to[i]
 		}
-		f.Lost += countAndNot(&p.acked, &p.received, to, nil) - countAndNot(&p.acked, &p.received, w.from[i], nil)
+		for sub := range p.received {
+			recv := &p.received[sub]
+			f.Lost += countAndNot(&p.acked, recv, to, nil) - countAndNot(&p.acked, recv, w.from[i], nil)
+		}
 	}
 	return f
 }
@@ -114,7 +117,7 @@ func (t *Tracker) SwapSlice(fresh *hdr.Histogram) (filled *hdr.Histogram, backlo
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	filled, t.slice = t.slice, fresh
-	backlog = t.live.Acked - t.receivedAcked
+	backlog = t.live.Acked*t.subs - t.receivedAcked
 	peak = max(t.slicePeak, backlog)
 	t.slicePeak = backlog
 	return filled, backlog, peak

@@ -24,7 +24,7 @@ func TestWindowAttribution(t *testing.T) {
 		for _, s := range seqs {
 			ds = append(ds, delivery(0, s, 0))
 		}
-		tr.Received(ds, now)
+		tr.Received(0, ds, now)
 	}
 	send(0, 100)
 	w := tr.OpenSpan()
@@ -57,7 +57,7 @@ func TestWindowAttribution(t *testing.T) {
 	// Latencies land in the windows open when the message arrives.
 	w2 := tr.OpenSpan()
 	tr.Sent(0, 301)
-	tr.Received([]drivers.Delivery{delivery(0, 300, 0)}, now)
+	tr.Received(0, []drivers.Delivery{delivery(0, 300, 0)}, now)
 	if got := tr.Figures(w2).E2E.Count; got != 1 {
 		t.Errorf("open window saw %d latencies, want 1", got)
 	}
@@ -68,7 +68,7 @@ func TestSlices(t *testing.T) {
 	tr.EnableSlices()
 	tr.Sent(0, 3)
 	tr.Acked([]drivers.Result{ack(0, 0), ack(0, 1), ack(0, 2)}, now)
-	tr.Received([]drivers.Delivery{delivery(0, 0, 0), delivery(0, 1, 0)}, now)
+	tr.Received(0, []drivers.Delivery{delivery(0, 0, 0), delivery(0, 1, 0)}, now)
 	h, backlog, peak := tr.SwapSlice(NewSliceHistogram())
 	if h.TotalCount() != 2 || backlog != 1 || peak != 3 {
 		t.Errorf("slice has %d latencies, backlog %d, peak %d; want 2, 1 and 3", h.TotalCount(), backlog, peak)

@@ -23,13 +23,17 @@ type StepCounts struct {
 	Failed     int64 // failure outcomes
 	Received   int64 // first deliveries
 	Duplicates int64 // deliveries after the first
-	// ReceivedAcked counts messages both acked and received, so Acked −
-	// ReceivedAcked is the step's messages confirmed and still missing.
+	// ReceivedAcked counts deliveries owed and made: (message,
+	// subscription) pairs both acked and received.
 	ReceivedAcked int64
+	// Subscriptions is the run's number of subscriptions, each owed every
+	// acked message (Tracker.SetSubscriptions).
+	Subscriptions int64
 }
 
-// Missing is the step's acked messages not received (yet).
-func (c StepCounts) Missing() int64 { return c.Acked - c.ReceivedAcked }
+// Missing is the deliveries of the step's acked messages not made (yet):
+// with one subscription, its acked messages not received.
+func (c StepCounts) Missing() int64 { return c.Acked*max(c.Subscriptions, 1) - c.ReceivedAcked }
 
 // StepFigures are what a step window saw.
 type StepFigures struct {
@@ -45,6 +49,7 @@ type StepFigures struct {
 func (t *Tracker) OpenStep(from, to int64) *StepWindow {
 	w := &StepWindow{from: from, to: to, lat: newLatencies()}
 	t.mu.Lock()
+	w.c.Subscriptions = t.subs
 	t.steps = append(t.steps, w)
 	t.mu.Unlock()
 	return w

@@ -94,8 +94,13 @@ type Tracker struct {
 	runID     uint64
 	producers []producerState
 	live      Counts // running totals
-	// receivedAcked counts messages both acked and received, so that
-	// backlog = acked − receivedAcked is exact at every moment.
+	// subs is the number of subscriptions (SetSubscriptions): each must
+	// receive every message, so a run owes subs deliveries per acked
+	// message.
+	subs int64
+	// receivedAcked counts (message, subscription) pairs both acked and
+	// received, so that backlog = acked × subs − receivedAcked is exact at
+	// every moment.
 	receivedAcked int64
 	// Latencies are recorded only into cur, the current interval; Tick
 	// merges cur into total, which therefore holds every interval before
@@ -136,11 +141,13 @@ type Tracker struct {
 }
 
 type producerState struct {
-	sent                             uint64 // sequence numbers below this were sent
-	acked, failed, aborted, received seqset
-	// highest[stream] is one more than the highest sequence number first
-	// delivered on that stream (0: none yet).
-	highest []uint64
+	sent                   uint64 // sequence numbers below this were sent
+	acked, failed, aborted seqset
+	// received[sub] holds what subscription sub received.
+	received []seqset
+	// highest[sub][stream] is one more than the highest sequence number
+	// first delivered to subscription sub on that stream (0: none yet).
+	highest [][]uint64
 	// txns marks where each transaction's messages start, in sequence
 	// order, from the outcomes of transactional messages: examples name a
 	// lost message's transaction. One entry per transaction.
@@ -204,7 +211,7 @@ func (p *producerState) markTxn(seq, txn uint64) {
 // NewTracker returns a tracker for run runID with the given number of
 // producers, whose clock starts at start (Unix nanoseconds).
 func NewTracker(runID uint64, producers int, start int64) *Tracker {
-	return &Tracker{
+	t := &Tracker{
 		runID:     runID,
 		producers: make([]producerState, producers),
 		total:     newLatencies(),
@@ -213,6 +220,49 @@ func NewTracker(runID uint64, producers int, start int64) *Tracker {
 		start:     start,
 		lastTick:  start,
 	}
+	t.setSubs(1)
+	return t
+}
+
+// SetSubscriptions says how many subscriptions the run's consumers form
+// (1 by default: one set of competing consumers). Each subscription (a
+// Kafka consumer group, a queue of its own) must receive every message,
+// so every figure about deliveries counts (message, subscription) pairs:
+// received, duplicates, lost, reordered, unconfirmed-delivered and aborted
+// reads are summed over the subscriptions, latencies are recorded for each
+// subscription's first delivery, and the backlog is acked × subscriptions −
+// deliveries owed and made. Call it before traffic starts; n < 1 counts as
+// 1.
+func (t *Tracker) SetSubscriptions(n int) {
+	t.mu.Lock()
+	t.setSubs(max(n, 1))
+	t.mu.Unlock()
+}
+
+func (t *Tracker) setSubs(n int) {
+	t.subs = int64(n)
+	for i := range t.producers {
+		t.producers[i].received = make([]seqset, n)
+		t.producers[i].highest = make([][]uint64, n)
+	}
+}
+
+// Subscriptions returns the number set by SetSubscriptions.
+func (t *Tracker) Subscriptions() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return int(t.subs)
+}
+
+// receivedBy returns how many subscriptions received seq of p.
+func (p *producerState) receivedBy(seq uint64) int64 {
+	var n int64
+	for i := range p.received {
+		if p.received[i].has(seq) {
+			n++
+		}
+	}
+	return n
 }
 
 // SetReadCommitted says whether the run's consumers read only committed
@@ -271,18 +321,15 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 		case r.Err == nil:
 			if p.acked.add(r.Stamp.Seq) {
 				t.live.Acked++
-				received := p.received.has(r.Stamp.Seq)
-				if received {
-					t.receivedAcked++
-				} else if t.slice != nil {
-					t.slicePeak = max(t.slicePeak, t.live.Acked-t.receivedAcked)
+				received := p.receivedBy(r.Stamp.Seq)
+				t.receivedAcked += received
+				if received < t.subs && t.slice != nil {
+					t.slicePeak = max(t.slicePeak, t.live.Acked*t.subs-t.receivedAcked)
 				}
 				t.record(2, now-r.Stamp.Sent)
 				if w != nil {
 					w.c.Acked++
-					if received {
-						w.c.ReceivedAcked++
-					}
+					w.c.ReceivedAcked += received
 					w.record(2, now-r.Stamp.Sent)
 				}
 				if t.pipe != nil {
@@ -300,7 +347,7 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 			if p.aborted.add(r.Stamp.Seq) {
 				t.live.Aborted++
 				p.markTxn(r.Stamp.Seq, r.Stamp.Txn)
-				if p.received.has(r.Stamp.Seq) && !p.acked.has(r.Stamp.Seq) {
+				if seen := p.receivedBy(r.Stamp.Seq); seen > 0 && !p.acked.has(r.Stamp.Seq) {
 					// Delivered before the abort was reported.
 					var d *drivers.Delivery
 					id := msgID{r.Stamp.Producer, r.Stamp.Seq}
@@ -308,8 +355,10 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 						d = &drivers.Delivery{Stream: at.stream, Offset: at.offset, HasOffset: at.hasOffset}
 						delete(t.seenAt, id)
 					}
-					t.abortedDelivered(r.Stamp.Producer, r.Stamp.Seq, r.Stamp.Txn, d,
-						"seen before the abort was reported")
+					for range seen {
+						t.abortedDelivered(r.Stamp.Producer, r.Stamp.Seq, r.Stamp.Txn, d,
+							"seen before the abort was reported")
+					}
 				}
 			}
 		default:
@@ -324,9 +373,16 @@ func (t *Tracker) Acked(results []drivers.Result, now int64) {
 	t.mu.Unlock()
 }
 
-// Received records deliveries that arrived at now (Unix nanoseconds).
-func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
+// Received records deliveries to subscription sub (0 when there is one:
+// SetSubscriptions) that arrived at now (Unix nanoseconds). A sub out of
+// range counts the batch as malformed.
+func (t *Tracker) Received(sub int, batch []drivers.Delivery, now int64) {
 	t.mu.Lock()
+	if sub < 0 || int64(sub) >= t.subs {
+		t.live.Malformed += int64(len(batch))
+		t.mu.Unlock()
+		return
+	}
 	for i := range batch {
 		d := &batch[i]
 		runID, producer, seq, intended, sent, ok := stamp.Fields(d.Stamp)
@@ -349,7 +405,7 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 		if len(t.steps) > 0 {
 			w = t.stepOf(intended)
 		}
-		if !p.received.add(seq) {
+		if !p.received[sub].add(seq) {
 			t.live.Duplicates++
 			if len(t.spans) > 0 {
 				t.spanDuplicate(producer, seq)
@@ -358,7 +414,7 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 				w.c.Duplicates++
 			}
 			if len(t.examples[exDuplicate]) < MaxExamples {
-				t.example(exDuplicate, producer, seq, d, "delivered again")
+				t.example(exDuplicate, producer, seq, d, "delivered again"+t.inSub(sub))
 			}
 			continue
 		}
@@ -400,17 +456,19 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 			w.record(1, now-sent)
 		}
 		if d.Stream >= 0 {
-			if int(d.Stream) >= len(p.highest) {
-				p.highest = append(p.highest, make([]uint64, int(d.Stream)+1-len(p.highest))...)
+			highest := p.highest[sub]
+			if int(d.Stream) >= len(highest) {
+				highest = append(highest, make([]uint64, int(d.Stream)+1-len(highest))...)
+				p.highest[sub] = highest
 			}
-			if seq+1 < p.highest[d.Stream] {
+			if seq+1 < highest[d.Stream] {
 				t.live.Reordered++
 				if len(t.examples[exReordered]) < MaxExamples {
 					t.example(exReordered, producer, seq, d,
-						fmt.Sprintf("after seq %d of its producer", p.highest[d.Stream]-1))
+						fmt.Sprintf("after seq %d of its producer%s", highest[d.Stream]-1, t.inSub(sub)))
 				}
 			} else {
-				p.highest[d.Stream] = seq + 1
+				highest[d.Stream] = seq + 1
 			}
 		}
 		e2e := t.record(0, now-intended)
@@ -420,6 +478,15 @@ func (t *Tracker) Received(batch []drivers.Delivery, now int64) {
 		}
 	}
 	t.mu.Unlock()
+}
+
+// inSub names subscription sub for an example's problem when there are
+// several. Called with t.mu held.
+func (t *Tracker) inSub(sub int) string {
+	if t.subs <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" in subscription %d", sub)
 }
 
 // abortedDelivered counts the first delivery of a message of an aborted
@@ -488,7 +555,7 @@ func (t *Tracker) record(k int, ns int64) int64 {
 func (t *Tracker) Backlog() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.live.Acked - t.receivedAcked
+	return t.live.Acked*t.subs - t.receivedAcked
 }
 
 // Live returns the running totals (no set arithmetic: Lost, Unconfirmed and
@@ -526,7 +593,7 @@ func (t *Tracker) Tick(now int64, visit func(kind string, h *hdr.Histogram)) Int
 		t.total[k].Merge(cur[k]) // same geometry: drops nothing
 	}
 	live := t.live
-	backlog := t.live.Acked - t.receivedAcked
+	backlog := t.live.Acked*t.subs - t.receivedAcked
 	t.mu.Unlock()
 
 	iv := Interval{
@@ -643,41 +710,49 @@ func (t *Tracker) Summary() Summary {
 	var state int64
 	for i := range t.producers {
 		p := &t.producers[i]
-		var each func(uint64) bool
-		if len(lost) < MaxExamples {
-			each = func(seq uint64) bool {
-				e := Example{Producer: uint32(i), Seq: seq, Kind: ExampleLost, Problem: "lost: acked, never received"}
-				if e.Txn = p.txnOf(seq); e.Txn != 0 {
-					e.Problem = "lost: its transaction committed, never received"
-				}
-				lost = append(lost, e)
-				return len(lost) < MaxExamples
-			}
-		}
 		acked := p.acked.len()
 		c.Acked += acked
-		c.Lost += countAndNot(&p.acked, &p.received, p.sent, each)
-		var aborted, abortedSeen int64
+		var aborted int64
 		if p.aborted.n > 0 {
 			aborted = countAndNot(&p.aborted, &p.acked, p.sent, nil)
-			abortedSeen = countWords(&p.aborted, p.sent, func(i uint64) uint64 {
-				return p.aborted.word(i) & p.received.word(i) &^ p.acked.word(i)
-			})
 		}
 		c.Aborted += aborted
-		if t.readCommitted {
-			c.AbortedReads += abortedSeen
-		} else {
-			c.AbortedVisible += abortedSeen
+		for sub := range p.received {
+			recv := &p.received[sub]
+			var each func(uint64) bool
+			if len(lost) < MaxExamples {
+				each = func(seq uint64) bool {
+					e := Example{Producer: uint32(i), Seq: seq, Kind: ExampleLost, Problem: "lost: acked, never received"}
+					if e.Txn = p.txnOf(seq); e.Txn != 0 {
+						e.Problem = "lost: its transaction committed, never received"
+					}
+					e.Problem += t.inSub(sub)
+					lost = append(lost, e)
+					return len(lost) < MaxExamples
+				}
+			}
+			c.Lost += countAndNot(&p.acked, recv, p.sent, each)
+			var abortedSeen int64
+			if p.aborted.n > 0 {
+				abortedSeen = countWords(&p.aborted, p.sent, func(i uint64) uint64 {
+					return p.aborted.word(i) & recv.word(i) &^ p.acked.word(i)
+				})
+			}
+			if t.readCommitted {
+				c.AbortedReads += abortedSeen
+			} else {
+				c.AbortedVisible += abortedSeen
+			}
+			c.UnconfirmedDelivered += countAndNot(recv, &p.acked, p.sent, nil) - abortedSeen
+			state += recv.bytes() + int64(cap(p.highest[sub]))*8
 		}
-		c.UnconfirmedDelivered += countAndNot(&p.received, &p.acked, p.sent, nil) - abortedSeen
 		failed := countWords(&p.failed, p.sent, func(i uint64) uint64 {
 			return p.failed.word(i) &^ p.acked.word(i) &^ p.aborted.word(i)
 		})
 		c.Failed += failed
 		c.Unconfirmed += int64(p.sent) - acked - failed - aborted
-		state += p.acked.bytes() + p.failed.bytes() + p.aborted.bytes() + p.received.bytes() +
-			int64(cap(p.highest))*8 + int64(cap(p.txns))*16 + p.pub.bytes()
+		state += p.acked.bytes() + p.failed.bytes() + p.aborted.bytes() +
+			int64(cap(p.txns))*16 + p.pub.bytes()
 	}
 	hists := map[string]*hdr.Histogram{}
 	var lat [3]LatencySummary

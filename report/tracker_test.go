@@ -127,7 +127,7 @@ func TestTrackerKnownAnswers(t *testing.T) {
 	for s := uint64(0); s < 9000; s++ {
 		batch = append(batch, delivery(1, s, 0))
 	}
-	tr.Received(batch, now)
+	tr.Received(0, batch, now)
 	wantBacklog(t, tr, 10984, "after producer 1's first deliveries")
 
 	// Producer 0.
@@ -168,7 +168,7 @@ func TestTrackerKnownAnswers(t *testing.T) {
 	for _, i := range []int{1, 2, 3} { // producer 0's 0, 1, 2
 		batch[i].Redelivered = true
 	}
-	tr.Received(batch, now)
+	tr.Received(0, batch, now)
 	// Acked and not received: the 51 dropped and producer 1's last 990; 25
 	// is received but not acked yet.
 	wantBacklog(t, tr, 51+990, "after producer 0's deliveries")
@@ -176,7 +176,7 @@ func TestTrackerKnownAnswers(t *testing.T) {
 	for s := uint64(9010); s < 10000; s++ {
 		batch = append(batch, delivery(1, s, 0))
 	}
-	tr.Received(batch, now)
+	tr.Received(0, batch, now)
 	wantBacklog(t, tr, 51, "after all deliveries")
 
 	// Foreign and malformed deliveries.
@@ -198,7 +198,7 @@ func TestTrackerKnownAnswers(t *testing.T) {
 		delivery(0, 10000, 0), // never sent
 		delivery(2, 0, 0),     // no such producer
 	)
-	tr.Received(odd, now)
+	tr.Received(0, odd, now)
 
 	tr.Acked([]drivers.Result{ack(0, failedThenAcked)}, now)
 	wantBacklog(t, tr, 51, "after the late ack of a received message")
@@ -287,7 +287,7 @@ func cleanRun(producers int, n uint64, copies int) *Tracker {
 				batch = append(batch, delivery(uint32(p), s, int32(p)))
 			}
 		}
-		tr.Received(batch, now)
+		tr.Received(0, batch, now)
 	}
 	return tr
 }
@@ -326,7 +326,7 @@ func TestTrackerExamplesCapped(t *testing.T) {
 			}
 		}
 		tr.Acked(res, now)
-		tr.Received(batch, now)
+		tr.Received(0, batch, now)
 	}
 	s := tr.Summary()
 	if s.Counts.Lost != 300 {
@@ -354,7 +354,7 @@ func recordOne(tr *Tracker, seq uint64, e2e, service, publish time.Duration) {
 	s := stamp.Stamp{RunID: testRunID, Seq: seq, Intended: recv - int64(e2e), Sent: recv - int64(service)}
 	tr.Sent(0, seq+1)
 	tr.Acked([]drivers.Result{{Stamp: s}}, s.Sent+int64(publish))
-	tr.Received([]drivers.Delivery{{Stamp: encode(s), Stream: 0}}, recv)
+	tr.Received(0, []drivers.Delivery{{Stamp: encode(s), Stream: 0}}, recv)
 }
 
 func TestTrackerLatencies(t *testing.T) {
@@ -455,7 +455,7 @@ func TestTrackerTick(t *testing.T) {
 					tr.Acked([]drivers.Result{{Stamp: s}}, clock)
 				}
 				for range copies {
-					tr.Received([]drivers.Delivery{d}, recv)
+					tr.Received(0, []drivers.Delivery{d}, recv)
 				}
 			}
 		}
@@ -558,9 +558,9 @@ func TestTrackerDeadLetters(t *testing.T) {
 		}
 	}
 	tr.Acked(acks, now)
-	tr.Received(main, now)
-	tr.Received(dlq, now)
-	tr.Received(dlq[:1], now) // seq 0 again
+	tr.Received(0, main, now)
+	tr.Received(0, dlq, now)
+	tr.Received(0, dlq[:1], now) // seq 0 again
 	c := tr.Summary().Counts
 	if c.DeadLettered != 4 || c.Received != 10 || c.Lost != 0 || c.Duplicates != 1 || c.Reordered != 0 {
 		t.Errorf("counts %+v; want 4 dead-lettered of 10 received, 0 lost, 1 duplicate, 0 reordered", c)
@@ -635,8 +635,8 @@ func TestTrackerConcurrent(t *testing.T) {
 				for i := s; i < s+10; i++ {
 					batch = append(batch, delivery(p, i, 0))
 				}
-				tr.Received(batch, now)
-				tr.Received(batch, now)
+				tr.Received(0, batch, now)
+				tr.Received(0, batch, now)
 			}
 		}()
 	}

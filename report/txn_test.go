@@ -50,13 +50,13 @@ func txnRun(t *testing.T, readCommitted bool) Summary {
 		early = append(early, txnDelivery(s, 2, 1, int64(1000+s)))
 	}
 	early = append(early, txnDelivery(200, 3, 2, 2000), txnDelivery(201, 3, 2, 2001)) // before the commit
-	tr.Received(early, now)
+	tr.Received(0, early, now)
 	tr.Acked(aborted2, now)
 	var late []drivers.Delivery
 	for s := uint64(105); s < 110; s++ { // read after the abort is known
 		late = append(late, txnDelivery(s, 2, 1, int64(1000+s)))
 	}
-	tr.Received(late, now)
+	tr.Received(0, late, now)
 	tr.Acked(committed3, now)
 	late = late[:0]
 	for s := uint64(202); s < 300; s++ {
@@ -64,7 +64,7 @@ func txnRun(t *testing.T, readCommitted bool) Summary {
 			late = append(late, txnDelivery(s, 3, 2, int64(2000+s-200)))
 		}
 	}
-	tr.Received(late, now)
+	tr.Received(0, late, now)
 	return tr.Summary()
 }
 
@@ -129,10 +129,10 @@ func TestTrackerPipelineLatency(t *testing.T) {
 	m0, m1, m2 := msg(0, 0), msg(0, 1), msg(0, 2)
 	tr.Acked([]drivers.Result{{Stamp: m0}}, m0.Sent+int64(2*time.Millisecond))
 	tr.Acked([]drivers.Result{{Stamp: m1}}, m1.Sent+int64(3*time.Millisecond))
-	tr.Received([]drivers.Delivery{{Stamp: encode(m0)}}, m0.Sent+int64(10*time.Millisecond)) // 8ms after its ack
-	tr.Received([]drivers.Delivery{{Stamp: encode(m1)}}, m1.Sent+int64(53*time.Millisecond)) // 50ms
-	tr.Received([]drivers.Delivery{{Stamp: encode(m1)}}, m1.Sent+int64(90*time.Millisecond)) // a duplicate
-	tr.Received([]drivers.Delivery{{Stamp: encode(m2)}}, m2.Sent+int64(time.Millisecond))    // before its ack
+	tr.Received(0, []drivers.Delivery{{Stamp: encode(m0)}}, m0.Sent+int64(10*time.Millisecond)) // 8ms after its ack
+	tr.Received(0, []drivers.Delivery{{Stamp: encode(m1)}}, m1.Sent+int64(53*time.Millisecond)) // 50ms
+	tr.Received(0, []drivers.Delivery{{Stamp: encode(m1)}}, m1.Sent+int64(90*time.Millisecond)) // a duplicate
+	tr.Received(0, []drivers.Delivery{{Stamp: encode(m2)}}, m2.Sent+int64(time.Millisecond))    // before its ack
 	tr.Acked([]drivers.Result{{Stamp: m2}}, m2.Sent+int64(5*time.Millisecond))
 	s := tr.Summary()
 	if s.Pipeline == nil {

@@ -318,6 +318,9 @@ func WriteText(w io.Writer, r *Results) error {
 		p(" (%s)", r.File)
 	}
 	p("\n%-12s %s\n", "driver", r.Driver)
+	if r.Subs() > 1 {
+		p("%-12s %d subscriptions, each owed every message, over %d consumers\n", "fan-out", r.Subs(), r.Consumers)
+	}
 	p("%-12s %s\n", "run", r.RunID)
 	if !r.StartedAt.IsZero() {
 		p("%-12s %s\n", "started", r.StartedAt.UTC().Format(time.RFC3339))
@@ -344,9 +347,14 @@ func WriteText(w io.Writer, r *Results) error {
 	row("failed", c.Failed, c.Sent, "sent")
 	row("unconfirmed", c.Unconfirmed, c.Sent, "sent")
 	row("unsent", c.Unsent, c.Sent+c.Unsent, "scheduled")
-	row("received", c.Received, c.Sent, "sent")
+	subs := int64(r.Subs())
+	owed := ""
+	if subs > 1 {
+		owed = fmt.Sprintf(" × %d subscriptions", subs)
+	}
+	row("received", c.Received, c.Sent*subs, "sent"+owed)
 	row("duplicates", c.Duplicates, c.Received, "received")
-	row("lost", c.Lost, c.Acked, "acked")
+	row("lost", c.Lost, c.Acked*subs, "acked"+owed)
 	row("unconfirmed_delivered", c.UnconfirmedDelivered, c.Received, "received")
 	row("reordered", c.Reordered, c.Received, "received")
 	row("redelivered", c.Redelivered, c.Received+c.Duplicates, "deliveries")

@@ -81,7 +81,7 @@ traffic:
 consumer: 2
 `,
 			want: []string{
-				"s.yaml:4:1: consumer: unknown field (did you mean \"consumers\"?); valid fields: name, description, driver, pipeline, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
+				"s.yaml:4:1: consumer: unknown field (did you mean \"consumers\"?); valid fields: name, description, driver, pipeline, producers, consumers, subscriptions, message, traffic, chaos, drain, thresholds, report, seed",
 			},
 		},
 		{
@@ -91,7 +91,31 @@ trafic:
   - constant: {rate: 100/s, for: 10s}
 `,
 			want: []string{
-				"s.yaml:2:1: trafic: unknown field (did you mean \"traffic\"?); valid fields: name, description, driver, pipeline, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
+				"s.yaml:2:1: trafic: unknown field (did you mean \"traffic\"?); valid fields: name, description, driver, pipeline, producers, consumers, subscriptions, message, traffic, chaos, drain, thresholds, report, seed",
+			},
+		},
+		{
+			name: "more subscriptions than consumers, on a driver without fan-out",
+			src: `driver: memory
+consumers: 2
+subscriptions: 3
+traffic:
+  - constant: {rate: 100/s, for: 10s}
+`,
+			want: []string{
+				"s.yaml:3:16: subscriptions: 3 subscriptions need at least as many consumers, got consumers: 2 (fan-out, every consumer alone, is subscriptions: 2)",
+				"s.yaml:3:16: subscriptions: the memory driver (driver) cannot give each of several subscriptions every message; use subscriptions: 1 (competing consumers)",
+			},
+		},
+		{
+			name: "zero subscriptions",
+			src: `driver: memory
+subscriptions: 0
+traffic:
+  - constant: {rate: 100/s, for: 10s}
+`,
+			want: []string{
+				"s.yaml:2:16: subscriptions: must be at least 1, got 0",
 			},
 		},
 		{
@@ -795,7 +819,7 @@ colour: blue
 				"s.yaml:12:5: thresholds[0]: \"e2e.p99 < 250\" compares the latency e2e.p99 with 250, which is not a duration; give it a time unit, e.g. 250ms",
 				"s.yaml:13:5: thresholds[1]: \"loss = 0\": \"=\" is not a comparison; to test equality write == (operators: <, <=, >, >=, ==, !=)",
 				"s.yaml:15:13: report.formats[0]: unknown value \"pdf\"; valid: text, json, hgrm, hlog, html, junit",
-				"s.yaml:16:1: colour: unknown field; valid fields: name, description, driver, pipeline, producers, consumers, message, traffic, chaos, drain, thresholds, report, seed",
+				"s.yaml:16:1: colour: unknown field; valid fields: name, description, driver, pipeline, producers, consumers, subscriptions, message, traffic, chaos, drain, thresholds, report, seed",
 			},
 		},
 	}
@@ -978,11 +1002,12 @@ func permissiveLoader(t *testing.T, src []byte) *scenarios.Loader {
 			l.Driver(d.Content[0].Value, options)
 		}
 	}
-	register(peek.Driver, anyOptions)
-	// A pipeline's drivers may run the built-in processor.
+	// Drivers may serve several subscriptions; a pipeline's may run the
+	// built-in processor.
 	processorOptions := func(d *scenarios.Decoder, n *yaml.Node, field string) any {
 		return processorCapable{anyOptions(d, n, field)}
 	}
+	register(peek.Driver, processorOptions)
 	register(peek.Pipeline.Input, processorOptions)
 	register(peek.Pipeline.Output, processorOptions)
 	for _, c := range peek.Chaos {
@@ -992,10 +1017,10 @@ func permissiveLoader(t *testing.T, src []byte) *scenarios.Loader {
 }
 
 // processorCapable is the options of a permissive driver that can run the
-// built-in processor.
+// built-in processor and serve several subscriptions.
 type processorCapable struct{ any }
 
-func (processorCapable) Abilities() []string { return []string{"processor"} }
+func (processorCapable) Abilities() []string { return []string{"processor", "fan-out"} }
 
 func exampleFiles(t testing.TB) []string {
 	files, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))

@@ -29,16 +29,22 @@ type Scenario struct {
 	Driver Driver `yaml:"driver"`
 	// Pipeline, when not nil, is a consume-transform-produce pipeline
 	// under test instead of one driver (pipeline.go).
-	Pipeline   *Pipeline    `yaml:"pipeline"`
-	Producers  int          `yaml:"producers"` // default 1
-	Consumers  int          `yaml:"consumers"` // default 1
-	Message    Message      `yaml:"message"`
-	Traffic    []Phase      `yaml:"traffic,required"`
-	Chaos      []Action     `yaml:"chaos"`
-	Drain      *Duration    `yaml:"drain"` // default 10s
-	Thresholds []Threshold  `yaml:"thresholds"`
-	Report     ReportConfig `yaml:"report"`
-	Seed       int64        `yaml:"seed"` // default 1; drives sizes and keys
+	Pipeline  *Pipeline `yaml:"pipeline"`
+	Producers int       `yaml:"producers"` // default 1
+	Consumers int       `yaml:"consumers"` // default 1
+	// Subscriptions is how many independent subscriptions the consumers
+	// form, each receiving every message (default 1: the consumers
+	// compete for one stream of messages). Consumer i belongs to
+	// subscription i mod Subscriptions; fan-out, every consumer alone, is
+	// Subscriptions == Consumers.
+	Subscriptions int          `yaml:"subscriptions"`
+	Message       Message      `yaml:"message"`
+	Traffic       []Phase      `yaml:"traffic,required"`
+	Chaos         []Action     `yaml:"chaos"`
+	Drain         *Duration    `yaml:"drain"` // default 10s
+	Thresholds    []Threshold  `yaml:"thresholds"`
+	Report        ReportConfig `yaml:"report"`
+	Seed          int64        `yaml:"seed"` // default 1; drives sizes and keys
 
 	profile Profile
 }
@@ -364,6 +370,8 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	}
 	count("producers", &s.Producers)
 	count("consumers", &s.Consumers)
+	count("subscriptions", &s.Subscriptions)
+	l.validateSubscriptions(d, root, s)
 	if Child(root, "message") == nil || Child(Child(root, "message"), "size") == nil {
 		s.Message.Size.Fixed = DefaultSize
 	}
@@ -431,4 +439,30 @@ func sortedKeys[V any](m map[string]V) []string {
 		out = []string{"(none in this build)"}
 	}
 	return out
+}
+
+// AbilityFanOut is the ability a driver's options list (as
+// drivers.AbilityLister) when its consumers can form several
+// subscriptions that each receive every message (subscriptions > 1); it
+// is drivers.AbilityFanOut.
+const AbilityFanOut = "fan-out"
+
+// validateSubscriptions checks subscriptions against the consumers and the
+// driver that consumes (in a pipeline, its output).
+func (l *Loader) validateSubscriptions(d *Decoder, root *yaml.Node, s *Scenario) {
+	n := Child(root, "subscriptions")
+	if n == nil || s.Subscriptions <= 1 {
+		return
+	}
+	if s.Consumers >= 1 && s.Subscriptions > s.Consumers {
+		d.Errorf(n, "subscriptions", "%d subscriptions need at least as many consumers, got consumers: %d (fan-out, every consumer alone, is subscriptions: %d)",
+			s.Subscriptions, s.Consumers, s.Consumers)
+	}
+	consuming, field := s.Driver, "driver"
+	if s.Pipeline != nil {
+		consuming, field = s.Pipeline.Output, "pipeline.output"
+	}
+	if consuming.Kind != "" && consuming.Options != nil && !hasAbility(consuming.Options, AbilityFanOut) {
+		d.Errorf(n, "subscriptions", "the %s driver (%s) cannot give each of several subscriptions every message; use subscriptions: 1 (competing consumers)", consuming.Kind, field)
+	}
 }

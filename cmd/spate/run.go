@@ -315,7 +315,7 @@ func progressLine(pg engine.Progress) string {
 		fmt.Fprintf(&b, "%s ", pg.Phase)
 	}
 	fmt.Fprintf(&b, "achieved %s/s sent %s/s | in-flight %s recv %s backlog %s failed %s dup %s",
-		groupInt(int64(float64(iv.Counts.Received)/secs+0.5)), groupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
+		groupInt(int64(float64(iv.Counts.Received)/secs/float64(max(pg.Subscriptions, 1))+0.5)), groupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
 		groupInt(pg.InFlight), groupInt(pg.Live.Received), groupInt(iv.Backlog), groupInt(pg.Live.Failed), groupInt(pg.Live.Duplicates))
 	if iv.Latency.E2E.Count > 0 {
 		fmt.Fprintf(&b, " | e2e p99 %s", report.FormatMicros(iv.Latency.E2E.P99))

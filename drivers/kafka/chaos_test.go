@@ -220,3 +220,33 @@ drain: 10s
 		t.Errorf("%d listening sockets before the run, %d after: a proxy or broker was left behind", before, after)
 	}
 }
+
+// TestFanOutCrashInOneGroup: two subscriptions (two consumer groups of two
+// consumers each) both read every record; one consumer of the first group
+// dies abruptly for 2 s. Its group's uncommitted records come back as
+// duplicates; the other group never notices: nothing is lost anywhere and
+// every record is received twice, once per group.
+func TestFanOutCrashInOneGroup(t *testing.T) {
+	res := runKind(t, kafka.Kind, `
+driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 10s}}
+consumers: 4
+subscriptions: 2
+traffic:
+  - constant: {rate: 1000/s, for: 6s}
+chaos:
+  - {action: consumer-crash, at: 2s, for: 2s, count: 1}
+drain: 15s
+`)
+	c := res.Counts
+	expect(t, "lost", c.Lost, 0)
+	expect(t, "acked", c.Acked, c.Sent)
+	expect(t, "received", c.Received, 2*c.Acked)
+	expect(t, "reordered", c.Reordered, 0)
+	if c.Duplicates == 0 {
+		t.Error("an abrupt crash without commits redelivered nothing")
+	}
+	expect(t, "duplicates", c.Duplicates, res.DriverStats["crash-redelivered"])
+	if res.Subscriptions != 2 {
+		t.Errorf("subscriptions = %d, want 2", res.Subscriptions)
+	}
+}

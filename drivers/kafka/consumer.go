@@ -22,6 +22,8 @@ const maxPoll = 4096
 type consumer struct {
 	d      *Driver
 	id     int
+	sub    int    // its subscription (Env.SubscriptionOf)
+	group  string // its subscription's consumer group
 	cl     *kgo.Client
 	dial   *dialer
 	marks  bool // commit: after-processing
@@ -92,7 +94,9 @@ func count(spans []span, o int64) int64 {
 
 var _ drivers.Crasher = (*consumer)(nil)
 
-// NewConsumer returns consumer id, a member of the run's consumer group.
+// NewConsumer returns consumer id, a member of the run's consumer group;
+// with several subscriptions (fan-out), of its subscription's group, each
+// of which reads every record.
 // With start: run (the default) the group's offsets were set at Open to
 // the ends of the partitions, so every message sent after Open, and so
 // after NewConsumer returns, is delivered to the group, whenever the
@@ -112,6 +116,8 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	c := &consumer{
 		d:           d,
 		id:          id,
+		sub:         d.env.SubscriptionOf(id),
+		group:       d.groupOf(d.env.SubscriptionOf(id)),
 		marks:       o.Commit == "after-processing",
 		crash:       make(chan struct{}),
 		stop:        make(chan struct{}),
@@ -130,7 +136,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	}
 	opts := append(d.clientOpts(c.dial, fmt.Sprintf("consumer-%d", id)),
 		kgo.WithContext(cctx),
-		kgo.ConsumerGroup(d.group),
+		kgo.ConsumerGroup(c.group),
 		kgo.ConsumeTopics(o.Topic),
 		kgo.ConsumeResetOffset(reset),
 		kgo.SessionTimeout(o.SessionTimeout),
@@ -177,16 +183,16 @@ func (c *consumer) waitJoined(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kafka: consumer %d: waiting to join group %q: %w", c.id, c.d.group, ctx.Err())
+			return fmt.Errorf("kafka: consumer %d: waiting to join group %q: %w", c.id, c.group, ctx.Err())
 		case <-timer.C:
-			c.d.log.Debug("consumer has no partitions yet; going on", "consumer", c.id, "group", c.d.group)
+			c.d.log.Debug("consumer has no partitions yet; going on", "consumer", c.id, "group", c.group)
 			return nil
 		case <-c.assignments:
 		}
 		c.mu.Lock()
 		owned := len(c.parts)
 		c.mu.Unlock()
-		if owned > 0 || c.d.consumerCount() > c.d.partitions {
+		if owned > 0 || c.d.consumerCount(c.sub) > c.d.partitions {
 			return nil
 		}
 	}
@@ -278,7 +284,7 @@ func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
 			}
 			if ps.fresh {
 				ps.fresh = false
-				c.d.takeover(fp.Partition, fp.Records[0].Offset)
+				c.d.takeover(groupPartition{c.sub, fp.Partition}, fp.Records[0].Offset)
 			}
 			for _, r := range fp.Records {
 				ps.add(r.Offset)
@@ -419,7 +425,7 @@ func (c *consumer) Crash() {
 		c.dial.sever()
 		c.cancel()
 		close(c.crash)
-		c.d.registerCrash(parts)
+		c.d.registerCrash(c.sub, parts)
 		c.d.untrack(nil, c)
 		c.d.bg.Add(1)
 		go func() {
@@ -461,7 +467,7 @@ func (c *consumer) shut() {
 // registerCrash keeps what a crashed consumer delivered after its last
 // confirmed commit, per partition, until another consumer takes the
 // partition over.
-func (d *Driver) registerCrash(parts map[int32]*partition) {
+func (d *Driver) registerCrash(sub int, parts map[int32]*partition) {
 	d.stats.crashes.Add(1)
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
@@ -470,7 +476,8 @@ func (d *Driver) registerCrash(parts map[int32]*partition) {
 			continue
 		}
 		d.stats.crashUncommitted.Add(count(ps.sent, 0))
-		d.crashed[p] = append(d.crashed[p], ps.sent...)
+		gp := groupPartition{sub, p}
+		d.crashed[gp] = append(d.crashed[gp], ps.sent...)
 	}
 }
 
@@ -478,7 +485,7 @@ func (d *Driver) registerCrash(parts map[int32]*partition) {
 // partition it was newly assigned, starting at offset first (the group's
 // committed offset). Records a crashed consumer delivered from first on are
 // delivered again: they are counted as crash-redelivered.
-func (d *Driver) takeover(p int32, first int64) {
+func (d *Driver) takeover(p groupPartition, first int64) {
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
 	sent, ok := d.crashed[p]

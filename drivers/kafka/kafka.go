@@ -89,7 +89,7 @@ type Driver struct {
 	procStartErr error
 
 	crashMu sync.Mutex
-	crashed map[int32][]span // partition: offsets crashed consumers delivered after their last commit
+	crashed map[groupPartition][]span // offsets crashed consumers delivered after their last commit
 
 	stats stats
 }
@@ -165,7 +165,7 @@ func openOn(ctx context.Context, o Options, env drivers.Env, peer *Driver) (driv
 		producers:  map[*producer]struct{}{},
 		consumers:  map[*consumer]struct{}{},
 		processors: map[*processor]struct{}{},
-		crashed:    map[int32][]span{},
+		crashed:    map[groupPartition][]span{},
 	}
 	if d.group == "" {
 		d.group = "spate-" + stamp.RunIDString(env.RunID)
@@ -239,7 +239,11 @@ func (d *Driver) prepare(ctx context.Context) error {
 		return err
 	}
 	if o.Start == "run" {
-		return d.commitStart(ctx, d.group)
+		for sub := range max(d.env.Subscriptions, 1) {
+			if err := d.commitStart(ctx, d.groupOf(sub)); err != nil {
+				return err
+			}
+		}
 	}
 	if o.Start == "latest" {
 		d.log.Warn("start: latest skips messages sent before a consumer gets its partitions; lost counts may include them")
@@ -407,8 +411,24 @@ func (d *Driver) Stats() map[string]int64 {
 	return m
 }
 
-// Group is the consumer group of the run.
+// Group is the consumer group of the run: with several subscriptions
+// (Env.Subscriptions), the stem of their groups' names (groupOf).
 func (d *Driver) Group() string { return d.group }
+
+// groupOf is the consumer group of subscription sub: the run's group, or
+// with several subscriptions the group "<group>-<sub>" each.
+func (d *Driver) groupOf(sub int) string {
+	if d.env.Subscriptions <= 1 {
+		return d.group
+	}
+	return fmt.Sprintf("%s-%d", d.group, sub)
+}
+
+// groupPartition names a partition as one consumer group reads it.
+type groupPartition struct {
+	sub       int
+	partition int32
+}
 
 // Topic is the topic of the run.
 func (d *Driver) Topic() string { return d.opts.Topic }
@@ -417,11 +437,18 @@ func (d *Driver) Topic() string { return d.opts.Topic }
 // or those of the embedded brokers.
 func (d *Driver) BootstrapBrokers() []string { return append([]string(nil), d.seeds...) }
 
-// consumerCount is the number of consumers open.
-func (d *Driver) consumerCount() int {
+// consumerCount is the number of consumers open in subscription sub's
+// group.
+func (d *Driver) consumerCount(sub int) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.consumers)
+	n := 0
+	for c := range d.consumers {
+		if c.sub == sub {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *Driver) isClosed() bool {

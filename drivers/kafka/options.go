@@ -194,9 +194,10 @@ func DefaultOptions() Options {
 //
 // Consumers with isolation read_committed have AbilityReadCommitted (a
 // delivered record of an aborted transaction is an aborted read), and any
-// cluster can run the built-in pipeline processor (AbilityProcessor).
+// cluster can run the built-in pipeline processor (AbilityProcessor) and
+// serve several subscriptions, a consumer group each (AbilityFanOut).
 func (o Options) Abilities() []string {
-	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial, drivers.AbilityProcessor}
+	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial, drivers.AbilityProcessor, drivers.AbilityFanOut}
 	if o.IsEmbedded() {
 		a = append(a, drivers.AbilityBrokerRestart, drivers.AbilityLeaderMove, drivers.AbilityProtocolError)
 	}

@@ -48,7 +48,12 @@
 // Send reports every message's outcome with one call of the AckFunc after
 // enqueueing. Consumer i of Env.Consumers owns the streams s with
 // s mod Consumers = i; consumers beyond the number of streams get nothing, as
-// in a Kafka group. Each stream is FIFO: a message becomes deliverable at
+// in a Kafka group. With several subscriptions (Env.Subscriptions, the
+// driver lists drivers.AbilityFanOut) the broker keeps a full set of
+// streams per subscription and enqueues every admitted message, with the
+// same fault decisions, into each set: consumer i serves subscription
+// i mod Subscriptions, sharing its streams with the other consumers of
+// that subscription as above. Each stream is FIFO: a message becomes deliverable at
 // max(enqueue time + latency + jitter draw, the previous message's
 // deliverable time), so latency never reorders. Capacity is a token bucket
 // shared by all consumers with a burst of max(1, capacity × 100 ms), so a
@@ -70,7 +75,9 @@
 //
 // Every stream has one owning consumer, so after a complete drain spate's
 // tracker must report lost = dropped, duplicates = duplicated and reordered =
-// reordered, exactly.
+// reordered, exactly; with N subscriptions, N times each (the decisions are
+// per message, the deliveries per subscription). delivered and queued
+// count copies in every subscription's streams.
 //
 // A message whose stamp carries stamp.FlagPoison is rejected by its
 // consumer instead of handed to the Handler, as an application rejects what
@@ -136,16 +143,20 @@ func open(_ context.Context, options any, env drivers.Env) (drivers.Driver, erro
 
 // Driver is the in-process broker. Its methods are safe for concurrent use.
 type Driver struct {
-	opts    Options
-	env     drivers.Env
-	start   time.Time
-	streams []stream
-	wake    []chan struct{} // per consumer slot: a message was enqueued
-	slots   int             // consumer slots: max(1, env.Consumers)
-	latency int64
-	bucket  *bucket // nil: unlimited capacity
-	closed  chan struct{}
-	once    sync.Once
+	opts  Options
+	env   drivers.Env
+	start time.Time
+	// streams holds subs sets of nstreams streams: subscription k's
+	// stream s is streams[k*nstreams+s].
+	streams  []stream
+	nstreams int
+	subs     int
+	wake     []chan struct{} // per consumer: a message was enqueued
+	slots    []int           // per subscription: its consumers (at least 1)
+	latency  int64
+	bucket   *bucket // nil: unlimited capacity
+	closed   chan struct{}
+	once     sync.Once
 
 	_         [64]byte
 	queued    atomic.Int64 // copies held, including reserved ones
@@ -172,16 +183,25 @@ func New(o Options, env drivers.Env) (*Driver, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	d := &Driver{
-		opts:    o,
-		env:     env,
-		start:   time.Now(),
-		streams: make([]stream, o.Streams),
-		slots:   max(1, env.Consumers),
-		latency: int64(o.Latency),
-		closed:  make(chan struct{}),
+	subs, consumers := max(1, env.Subscriptions), max(1, env.Consumers)
+	if subs > consumers {
+		return nil, fmt.Errorf("memory: %d subscriptions need at least as many consumers, got %d", subs, consumers)
 	}
-	d.wake = make([]chan struct{}, d.slots)
+	d := &Driver{
+		opts:     o,
+		env:      env,
+		start:    time.Now(),
+		streams:  make([]stream, subs*o.Streams),
+		nstreams: o.Streams,
+		subs:     subs,
+		slots:    make([]int, subs),
+		latency:  int64(o.Latency),
+		closed:   make(chan struct{}),
+	}
+	for k := range subs { // consumers i with i mod subs = k
+		d.slots[k] = (consumers - k + subs - 1) / subs
+	}
+	d.wake = make([]chan struct{}, consumers)
 	for i := range d.wake {
 		d.wake[i] = make(chan struct{}, 1)
 	}
@@ -203,11 +223,14 @@ func (d *Driver) isClosed() bool {
 	}
 }
 
-// signal wakes the consumer that owns stream s.
+// signal wakes the consumers that own stream s in every subscription.
 func (d *Driver) signal(s int) {
-	select {
-	case d.wake[s%d.slots] <- struct{}{}:
-	default:
+	for k := range d.subs {
+		rank := s % d.slots[k] // the rank-th consumer of subscription k
+		select {
+		case d.wake[rank*d.subs+k] <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -264,6 +287,27 @@ type stream struct {
 	n    int
 	last int64 // deliverable time of the newest entry
 	_    [64]byte
+}
+
+// lock locks stream s of every subscription, in subscription order.
+func (d *Driver) lock(s int) {
+	for k := range d.subs {
+		d.streams[k*d.nstreams+s].mu.Lock()
+	}
+}
+
+func (d *Driver) unlock(s int) {
+	for k := range d.subs {
+		d.streams[k*d.nstreams+s].mu.Unlock()
+	}
+}
+
+// push enqueues copies of body's stamp on stream s of every subscription,
+// whose locks are held.
+func (d *Driver) push(s int, at int64, body []byte, copies int) {
+	for k := range d.subs {
+		d.streams[k*d.nstreams+s].push(at, body, copies)
+	}
 }
 
 // minRing is the smallest ring a stream allocates.
@@ -392,7 +436,7 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 	if ack == nil {
 		return nil, errors.New("memory: producer needs an AckFunc")
 	}
-	n := len(d.streams)
+	n := d.nstreams
 	return &producer{
 		d:     d,
 		id:    id,
@@ -406,7 +450,7 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 
 // streamOf picks the stream of a message.
 func (p *producer) streamOf(key []byte) int {
-	n := len(p.d.streams)
+	n := p.d.nstreams
 	if key == nil {
 		s := p.rr
 		p.rr++
@@ -467,7 +511,7 @@ func (p *producer) Send(_ context.Context, msgs []drivers.Message) error {
 			if o.Jitter > 0 {
 				pl.jitter = p.rng.Int64N(int64(o.Jitter))
 			}
-			want += int64(pl.copies)
+			want += int64(pl.copies) * int64(d.subs)
 		}
 		plans[i] = pl
 	}
@@ -484,13 +528,14 @@ func (p *producer) Send(_ context.Context, msgs []drivers.Message) error {
 		if pl.copies == 0 {
 			continue
 		}
-		if int64(pl.copies) > room {
+		if need := int64(pl.copies) * int64(d.subs); need > room {
 			pl.copies = 0
 			results[i].Err = ErrFull
 			rejected++
 			continue
+		} else {
+			room -= need
 		}
-		room -= int64(pl.copies)
 		if pl.copies == 2 {
 			duplicated++
 		}
@@ -524,9 +569,8 @@ func (p *producer) Send(_ context.Context, msgs []drivers.Message) error {
 	for _, s := range p.touched {
 		end := p.count[s]
 		p.count[s] = 0
-		st := &d.streams[s]
 		h := &p.held[s]
-		st.mu.Lock()
+		d.lock(s)
 		for _, i := range order[begin:end] {
 			pl := &plans[i]
 			if pl.hold && !h.ok {
@@ -534,14 +578,14 @@ func (p *producer) Send(_ context.Context, msgs []drivers.Message) error {
 				h.n = uint8(copy(h.stamp[:], msgs[i].Head))
 				continue
 			}
-			st.push(now+d.latency+pl.jitter, msgs[i].Head, int(pl.copies))
+			d.push(s, now+d.latency+pl.jitter, msgs[i].Head, int(pl.copies))
 			if h.ok {
-				st.push(now+d.latency+h.jitter, h.stamp[:h.n], int(h.copies))
+				d.push(s, now+d.latency+h.jitter, h.stamp[:h.n], int(h.copies))
 				h.ok = false
 				reordered++
 			}
 		}
-		st.mu.Unlock()
+		d.unlock(s)
 		d.signal(s)
 		begin = end
 	}
@@ -581,20 +625,22 @@ func (p *producer) Close(context.Context) error {
 		if !h.ok {
 			continue
 		}
-		st := &d.streams[s]
-		st.mu.Lock()
-		st.push(now+d.latency+h.jitter, h.stamp[:h.n], int(h.copies))
-		st.mu.Unlock()
+		d.lock(s)
+		d.push(s, now+d.latency+h.jitter, h.stamp[:h.n], int(h.copies))
+		d.unlock(s)
 		h.ok = false
 		d.signal(s)
 	}
 	return nil
 }
 
-// consumer is one Consumer: it owns the streams s with s mod slots = id.
+// consumer is one Consumer of subscription sub: the rank-th of its
+// consumers, it owns the subscription's streams s with
+// s mod (its consumers) = rank.
 type consumer struct {
 	d     *Driver
-	owned []int
+	sub   int
+	owned []int // indexes into d.streams
 	wake  chan struct{}
 }
 
@@ -607,11 +653,12 @@ func (d *Driver) NewConsumer(_ context.Context, id int) (drivers.Consumer, error
 	if id < 0 {
 		return nil, fmt.Errorf("memory: consumer id %d is negative", id)
 	}
-	c := &consumer{d: d}
-	if id < d.slots {
+	sub := d.env.SubscriptionOf(id)
+	c := &consumer{d: d, sub: sub}
+	if rank := id / d.subs; id < len(d.wake) && rank < d.slots[sub] {
 		c.wake = d.wake[id]
-		for s := id; s < len(d.streams); s += d.slots {
-			c.owned = append(c.owned, s)
+		for s := rank; s < d.nstreams; s += d.slots[sub] {
+			c.owned = append(c.owned, sub*d.nstreams+s)
 		}
 	}
 	return c, nil
@@ -665,7 +712,7 @@ func (c *consumer) Consume(ctx context.Context, h drivers.Handler) error {
 						break
 					}
 					stamps[k] = e.stamp
-					batch[k] = drivers.Delivery{Stamp: stamps[k][:e.n], Stream: int32(idx)}
+					batch[k] = drivers.Delivery{Stamp: stamps[k][:e.n], Stream: int32(idx - c.sub*d.nstreams)}
 					s.head = (s.head + 1) & (len(s.ring) - 1)
 					s.n--
 					if stamp.HasFlag(batch[k].Stamp, stamp.FlagPoison) {
@@ -677,7 +724,7 @@ func (c *consumer) Consume(ctx context.Context, h drivers.Handler) error {
 						}
 						d.deadLettered.Add(1)
 						batch[k].DeadLetter = true
-						batch[k].Stream = int32(len(d.streams))
+						batch[k].Stream = int32(d.nstreams)
 					}
 					k++
 				}

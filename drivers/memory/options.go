@@ -44,8 +44,10 @@ type Options struct {
 }
 
 // Abilities implements drivers.AbilityLister: the memory broker's consumers
-// reject poison messages.
-func (o Options) Abilities() []string { return []string{drivers.AbilityPoison} }
+// reject poison messages, and it serves several subscriptions.
+func (o Options) Abilities() []string {
+	return []string{drivers.AbilityPoison, drivers.AbilityFanOut}
+}
 
 // DefaultOptions returns the options of `driver: memory`: four streams, no
 // faults, no latency, unlimited capacity, 10,000,000 queued copies, seed 1.
