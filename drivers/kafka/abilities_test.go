@@ -307,7 +307,7 @@ func TestProtocolFaults(t *testing.T) {
 	}
 	tr.send(0, 500)
 	tr.waitAll(500)
-	waitFor(t, "the faults to fire", 10*time.Second, func() bool { return e.Stats()["fault-hits"] == 8 })
+	waitFor(t, "the faults to fire", 10*time.Second, func() bool { return e.Stats()["fault_hits"] == 8 })
 	if err := stop(); err != nil {
 		t.Errorf("Consume: %v", err)
 	}
@@ -377,7 +377,7 @@ func TestMoveLeaders(t *testing.T) {
 			t.Errorf("partition %d kept leader %d", p, l)
 		}
 	}
-	expect(t, "leader-moves", e.Stats()["leader-moves"], 6)
+	expect(t, "leader_moves", e.Stats()["leader_moves"], 6)
 
 	// One broker: nothing to move to.
 	o.Embedded.Brokers, o.ReplicationFactor = 1, 0
@@ -385,7 +385,7 @@ func TestMoveLeaders(t *testing.T) {
 	if err := one.MoveLeaders(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, "leader-moves with one broker", one.Stats()["leader-moves"], 0)
+	expect(t, "leader_moves with one broker", one.Stats()["leader_moves"], 0)
 }
 
 func TestRestartBroker(t *testing.T) {
@@ -435,7 +435,7 @@ func TestRestartBroker(t *testing.T) {
 	if err := stop2(); err != nil {
 		t.Errorf("Consume: %v", err)
 	}
-	expect(t, "broker-restarts", e.Stats()["broker-restarts"], 5)
+	expect(t, "broker_restarts", e.Stats()["broker_restarts"], 5)
 }
 
 // TestCrash: a crashed consumer's Consume returns ErrCrashed promptly, a
@@ -457,7 +457,7 @@ func TestCrash(t *testing.T) {
 	}
 	st := e.Stats()
 	expect(t, "crashes", st["crashes"], 1)
-	expect(t, "crash-uncommitted", st["crash-uncommitted"], 300) // commit-interval is 5s
+	expect(t, "crash_uncommitted", st["crash_uncommitted"], 300) // commit-interval is 5s
 	// The same id again: it joins as a new member and reads from the commit.
 	_, stop = tr.consume(0)
 	waitFor(t, "the 300 messages again", 20*time.Second, func() bool {
@@ -473,7 +473,7 @@ func TestCrash(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Errorf("Consume: %v", err)
 	}
-	expect(t, "crash-redelivered", e.Stats()["crash-redelivered"], 300)
+	expect(t, "crash_redelivered", e.Stats()["crash_redelivered"], 300)
 
 	// Crash before Consume: Consume returns ErrCrashed at once.
 	c3, err := e.NewConsumer(context.Background(), 2)

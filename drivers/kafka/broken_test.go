@@ -217,7 +217,7 @@ driver: {kafka: {partitions: 3, isolation: read_uncommitted, transactions: {reco
 thresholds: [aborted_reads == 0]
 `+txnTraffic)
 	c := res.Counts
-	expect(t, "aborted", c.Aborted, res.DriverStats["txn-aborted-records"])
+	expect(t, "aborted", c.Aborted, res.DriverStats["txn_aborted_records"])
 	if c.Aborted == 0 {
 		t.Fatal("nothing aborted")
 	}

@@ -127,7 +127,7 @@ drain: 15s
 	if res.Counts.Duplicates == 0 {
 		t.Error("an abrupt crash without commits redelivered nothing")
 	}
-	expect(t, "duplicates", res.Counts.Duplicates, res.DriverStats["crash-redelivered"])
+	expect(t, "duplicates", res.Counts.Duplicates, res.DriverStats["crash_redelivered"])
 	if f.RecoveryS == nil {
 		t.Error("no recovery time measured")
 	}
@@ -245,7 +245,7 @@ drain: 15s
 	if c.Duplicates == 0 {
 		t.Error("an abrupt crash without commits redelivered nothing")
 	}
-	expect(t, "duplicates", c.Duplicates, res.DriverStats["crash-redelivered"])
+	expect(t, "duplicates", c.Duplicates, res.DriverStats["crash_redelivered"])
 	if res.Subscriptions != 2 {
 		t.Errorf("subscriptions = %d, want 2", res.Subscriptions)
 	}

@@ -412,8 +412,8 @@ func (c *consumer) committed(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp 
 // LeaveGroup is sent; Consume returns drivers.ErrCrashed promptly. The
 // group gives its partitions to the other members once the session
 // timeout passes, and they read again from the last committed offsets:
-// Stats counts the records delivered after that commit (crash-uncommitted)
-// and those delivered again (crash-redelivered). Crash is safe to call
+// Stats counts the records delivered after that commit (crash_uncommitted)
+// and those delivered again (crash_redelivered). Crash is safe to call
 // more than once and concurrently with Consume.
 func (c *consumer) Crash() {
 	c.crashOnce.Do(func() {
@@ -484,7 +484,7 @@ func (d *Driver) registerCrash(sub int, parts map[int32]*partition) {
 // takeover is called when a consumer delivers the first records of a
 // partition it was newly assigned, starting at offset first (the group's
 // committed offset). Records a crashed consumer delivered from first on are
-// delivered again: they are counted as crash-redelivered.
+// delivered again: they are counted as crash_redelivered.
 func (d *Driver) takeover(p groupPartition, first int64) {
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()

@@ -129,13 +129,13 @@
 //
 // # Ground truth
 //
-// Stats returns the driver's own figures: produced, produce-errors,
+// Stats returns the driver's own figures: produced, produce_errors,
 // delivered, unstamped, assigned, revoked, lost (partition assignments the
-// consumers saw), crashes, crash-uncommitted (records crashed consumers had
-// delivered after their last confirmed commit), crash-redelivered (of those,
+// consumers saw), crashes, crash_uncommitted (records crashed consumers had
+// delivered after their last confirmed commit), crash_redelivered (of those,
 // the records the consumers that took the partitions over delivered again,
-// measured by offset when they start reading), leader-moves,
-// faults-injected, and on the embedded cluster fault-hits and
-// broker-restarts. After a run whose only fault is a consumer crash,
-// spate's duplicates equal crash-redelivered exactly.
+// measured by offset when they start reading), leader_moves,
+// faults_injected, and on the embedded cluster fault_hits and
+// broker_restarts. After a run whose only fault is a consumer crash,
+// spate's duplicates equal crash_redelivered exactly.
 package kafka

@@ -250,8 +250,8 @@ consumers: 2
 				remove()
 			}
 			checkClean(t, res.Counts)
-			if hits := res.DriverStats["fault-hits"]; hits != 30 {
-				t.Errorf("fault-hits = %d, want 30: the faults did not all fire", hits)
+			if hits := res.DriverStats["fault_hits"]; hits != 30 {
+				t.Errorf("fault_hits = %d, want 30: the faults did not all fire", hits)
 			}
 			if idempotent {
 				expect(t, "duplicates", res.Counts.Duplicates, 0)
@@ -287,13 +287,13 @@ drain: 15s
 	checkClean(t, res.Counts)
 	st := res.DriverStats
 	expect(t, "crashes", st["crashes"], 1)
-	if st["crash-uncommitted"] == 0 {
-		t.Error("crash-uncommitted = 0: the crashed consumer had nothing uncommitted; the test proves little")
+	if st["crash_uncommitted"] == 0 {
+		t.Error("crash_uncommitted = 0: the crashed consumer had nothing uncommitted; the test proves little")
 	}
-	if st["crash-redelivered"] > st["crash-uncommitted"] {
-		t.Errorf("crash-redelivered %d > crash-uncommitted %d", st["crash-redelivered"], st["crash-uncommitted"])
+	if st["crash_redelivered"] > st["crash_uncommitted"] {
+		t.Errorf("crash_redelivered %d > crash_uncommitted %d", st["crash_redelivered"], st["crash_uncommitted"])
 	}
-	expect(t, "duplicates", res.Counts.Duplicates, st["crash-redelivered"])
+	expect(t, "duplicates", res.Counts.Duplicates, st["crash_redelivered"])
 	expect(t, "reordered", res.Counts.Reordered, 0)
 }
 
@@ -316,7 +316,7 @@ consumers: 2
 `+knownAnswerTraffic)
 			wg.Wait()
 			checkClean(t, res.Counts)
-			expect(t, "broker-restarts", res.DriverStats["broker-restarts"], 1)
+			expect(t, "broker_restarts", res.DriverStats["broker_restarts"], 1)
 		})
 	}
 }
@@ -347,8 +347,8 @@ consumers: 2
 	wg.Wait()
 	checkClean(t, res.Counts)
 	expect(t, "reordered", res.Counts.Reordered, 0)
-	if res.DriverStats["leader-moves"] != 6 {
-		t.Errorf("leader-moves = %d, want 6", res.DriverStats["leader-moves"])
+	if res.DriverStats["leader_moves"] != 6 {
+		t.Errorf("leader_moves = %d, want 6", res.DriverStats["leader_moves"])
 	}
 }
 
@@ -389,9 +389,9 @@ chaos:
 		}
 	}
 	expect(t, "crashes", st["crashes"], 1)
-	expect(t, "leader-moves", st["leader-moves"], 6)
-	expect(t, "broker-restarts", st["broker-restarts"], 1)
-	expect(t, "fault-hits", st["fault-hits"], 20)
+	expect(t, "leader_moves", st["leader_moves"], 6)
+	expect(t, "broker_restarts", st["broker_restarts"], 1)
+	expect(t, "fault_hits", st["fault_hits"], 20)
 	expect(t, "reordered", res.Counts.Reordered, 0)
-	expect(t, "duplicates", res.Counts.Duplicates, st["crash-redelivered"])
+	expect(t, "duplicates", res.Counts.Duplicates, st["crash_redelivered"])
 }

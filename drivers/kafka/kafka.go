@@ -347,66 +347,66 @@ func (d *Driver) clientOpts(dial *dialer, role string) []kgo.Opt {
 // Stats returns the driver's own figures:
 //
 //	produced           records the cluster confirmed
-//	produce-errors     records that failed
+//	produce_errors     records that failed
 //	delivered          records handed to handlers
 //	unstamped          records delivered without a spate-stamp header
 //	assigned, revoked, lost   partition assignments the consumers saw
 //	crashes            consumers crashed
-//	crash-uncommitted  records crashed consumers delivered after their last
+//	crash_uncommitted  records crashed consumers delivered after their last
 //	                   commit they saw confirmed
-//	crash-redelivered  of those, the records delivered again to the
+//	crash_redelivered  of those, the records delivered again to the
 //	                   consumers that took their partitions over
-//	leader-moves       partitions given a new leader by MoveLeaders
-//	faults-injected    protocol faults injected
-//	fault-hits         requests the faults answered (embedded only)
-//	broker-restarts    RestartBroker calls (embedded only)
+//	leader_moves       partitions given a new leader by MoveLeaders
+//	faults_injected    protocol faults injected
+//	fault_hits         requests the faults answered (embedded only)
+//	broker_restarts    RestartBroker calls (embedded only)
 //
-// With transactions (the producers'), also txn-committed, txn-aborted
-// (every aborted transaction), txn-aborted-on-purpose and txn-unknown
+// With transactions (the producers'), also txn_committed, txn_aborted
+// (every aborted transaction), txn_aborted_on_purpose and txn_unknown
 // (commits whose outcome is unknown; their records failed), and the
-// records of committed and aborted transactions (txn-committed-records,
-// txn-aborted-records). With the
-// built-in processor, also processor-processed (records it wrote and
-// committed), processor-txn-committed and processor-txn-aborted
-// (exactly-once), processor-crashes and processor-crash-pending (records
+// records of committed and aborted transactions (txn_committed_records,
+// txn_aborted_records). With the
+// built-in processor, also processor_processed (records it wrote and
+// committed), processor_txn_committed and processor_txn_aborted
+// (exactly-once), processor_crashes and processor_crash_pending (records
 // crashed instances had written without committing their input offsets:
 // in an open transaction, aborted; at least once, written again) and
-// processor-restarts (sessions replaced after a transaction failed to end).
+// processor_restarts (sessions replaced after a transaction failed to end).
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
 	m := map[string]int64{
 		"produced":          s.produced.Load(),
-		"produce-errors":    s.produceErrors.Load(),
+		"produce_errors":    s.produceErrors.Load(),
 		"delivered":         s.delivered.Load(),
 		"unstamped":         s.unstamped.Load(),
 		"assigned":          s.assigned.Load(),
 		"revoked":           s.revoked.Load(),
 		"lost":              s.lost.Load(),
 		"crashes":           s.crashes.Load(),
-		"crash-uncommitted": s.crashUncommitted.Load(),
-		"crash-redelivered": s.crashRe.Load(),
-		"leader-moves":      s.leaderMoves.Load(),
-		"faults-injected":   s.faultsInjected.Load(),
+		"crash_uncommitted": s.crashUncommitted.Load(),
+		"crash_redelivered": s.crashRe.Load(),
+		"leader_moves":      s.leaderMoves.Load(),
+		"faults_injected":   s.faultsInjected.Load(),
 	}
 	if c := d.embed; c != nil {
-		m["broker-restarts"] = c.restarts.Load()
-		m["fault-hits"] = c.faultHits()
+		m["broker_restarts"] = c.restarts.Load()
+		m["fault_hits"] = c.faultHits()
 	}
 	if d.opts.Transactions != nil {
-		m["txn-committed"] = s.txnCommitted.Load()
-		m["txn-aborted"] = s.txnAborted.Load()
-		m["txn-aborted-on-purpose"] = s.txnAbortedOnPurpose.Load()
-		m["txn-unknown"] = s.txnUnknown.Load()
-		m["txn-committed-records"] = s.txnCommittedRecords.Load()
-		m["txn-aborted-records"] = s.txnAbortedRecords.Load()
+		m["txn_committed"] = s.txnCommitted.Load()
+		m["txn_aborted"] = s.txnAborted.Load()
+		m["txn_aborted_on_purpose"] = s.txnAbortedOnPurpose.Load()
+		m["txn_unknown"] = s.txnUnknown.Load()
+		m["txn_committed_records"] = s.txnCommittedRecords.Load()
+		m["txn_aborted_records"] = s.txnAbortedRecords.Load()
 	}
 	if n := s.procProcessed.Load() + s.procCrashes.Load() + s.procTxnCommitted.Load() + s.procTxnAborted.Load(); n > 0 {
-		m["processor-processed"] = s.procProcessed.Load()
-		m["processor-txn-committed"] = s.procTxnCommitted.Load()
-		m["processor-txn-aborted"] = s.procTxnAborted.Load()
-		m["processor-crashes"] = s.procCrashes.Load()
-		m["processor-crash-pending"] = s.procCrashPending.Load()
-		m["processor-restarts"] = s.procRestarts.Load()
+		m["processor_processed"] = s.procProcessed.Load()
+		m["processor_txn_committed"] = s.procTxnCommitted.Load()
+		m["processor_txn_aborted"] = s.procTxnAborted.Load()
+		m["processor_crashes"] = s.procCrashes.Load()
+		m["processor_crash_pending"] = s.procCrashPending.Load()
+		m["processor_restarts"] = s.procRestarts.Load()
 	}
 	return m
 }

@@ -44,9 +44,9 @@ func checkCrashes(t *testing.T, res *report.Results) {
 			t.Errorf("fault %s failed: %s", f.Action, f.Error)
 		}
 	}
-	expect(t, "processor-crashes", res.DriverStats["processor-crashes"], 2)
-	if res.DriverStats["processor-crash-pending"] == 0 {
-		t.Error("processor-crash-pending = 0: the crashes caught nothing written and uncommitted; the test proves little")
+	expect(t, "processor_crashes", res.DriverStats["processor_crashes"], 2)
+	if res.DriverStats["processor_crash_pending"] == 0 {
+		t.Error("processor_crash_pending = 0: the crashes caught nothing written and uncommitted; the test proves little")
 	}
 }
 
@@ -82,7 +82,7 @@ func TestPipelineAtLeastOnce(t *testing.T) {
 	// Each record a crashed instance had written and not committed is
 	// written again by the instance that takes its partition over (give or
 	// take a batch in flight at the crash).
-	t.Logf("duplicates %d, written and uncommitted at the crashes %d", c.Duplicates, res.DriverStats["processor-crash-pending"])
+	t.Logf("duplicates %d, written and uncommitted at the crashes %d", c.Duplicates, res.DriverStats["processor_crash_pending"])
 	if res.Verdict != report.Fail || res.Claim == nil || res.Claim.Held {
 		t.Errorf("verdict %s, claim %+v: the duplicates break exactly-once", res.Verdict, res.Claim)
 	}

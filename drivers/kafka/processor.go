@@ -619,7 +619,7 @@ func (p *processor) fetchErrors(fetches kgo.Fetches, lastWarn *time.Time) error 
 // aborts it; its partitions move after the session timeout, and their new
 // owner reads from the last committed offsets (exactly-once: once the
 // open transaction is resolved). Stats count what it had written without
-// committing its input offsets (processor-crash-pending). Crash is safe to
+// committing its input offsets (processor_crash_pending). Crash is safe to
 // call more than once and concurrently with Consume.
 func (p *processor) Crash() {
 	p.crashOnce.Do(func() {

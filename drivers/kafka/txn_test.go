@@ -30,11 +30,11 @@ func checkTxnAccounting(t *testing.T, res *report.Results) {
 	expect(t, "acked + aborted", c.Acked+c.Aborted, c.Sent)
 	expect(t, "failed", c.Failed, 0)
 	expect(t, "unconfirmed", c.Unconfirmed, 0)
-	expect(t, "acked", c.Acked, st["txn-committed-records"])
-	expect(t, "aborted", c.Aborted, st["txn-aborted-records"])
-	expect(t, "txn-unknown", st["txn-unknown"], 0)
-	expect(t, "txn-aborted (all on purpose)", st["txn-aborted"], st["txn-aborted-on-purpose"])
-	if ratio := float64(st["txn-aborted"]) / float64(st["txn-aborted"]+st["txn-committed"]); ratio < 0.1 || ratio > 0.3 {
+	expect(t, "acked", c.Acked, st["txn_committed_records"])
+	expect(t, "aborted", c.Aborted, st["txn_aborted_records"])
+	expect(t, "txn_unknown", st["txn_unknown"], 0)
+	expect(t, "txn_aborted (all on purpose)", st["txn_aborted"], st["txn_aborted_on_purpose"])
+	if ratio := float64(st["txn_aborted"]) / float64(st["txn_aborted"]+st["txn_committed"]); ratio < 0.1 || ratio > 0.3 {
 		t.Errorf("%.0f%% of transactions aborted, want about 20%%", 100*ratio)
 	}
 	expect(t, "lost", c.Lost, 0)
