@@ -104,7 +104,7 @@ drain: 15s
 	if lo, hi := 0.9*2000*outage, 2000*(outage+*f.RecoveryS); float64(f.PeakBacklog) < lo || float64(f.PeakBacklog) > hi {
 		t.Errorf("peak backlog %d, want between %.0f (2000/s × the %.1fs outage) and %.0f (until it recovered)", f.PeakBacklog, lo, outage, hi)
 	}
-	if res.Counts.Duplicates > 0 && res.DriverStats["revoked"] <= res.DriverStats["assigned"]/2 {
+	if res.Counts.Duplicates > 0 && res.DriverStats["partitions_revoked"] <= res.DriverStats["partitions_assigned"]/2 {
 		t.Errorf("%d duplicates without a rebalance to explain them: %v", res.Counts.Duplicates, res.DriverStats)
 	}
 }

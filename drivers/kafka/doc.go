@@ -130,8 +130,8 @@
 // # Ground truth
 //
 // Stats returns the driver's own figures: produced, produce_errors,
-// delivered, unstamped, assigned, revoked, lost (partition assignments the
-// consumers saw), crashes, crash_uncommitted (records crashed consumers had
+// delivered, unstamped, partitions_assigned, partitions_revoked,
+// partitions_lost (partition assignments the consumers saw), crashes, crash_uncommitted (records crashed consumers had
 // delivered after their last confirmed commit), crash_redelivered (of those,
 // the records the consumers that took the partitions over delivered again,
 // measured by offset when they start reading), leader_moves,

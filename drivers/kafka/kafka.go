@@ -350,7 +350,9 @@ func (d *Driver) clientOpts(dial *dialer, role string) []kgo.Opt {
 //	produce_errors     records that failed
 //	delivered          records handed to handlers
 //	unstamped          records delivered without a spate-stamp header
-//	assigned, revoked, lost   partition assignments the consumers saw
+//	partitions_assigned, partitions_revoked, partitions_lost
+//	                   partition assignments the consumers saw (lost: taken
+//	                   away without a revoke, after a session expired)
 //	crashes            consumers crashed
 //	crash_uncommitted  records crashed consumers delivered after their last
 //	                   commit they saw confirmed
@@ -375,18 +377,18 @@ func (d *Driver) clientOpts(dial *dialer, role string) []kgo.Opt {
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
 	m := map[string]int64{
-		"produced":          s.produced.Load(),
-		"produce_errors":    s.produceErrors.Load(),
-		"delivered":         s.delivered.Load(),
-		"unstamped":         s.unstamped.Load(),
-		"assigned":          s.assigned.Load(),
-		"revoked":           s.revoked.Load(),
-		"lost":              s.lost.Load(),
-		"crashes":           s.crashes.Load(),
-		"crash_uncommitted": s.crashUncommitted.Load(),
-		"crash_redelivered": s.crashRe.Load(),
-		"leader_moves":      s.leaderMoves.Load(),
-		"faults_injected":   s.faultsInjected.Load(),
+		"produced":            s.produced.Load(),
+		"produce_errors":      s.produceErrors.Load(),
+		"delivered":           s.delivered.Load(),
+		"unstamped":           s.unstamped.Load(),
+		"partitions_assigned": s.assigned.Load(),
+		"partitions_revoked":  s.revoked.Load(),
+		"partitions_lost":     s.lost.Load(),
+		"crashes":             s.crashes.Load(),
+		"crash_uncommitted":   s.crashUncommitted.Load(),
+		"crash_redelivered":   s.crashRe.Load(),
+		"leader_moves":        s.leaderMoves.Load(),
+		"faults_injected":     s.faultsInjected.Load(),
 	}
 	if c := d.embed; c != nil {
 		m["broker_restarts"] = c.restarts.Load()
