@@ -104,7 +104,7 @@ traffic:
 `,
 			want: []string{
 				"s.yaml:3:16: subscriptions: 3 subscriptions need at least as many consumers, got consumers: 2 (fan-out, every consumer alone, is subscriptions: 2)",
-				"s.yaml:3:16: subscriptions: the memory driver (driver) cannot give each of several subscriptions every message; use subscriptions: 1 (competing consumers)",
+				"s.yaml:3:16: subscriptions: the memory driver (driver), as configured, cannot give each of several subscriptions every message (see the driver's documentation of subscriptions); use subscriptions: 1 (competing consumers)",
 			},
 		},
 		{

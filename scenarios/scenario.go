@@ -463,6 +463,6 @@ func (l *Loader) validateSubscriptions(d *Decoder, root *yaml.Node, s *Scenario)
 		consuming, field = s.Pipeline.Output, "pipeline.output"
 	}
 	if consuming.Kind != "" && consuming.Options != nil && !hasAbility(consuming.Options, AbilityFanOut) {
-		d.Errorf(n, "subscriptions", "the %s driver (%s) cannot give each of several subscriptions every message; use subscriptions: 1 (competing consumers)", consuming.Kind, field)
+		d.Errorf(n, "subscriptions", "the %s driver (%s), as configured, cannot give each of several subscriptions every message (see the driver's documentation of subscriptions); use subscriptions: 1 (competing consumers)", consuming.Kind, field)
 	}
 }

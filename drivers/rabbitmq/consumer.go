@@ -16,12 +16,14 @@ import (
 )
 
 // consumer is one Consumer: a subscription per consumer channel on the
-// queue, and one on the dead-letter queue. Each subscription's reader
+// queue of its scenario subscription (Env.SubscriptionOf), and one on that
+// subscription's dead-letter queue. Each subscription's reader
 // goroutine gathers deliveries into batches; Consume hands them to the
 // Handler and acknowledges them.
 type consumer struct {
 	d    *Driver
 	id   int
+	sub  int // its subscription (Env.SubscriptionOf): the queues it reads
 	slot *connSlot
 	rng  *rand.Rand // reject decisions; used by Consume only
 
@@ -39,7 +41,8 @@ type consumer struct {
 	out  []drivers.Delivery // scratch for the Handler
 }
 
-// subscription is one basic.consume on one channel.
+// subscription is one basic.consume on one channel (not a scenario's
+// subscription, which is consumer.sub: a queue of its own).
 type subscription struct {
 	c      *consumer
 	queue  string
@@ -57,7 +60,8 @@ type inBatch struct {
 }
 
 // NewConsumer returns consumer id, subscribed to the queue (and the
-// dead-letter queue): from then on the broker delivers to it. Consumer ids
+// dead-letter queue) of its subscription, Env.SubscriptionOf(id): from then
+// on the broker delivers to it. Consumer ids
 // may repeat (a new consumer replacing a crashed one); a consumer with the
 // same id shares the same connection slot.
 func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, error) {
@@ -70,6 +74,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	c := &consumer{
 		d:       d,
 		id:      id,
+		sub:     d.env.SubscriptionOf(id),
 		slot:    d.consumerSlot(id),
 		rng:     rand.New(rand.NewPCG(uint64(d.opts.Seed), uint64(id))),
 		batches: make(chan *inBatch, 2),
@@ -78,10 +83,10 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	}
 	c.life, c.stop = context.WithCancel(d.ctx)
 	for range d.opts.ConsumerChannels {
-		c.subs = append(c.subs, &subscription{c: c, queue: d.queue, stream: QueueStream, manual: !d.opts.AutoAck})
+		c.subs = append(c.subs, &subscription{c: c, queue: d.queues[c.sub], stream: QueueStream, manual: !d.opts.AutoAck})
 	}
-	if d.dlq != "" {
-		c.subs = append(c.subs, &subscription{c: c, queue: d.dlq, stream: DeadLetterStream, dead: true, manual: true})
+	if dlq := d.dlqs[c.sub]; dlq != "" {
+		c.subs = append(c.subs, &subscription{c: c, queue: dlq, stream: DeadLetterStream, dead: true, manual: true})
 	}
 	type started struct {
 		ch   *amqp.Channel
@@ -360,7 +365,7 @@ func (c *consumer) Crash() {
 		c.stop()
 		c.slot.crash()
 		c.d.stats.crashes.Add(1)
-		c.d.log.Info("rabbitmq: consumer crashed", "consumer", c.id)
+		c.d.log.Info("rabbitmq: consumer crashed", "consumer", c.id, "queue", c.subs[0].queue)
 	})
 }
 

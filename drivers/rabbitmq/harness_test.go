@@ -30,6 +30,9 @@ import (
 type harness struct {
 	t     *testing.T
 	tweak func(*rabbitmq.Options)
+	// ctx, when not nil, is the run's context: cancelling it interrupts
+	// the run (traffic stops, a short drain follows).
+	ctx context.Context
 
 	drvMu sync.Mutex
 	drv   *rabbitmq.ManagedDriver
@@ -109,7 +112,11 @@ func (h *harness) runErr(src string) (*report.Results, error) {
 	if err != nil {
 		h.t.Fatalf("scenario: %v", err)
 	}
-	return engine.Run(context.Background(), sc, engine.WithDrivers(h.kind()), engine.WithLogger(testLogger(h.t)))
+	ctx := h.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return engine.Run(ctx, sc, engine.WithDrivers(h.kind()), engine.WithLogger(testLogger(h.t)))
 }
 
 // start runs src in the background; wait returns its results.

@@ -135,11 +135,17 @@ func DefaultOptions() Options {
 
 // Abilities lists what a driver opened with o can do, for scenario
 // validation (drivers.AbilityLister): restart its broker when it manages
-// one (url: managed or Node), crash consumers, and dial through Env.Dial.
+// one (url: managed or Node), crash consumers, dial through Env.Dial,
+// reject poison messages unless auto-ack, and fan out (several
+// subscriptions, a queue each) when o names an exchange: the default
+// exchange routes each message to one queue.
 func (o Options) Abilities() []string {
 	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
 	if o.URL == Managed || o.Node != nil {
 		a = append(a, drivers.AbilityBrokerRestart)
+	}
+	if o.Exchange.Name != "" {
+		a = append(a, drivers.AbilityFanOut)
 	}
 	if !o.AutoAck { // rejecting needs manual acknowledgements
 		a = append(a, drivers.AbilityPoison)

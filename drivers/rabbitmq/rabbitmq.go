@@ -1,7 +1,8 @@
 // Package rabbitmq drives a RabbitMQ broker through
 // github.com/rabbitmq/amqp091-go: producers publish to an exchange, with or
-// without publisher confirms, and consumers compete on one queue, with
-// manual or automatic acknowledgements. With `url: managed` spate runs its
+// without publisher confirms, and consumers compete on one queue (with
+// several subscriptions, on a queue per subscription), with manual or
+// automatic acknowledgements. With `url: managed` spate runs its
 // own private node from the installed rabbitmq-server package and can
 // restart it.
 //
@@ -17,12 +18,14 @@
 //	                 exchange, which routes by queue name; kind direct
 //	                 (default), topic, fanout or headers; durable (default true)
 //	queue            {name, durable, type, exclusive, arguments}: name
-//	                 (default spate-<run id>); durable (default true); type
+//	                 (default spate-<run id>; with several subscriptions
+//	                 the stem of their queues' names, see Subscriptions
+//	                 below); durable (default true); type
 //	                 classic (default) or quorum; exclusive (default false;
 //	                 needs connections: {consumers: 1}); arguments: extra
 //	                 x-arguments such as x-max-length, x-message-ttl,
 //	                 x-dead-letter-exchange, x-single-active-consumer
-//	routing-key      fixed routing key (default: the queue name)
+//	routing-key      fixed routing key (default: the queue name, or stem)
 //	routing-keys     N > 0: each producer goes round-robin over the keys
 //	                 <routing-key>-0 .. <routing-key>-(N-1) (needs an exchange)
 //	persistent       delivery mode 2, written to disk (default true)
@@ -53,7 +56,8 @@
 //	                 are not handed to the run (default 0)
 //	dead-letter      a queue spate declares, routes rejected (and expired,
 //	                 and overflowing) messages to, and consumes: its
-//	                 deliveries come with DeadLetter set
+//	                 deliveries come with DeadLetter set (with several
+//	                 subscriptions, one per subscription: <dead-letter>-<n>)
 //	seed             seeds the reject decisions (default 1)
 //	connect-timeout  bounds one connection attempt, TCP and AMQP handshake
 //	                 (default 10s)
@@ -70,6 +74,36 @@
 // round-robin keys), a topic exchange with "#", a fanout or headers
 // exchange with no condition; the first message with a new key binds that
 // key to a direct exchange before it is published.
+//
+// # Subscriptions
+//
+// With several subscriptions (a scenario's `subscriptions: N`,
+// Env.Subscriptions), each subscription is a queue of its own:
+// "<queue>-<n>" for n = 0 .. N-1, where <queue> is queue.name (default
+// spate-<run id>); there is no queue named <queue> alone. Open declares the
+// N queues with the same options and x-arguments (durable, type,
+// exclusive, single-active, ...) and binds each to the exchange exactly as
+// the one queue would be bound (the fixed key, the round-robin keys, "#",
+// or no condition; message keys are bound to every queue as they appear),
+// so the broker routes every message to all N. Consumer i reads the queue
+// of subscription i mod N (Env.SubscriptionOf); the consumers of one queue
+// compete, and single-active means one active consumer per queue. With
+// dead-letter, each subscription's queue dead-letters into a queue of its
+// own, "<dead-letter>-<n>", which only that subscription's consumers read,
+// so a message rejected in one subscription is dead-lettered once for it
+// and not for the others. Queues that already exist with the same settings
+// are used as they are and kept at Close (the driver never requires a
+// queue to exist: it declares each one, and one that exists with other
+// settings fails Open); those Open created are deleted at Close unless
+// keep. Order is checked per producer within each queue (Stream 0, the
+// dead-letter queue 1, in every subscription). Driver.Queues names them.
+//
+// Fan-out needs a named exchange: the default exchange routes a message to
+// the one queue its routing key names, so with no exchange name Open
+// fails for more than one subscription and Options.Abilities does not list
+// drivers.AbilityFanOut (scenario validation then rejects subscriptions >
+// 1). Name one, e.g. `exchange: {name: spate, kind: fanout}`; spate
+// declares it if it does not exist.
 //
 // # Semantics
 //
@@ -131,6 +165,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,10 +236,16 @@ type Driver struct {
 	url      string
 	node     *Node // nil for an external broker
 	ownsNode bool
-	queue    string
-	dlq      string
-	args     amqp.Table
-	admin    *connSlot
+	queue    string // the queue's name, or with several subscriptions the stem of theirs
+	dlq      string // the dead-letter queue's name (or stem), or ""
+	// queues, dlqs and args are the queue, the dead-letter queue ("" for
+	// none) and the queue's x-arguments of each subscription, indexed by
+	// Env.SubscriptionOf: one each, named queue and dlq, with one
+	// subscription; "<queue>-<n>" and "<dlq>-<n>" with several.
+	queues []string
+	dlqs   []string
+	args   []amqp.Table
+	admin  *connSlot
 
 	closed    chan struct{}
 	ctx       context.Context // ends when the driver closes
@@ -290,19 +332,8 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 	if d.queue == "" {
 		d.queue = "spate-" + stamp.RunIDString(env.RunID)
 	}
-	d.args = amqp.Table{}
-	for k, v := range o.Queue.Arguments {
-		d.args[k] = v
-	}
-	if o.Queue.Type == "quorum" {
-		d.args["x-queue-type"] = "quorum"
-	}
-	if o.SingleActive {
-		d.args["x-single-active-consumer"] = true
-	}
-	if d.dlq != "" {
-		d.args["x-dead-letter-exchange"] = ""
-		d.args["x-dead-letter-routing-key"] = d.dlq
+	if err := d.subscriptions(); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.Node != nil:
@@ -324,8 +355,52 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 		_ = d.Close(context.Background())
 		return nil, err
 	}
-	d.log.Info("rabbitmq: driver open", "broker", d.address(), "queue", d.queue, "exchange", o.Exchange.Name, "dead-letter", d.dlq)
+	d.log.Info("rabbitmq: driver open", "broker", d.address(), "queues", strings.Join(d.queues, ","), "exchange", o.Exchange.Name,
+		"dead-letter", strings.Join(d.dlqs, ","))
 	return d, nil
+}
+
+// subscriptions names the queues of each subscription (Env.Subscriptions)
+// and their arguments. With several, every subscription needs a queue of
+// its own that every message reaches, so the scenario must name an
+// exchange: the default exchange routes a message to the one queue its
+// routing key names.
+func (d *Driver) subscriptions() error {
+	o := &d.opts
+	n := max(1, d.env.Subscriptions)
+	if n > 1 && o.Exchange.Name == "" {
+		return fmt.Errorf("rabbitmq: subscriptions: %d needs a named exchange: each subscription reads a queue of its own (%s-0 .. %s-%d), "+
+			"and the default exchange (no exchange name) routes each message to one queue only; "+
+			"name one, e.g. exchange: {name: spate, kind: fanout}, or use subscriptions: 1", n, d.queue, d.queue, n-1)
+	}
+	base := amqp.Table{}
+	for k, v := range o.Queue.Arguments {
+		base[k] = v
+	}
+	if o.Queue.Type == "quorum" {
+		base["x-queue-type"] = "quorum"
+	}
+	if o.SingleActive {
+		base["x-single-active-consumer"] = true
+	}
+	for sub := range n {
+		q, dlq := d.queue, d.dlq
+		if n > 1 {
+			q = fmt.Sprintf("%s-%d", d.queue, sub)
+			if dlq != "" {
+				dlq = fmt.Sprintf("%s-%d", d.dlq, sub)
+			}
+		}
+		args := maps.Clone(base)
+		if dlq != "" {
+			args["x-dead-letter-exchange"] = ""
+			args["x-dead-letter-routing-key"] = dlq
+		}
+		d.queues = append(d.queues, q)
+		d.dlqs = append(d.dlqs, dlq)
+		d.args = append(d.args, args)
+	}
+	return nil
 }
 
 // owner is the slot whose connection declares the queue and its bindings:
@@ -370,10 +445,14 @@ func (d *Driver) provision(ctx context.Context) error {
 		objects = append(objects, object{"exchange", d.opts.Exchange.Name})
 	}
 	if !d.opts.Queue.Exclusive {
-		objects = append(objects, object{"queue", d.queue})
+		for _, q := range d.queues {
+			objects = append(objects, object{"queue", q})
+		}
 	}
-	if d.dlq != "" {
-		objects = append(objects, object{"queue", d.dlq})
+	for _, q := range d.dlqs {
+		if q != "" {
+			objects = append(objects, object{"queue", q})
+		}
 	}
 	for _, obj := range objects {
 		ok, err := exists(obj.kind, obj.name)
@@ -401,7 +480,8 @@ func (d *Driver) transient() bool {
 }
 
 // declare declares the exchange and, with queues, the dead-letter queue and
-// the queue, and with bindings every binding, on ch. Declaring what exists
+// the queue of every subscription, and with bindings every binding of each
+// queue, on ch. Declaring what exists
 // with the same settings changes nothing, so clients call it again when
 // they (re)connect: a transient queue and its bindings do not survive a
 // broker restart, and nothing must be published before they exist again.
@@ -415,13 +495,15 @@ func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
 	if !queues {
 		return nil
 	}
-	if d.dlq != "" {
-		if _, err := ch.QueueDeclare(d.dlq, o.Queue.Durable, false, false, false, nil); err != nil {
-			return explainDeclare("queue", d.dlq, err)
+	for sub, q := range d.queues {
+		if dlq := d.dlqs[sub]; dlq != "" {
+			if _, err := ch.QueueDeclare(dlq, o.Queue.Durable, false, false, false, nil); err != nil {
+				return explainDeclare("queue", dlq, err)
+			}
 		}
-	}
-	if _, err := ch.QueueDeclare(d.queue, o.Queue.Durable, false, o.Queue.Exclusive, false, d.args); err != nil {
-		return explainDeclare("queue", d.queue, err)
+		if _, err := ch.QueueDeclare(q, o.Queue.Durable, false, o.Queue.Exclusive, false, d.args[sub]); err != nil {
+			return explainDeclare("queue", q, err)
+		}
 	}
 	if o.Exchange.Name == "" || !bindings {
 		return nil
@@ -441,9 +523,11 @@ func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
 		}
 		d.mu.Unlock()
 	}
-	for _, k := range keys {
-		if err := ch.QueueBind(d.queue, k, o.Exchange.Name, false, args); err != nil {
-			return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", d.queue, o.Exchange.Name, k, err)
+	for _, q := range d.queues {
+		for _, k := range keys {
+			if err := ch.QueueBind(q, k, o.Exchange.Name, false, args); err != nil {
+				return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", q, o.Exchange.Name, k, err)
+			}
 		}
 	}
 	return nil
@@ -471,8 +555,9 @@ func (d *Driver) staticKeys() []string {
 	return keys
 }
 
-// bindKey binds a message key to a direct exchange, once per driver. While
-// the broker is unreachable it keeps trying for the reconnect window.
+// bindKey binds a message key to a direct exchange, for the queue of every
+// subscription, once per driver. While the broker is unreachable it keeps
+// trying for the reconnect window.
 func (d *Driver) bindKey(ctx context.Context, key string) error {
 	d.bindMu.Lock()
 	defer d.bindMu.Unlock()
@@ -484,12 +569,17 @@ func (d *Driver) bindKey(ctx context.Context, key string) error {
 	}
 	var deadline time.Time
 	wait := 50 * time.Millisecond
+	queue := d.queues[0]
 	for {
 		_, err := d.owner().getRetry(ctx)
 		if err == nil {
 			var ch *amqp.Channel
 			if ch, err = d.owner().channel(ctx); err == nil {
-				err = ch.QueueBind(d.queue, key, d.opts.Exchange.Name, false, nil)
+				for _, queue = range d.queues {
+					if err = ch.QueueBind(queue, key, d.opts.Exchange.Name, false, nil); err != nil {
+						break
+					}
+				}
 				_ = ch.Close()
 			}
 		}
@@ -503,7 +593,7 @@ func (d *Driver) bindKey(ctx context.Context, key string) error {
 			deadline = time.Now().Add(d.opts.Reconnect)
 		}
 		if errors.Is(err, ErrClosed) || ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", d.queue, d.opts.Exchange.Name, key, err)
+			return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", queue, d.opts.Exchange.Name, key, err)
 		}
 		if err := d.sleep(ctx, wait); err != nil {
 			return err
@@ -567,7 +657,12 @@ func (d *Driver) isClosed() bool {
 //	queue_depth       messages ready in the queue now (-1: unknown)
 //	dead_letter_depth messages ready in the dead-letter queue (-1: unknown)
 //
-// The depths are asked of the broker, waiting at most 2 s.
+// With several subscriptions, delivered, redelivered, rejected and
+// dead_lettered count the deliveries of every subscription's queues
+// (each message is owed once to each), queue_depth and dead_letter_depth
+// are the sums over the subscriptions' queues (-1 when any is unknown),
+// and queue_depth_<n> and dead_letter_depth_<n> are those of subscription
+// n's. The depths are asked of the broker, waiting at most 2 s in all.
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
 	m := map[string]int64{
@@ -586,16 +681,32 @@ func (d *Driver) Stats() map[string]int64 {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	m["queue_depth"] = d.depth(ctx, d.queue)
+	several := len(d.queues) > 1
+	depths := func(key string, queues []string) {
+		total := int64(0)
+		for sub, q := range queues {
+			n := d.depth(ctx, q)
+			if several {
+				m[fmt.Sprintf("%s_%d", key, sub)] = n
+			}
+			if n < 0 || total < 0 {
+				total = -1
+			} else {
+				total += n
+			}
+		}
+		m[key] = total
+	}
+	depths("queue_depth", d.queues)
 	if d.dlq != "" {
-		m["dead_letter_depth"] = d.depth(ctx, d.dlq)
+		depths("dead_letter_depth", d.dlqs)
 	}
 	return m
 }
 
 // depth returns the number of ready messages in queue, or -1.
 func (d *Driver) depth(ctx context.Context, queue string) int64 {
-	if d.isClosed() || d.opts.Queue.Exclusive && queue == d.queue {
+	if d.isClosed() || d.opts.Queue.Exclusive && slices.Contains(d.queues, queue) {
 		return -1
 	}
 	res := make(chan int64, 1)
@@ -629,8 +740,24 @@ func (d *Driver) QueueDepth(ctx context.Context, queue string) (int, error) {
 	return q.Messages, nil
 }
 
-// Queue returns the name of the queue consumers read.
+// Queue returns the name of the queue consumers read, or with several
+// subscriptions the stem of their queues' names (see Queues).
 func (d *Driver) Queue() string { return d.queue }
+
+// Queues returns the queue of each subscription, in subscription order:
+// Queue alone with one subscription, "<queue>-<n>" for n = 0 ..
+// Env.Subscriptions-1 with several.
+func (d *Driver) Queues() []string { return slices.Clone(d.queues) }
+
+// DeadLetterQueues returns the dead-letter queue of each subscription, in
+// subscription order ("<dead-letter>-<n>" with several), or nil without
+// dead-letter.
+func (d *Driver) DeadLetterQueues() []string {
+	if d.dlq == "" {
+		return nil
+	}
+	return slices.Clone(d.dlqs)
+}
 
 // Close stops consumers and clients, deletes the queues and exchange Open
 // created (unless keep), closes every connection and stops the managed
