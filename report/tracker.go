@@ -247,13 +247,6 @@ func (t *Tracker) setSubs(n int) {
 	}
 }
 
-// Subscriptions returns the number set by SetSubscriptions.
-func (t *Tracker) Subscriptions() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return int(t.subs)
-}
-
 // receivedBy returns how many subscriptions received seq of p.
 func (p *producerState) receivedBy(seq uint64) int64 {
 	var n int64

@@ -79,7 +79,9 @@ report: {interval: 500ms}
 
 // TestConsumerPartitionBacklog: the consumers' connections are down for
 // 3 s at 2000/s; the backlog peaks at about 6000 and drains fully, with
-// nothing lost. (Duplicates are the client's business: franz-go rejoins the
+// nothing lost. Recovery is measured while traffic flows, so the traffic
+// goes on 9 s after the fault: recovery took 2.8-4.1 s here, under -race
+// with another package's tests running. (Duplicates are the client's business: franz-go rejoins the
 // group when its heartbeats fail even within the session timeout, and the
 // offsets it could not commit while cut off are read again; spate counts
 // them, and the driver's rebalance counters show why.)
@@ -88,7 +90,7 @@ func TestConsumerPartitionBacklog(t *testing.T) {
 driver: {kafka: {partitions: 3, session-timeout: 20s}}
 consumers: 2
 traffic:
-  - constant: {rate: 2000/s, for: 8s}
+  - constant: {rate: 2000/s, for: 14s}
 chaos:
   - {action: network, at: 2s, for: 3s, target: consumers, fault: down}
 drain: 15s
@@ -98,6 +100,7 @@ drain: 15s
 	if f.RecoveryS == nil {
 		t.Fatalf("did not recover after the partition healed")
 	}
+	t.Logf("recovered %.2fs after the partition healed; peak backlog %d", *f.RecoveryS, f.PeakBacklog)
 	// At least everything sent during the outage piles up; at most what
 	// was sent until the consumers were back (reconnect, rejoin, recovery).
 	outage := f.EndS - f.StartS
@@ -117,7 +120,7 @@ func TestConsumerCrashInGroup(t *testing.T) {
 driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 10s}}
 consumers: 3
 traffic:
-  - constant: {rate: 2000/s, for: 7s}
+  - constant: {rate: 2000/s, for: 10s}
 chaos:
   - {action: consumer-crash, at: 2s, for: 2s, count: 1}
 drain: 15s
