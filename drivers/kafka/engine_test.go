@@ -275,7 +275,7 @@ func TestConsumerCrash(t *testing.T) {
 		victim.(drivers.Crasher).Crash()
 	})
 	res := runScenario(t, c, `
-driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 500ms}}
+driver: {kafka: {partitions: 6, session-timeout: 3s, commit-interval: 500ms}}
 producers: 3
 consumers: 3
 message: {size: 100B, keys: {strategy: round-robin, count: 12}}
@@ -293,7 +293,7 @@ drain: 15s
 	if st["crash_redelivered"] > st["crash_uncommitted"] {
 		t.Errorf("crash_redelivered %d > crash_uncommitted %d", st["crash_redelivered"], st["crash_uncommitted"])
 	}
-	expect(t, "duplicates", res.Counts.Duplicates, st["crash_redelivered"])
+	expectCrashDuplicates(t, res)
 	expect(t, "reordered", res.Counts.Reordered, 0)
 }
 
@@ -352,6 +352,27 @@ consumers: 2
 	}
 }
 
+// expectCrashDuplicates checks that a run's duplicates are exactly the
+// records crashed consumers had delivered after their last commit and that
+// were read again (crash_redelivered). When the group also took partitions
+// from a live member (partitions_lost: its session expired on a loaded
+// machine, or a killed broker was the group's coordinator), that member's
+// uncommitted records are read again as well, legitimately, so then the
+// duplicates may only exceed it. These tests give the group a 3 s session
+// timeout to make that rare.
+func expectCrashDuplicates(t *testing.T, res *report.Results) {
+	t.Helper()
+	dup, re := res.Counts.Duplicates, res.DriverStats["crash_redelivered"]
+	if lost := res.DriverStats["partitions_lost"]; lost > 0 {
+		t.Logf("%d partitions were taken from a live member: duplicates %d, crash_redelivered %d", lost, dup, re)
+		if dup < re {
+			t.Errorf("duplicates = %d, fewer than the %d crash_redelivered", dup, re)
+		}
+		return
+	}
+	expect(t, "duplicates", dup, re)
+}
+
 // TestChaosScenario runs the scenario's own chaos timeline on the embedded
 // cluster: leaders move, produces time out after appending, a consumer
 // crashes and comes back, a broker is killed, and the producers' network
@@ -361,7 +382,7 @@ consumers: 2
 // processed after its last commit and the others read again.
 func TestChaosScenario(t *testing.T) {
 	res := runKind(t, kafka.Kind, `
-driver: {kafka: {partitions: 6, session-timeout: 1s, commit-interval: 500ms}}
+driver: {kafka: {partitions: 6, session-timeout: 3s, commit-interval: 500ms}}
 producers: 3
 consumers: 3
 message: {size: 100B, keys: {strategy: round-robin, count: 12}}
@@ -393,5 +414,5 @@ chaos:
 	expect(t, "broker_restarts", st["broker_restarts"], 1)
 	expect(t, "fault_hits", st["fault_hits"], 20)
 	expect(t, "reordered", res.Counts.Reordered, 0)
-	expect(t, "duplicates", res.Counts.Duplicates, st["crash_redelivered"])
+	expectCrashDuplicates(t, res)
 }
