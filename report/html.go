@@ -292,16 +292,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 		n := min(len(r.Examples), 20)
 		p("<section>\n<h2>Examples (%d of %d)</h2>\n<table class=\"num\">\n<thead><tr><th>producer</th><th>seq</th><th>partition</th><th>offset</th><th>txn</th><th class=\"left\">problem</th></tr></thead>\n<tbody>\n", n, len(r.Examples))
 		for _, e := range r.Examples[:n] {
-			part, off, txn := "–", "–", "–"
-			if e.Partition != nil {
-				part = fmt.Sprint(*e.Partition)
-			}
-			if e.Offset != nil {
-				off = fmt.Sprint(*e.Offset)
-			}
-			if e.Txn != 0 {
-				txn = fmt.Sprint(e.Txn)
-			}
+			part, off, txn := e.where("–")
 			p("<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td class=\"left\">%s</td></tr>\n", e.Producer, e.Seq, part, off, txn, esc(e.Problem))
 		}
 		p("</tbody>\n</table>\n</section>\n")

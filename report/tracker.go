@@ -657,6 +657,22 @@ var (
 )
 
 // Indexes of exampleKinds.
+// where formats the example's partition, offset and transaction for a
+// table, none standing for each that is unknown.
+func (e Example) where(none string) (partition, offset, txn string) {
+	partition, offset, txn = none, none, none
+	if e.Partition != nil {
+		partition = fmt.Sprint(*e.Partition)
+	}
+	if e.Offset != nil {
+		offset = fmt.Sprint(*e.Offset)
+	}
+	if e.Txn != 0 {
+		txn = fmt.Sprint(e.Txn)
+	}
+	return partition, offset, txn
+}
+
 const (
 	exAbortedRead = iota
 	exLost

@@ -672,16 +672,7 @@ func writeExamplesText(w io.Writer, examples []Example, n int) {
 	}
 	fmt.Fprintf(w, "  %-8s %10s %9s %10s %6s  %s\n", "producer", "seq", "partition", "offset", "txn", "problem")
 	for _, e := range examples[:n] {
-		part, off, txn := "-", "-", "-"
-		if e.Partition != nil {
-			part = fmt.Sprint(*e.Partition)
-		}
-		if e.Offset != nil {
-			off = fmt.Sprint(*e.Offset)
-		}
-		if e.Txn != 0 {
-			txn = fmt.Sprint(e.Txn)
-		}
+		part, off, txn := e.where("-")
 		fmt.Fprintf(w, "  %-8d %10d %9s %10s %6s  %s\n", e.Producer, e.Seq, part, off, txn, e.Problem)
 	}
 }

@@ -528,14 +528,14 @@ func (p *producer) Send(_ context.Context, msgs []drivers.Message) error {
 		if pl.copies == 0 {
 			continue
 		}
-		if need := int64(pl.copies) * int64(d.subs); need > room {
+		need := int64(pl.copies) * int64(d.subs) // a copy in every subscription
+		if need > room {
 			pl.copies = 0
 			results[i].Err = ErrFull
 			rejected++
 			continue
-		} else {
-			room -= need
 		}
+		room -= need
 		if pl.copies == 2 {
 			duplicated++
 		}
