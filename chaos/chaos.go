@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/report"
 	"github.com/spate-dev/spate/scenarios"
@@ -124,7 +125,7 @@ type occurrence struct {
 	window time.Duration // 0 for point events
 	result report.FaultResult
 
-	win       *report.Span
+	win       *accounting.Span
 	mu        sync.Mutex
 	started   bool
 	ended     bool
@@ -138,7 +139,7 @@ type occurrence struct {
 type Runner struct {
 	occ      []*occurrence
 	network  *Network
-	tracker  *report.Tracker
+	tracker  *accounting.Tracker
 	clock    func() time.Duration
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -183,7 +184,7 @@ func (r *Runner) Dial() drivers.DialFunc {
 
 // Start launches the timeline. clock returns the time since the traffic
 // started; the tracker attributes traffic to each fault's window.
-func (r *Runner) Start(ctx context.Context, env *Env, tracker *report.Tracker, clock func() time.Duration) {
+func (r *Runner) Start(ctx context.Context, env *Env, tracker *accounting.Tracker, clock func() time.Duration) {
 	if r == nil {
 		return
 	}

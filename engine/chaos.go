@@ -5,10 +5,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
-	"github.com/spate-dev/spate/report"
 )
 
 // dupState is the chaos duplicate injection shared by all producers: the
@@ -83,7 +83,7 @@ func (r *run) startSlices() *slicer {
 		defer close(s.done)
 		t := time.NewTicker(chaos.SliceWidth)
 		defer t.Stop()
-		fresh := report.NewSliceHistogram()
+		fresh := accounting.NewSliceHistogram()
 		for {
 			select {
 			case <-s.quit:

@@ -30,6 +30,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
@@ -66,8 +67,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 func WithProgress(fn func(Progress)) Option { return func(c *config) { c.progress = fn } }
 
 // WithIntervalHistograms calls fn at the end of every report interval with
-// each latency kind's histogram of that interval (report.E2E, report.Service,
-// report.Publish; microseconds), and the interval's start and end, e.g. to
+// each latency kind's histogram of that interval (accounting.E2E, accounting.Service,
+// accounting.Publish; microseconds), and the interval's start and end, e.g. to
 // write HdrHistogram interval logs as the run goes. fn is called from one
 // goroutine, before the progress callback of the same interval; h is valid
 // only until fn returns.
@@ -89,8 +90,8 @@ type Progress struct {
 	Draining       bool
 	Phase          string  // name or kind of the current phase
 	TargetRate     float64 // messages/s now; 0 in max and pause phases
-	Interval       report.Interval
-	Live           report.Counts
+	Interval       accounting.Interval
+	Live           accounting.Counts
 	InFlight       int64 // sent, outcome not yet reported
 	// Subscriptions is how many subscriptions each message is owed to
 	// (1 unless fan-out): received counts them all.
@@ -152,7 +153,7 @@ type run struct {
 	search    *searcher // nil without a find-max phase
 	base      time.Time
 	baseNS    int64
-	tracker   *report.Tracker
+	tracker   *accounting.Tracker
 	loops     []*producerLoop
 	consumers *consumerSet
 	// In a pipeline run: the output's driver kind, and the built-in
@@ -258,7 +259,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	// The clock starts now: schedule offsets and intervals are relative to it.
 	r.base = time.Now()
 	r.baseNS = r.base.UnixNano()
-	r.tracker = report.NewTracker(r.runID, sc.Producers, r.baseNS)
+	r.tracker = accounting.NewTracker(r.runID, sc.Producers, r.baseNS)
 	r.tracker.SetSubscriptions(sc.Subscriptions)
 	if sc.Pipeline != nil {
 		// A message of an aborted input transaction must never come out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/memory"
@@ -46,15 +47,15 @@ func TestKnownAnswers(t *testing.T) {
 	cases := []struct {
 		name    string
 		options string
-		check   func(t *testing.T, c report.Counts, truth map[string]int64)
+		check   func(t *testing.T, c accounting.Counts, truth map[string]int64)
 	}{
-		{"clean", "{streams: 4}", func(t *testing.T, c report.Counts, truth map[string]int64) {
+		{"clean", "{streams: 4}", func(t *testing.T, c accounting.Counts, truth map[string]int64) {
 			expect(t, "lost", c.Lost, 0)
 			expect(t, "duplicates", c.Duplicates, 0)
 			expect(t, "reordered", c.Reordered, 0)
 			expect(t, "received", c.Received, c.Sent)
 		}},
-		{"drop", "{streams: 4, drop: 0.05, seed: 7}", func(t *testing.T, c report.Counts, truth map[string]int64) {
+		{"drop", "{streams: 4, drop: 0.05, seed: 7}", func(t *testing.T, c accounting.Counts, truth map[string]int64) {
 			if truth["dropped"] == 0 {
 				t.Fatal("the broker dropped nothing; the test proves nothing")
 			}
@@ -62,19 +63,19 @@ func TestKnownAnswers(t *testing.T) {
 			expect(t, "received", c.Received, c.Sent-truth["dropped"])
 			expect(t, "duplicates", c.Duplicates, 0)
 		}},
-		{"duplicate", "{streams: 4, duplicate: 0.05, seed: 8}", func(t *testing.T, c report.Counts, truth map[string]int64) {
+		{"duplicate", "{streams: 4, duplicate: 0.05, seed: 8}", func(t *testing.T, c accounting.Counts, truth map[string]int64) {
 			if truth["duplicated"] == 0 {
 				t.Fatal("the broker duplicated nothing")
 			}
 			expect(t, "duplicates", c.Duplicates, truth["duplicated"])
 			expect(t, "lost", c.Lost, 0)
 		}},
-		{"every message duplicated", "{streams: 4, duplicate: 1}", func(t *testing.T, c report.Counts, truth map[string]int64) {
+		{"every message duplicated", "{streams: 4, duplicate: 1}", func(t *testing.T, c accounting.Counts, truth map[string]int64) {
 			expect(t, "duplicates", c.Duplicates, c.Sent)
 			expect(t, "received", c.Received, c.Sent)
 			expect(t, "lost", c.Lost, 0)
 		}},
-		{"reorder", "{streams: 4, reorder: 0.05, seed: 9}", func(t *testing.T, c report.Counts, truth map[string]int64) {
+		{"reorder", "{streams: 4, reorder: 0.05, seed: 9}", func(t *testing.T, c accounting.Counts, truth map[string]int64) {
 			if truth["reordered"] == 0 {
 				t.Fatal("the broker reordered nothing")
 			}
@@ -82,7 +83,7 @@ func TestKnownAnswers(t *testing.T) {
 			expect(t, "lost", c.Lost, 0)
 			expect(t, "duplicates", c.Duplicates, 0)
 		}},
-		{"all at once", "{streams: 3, drop: 0.02, duplicate: 0.03, reorder: 0.04, seed: 10}", func(t *testing.T, c report.Counts, truth map[string]int64) {
+		{"all at once", "{streams: 3, drop: 0.02, duplicate: 0.03, reorder: 0.04, seed: 10}", func(t *testing.T, c accounting.Counts, truth map[string]int64) {
 			expect(t, "lost", c.Lost, truth["dropped"])
 			expect(t, "duplicates", c.Duplicates, truth["duplicated"])
 			expect(t, "reordered", c.Reordered, truth["reordered"])

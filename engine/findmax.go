@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/report"
 	"github.com/spate-dev/spate/scenarios"
 )
@@ -20,7 +21,7 @@ import (
 // the traffic.
 //
 // A step's figures are its own: the tracker attributes every message whose
-// intended send time falls in the step to it (report.StepWindow), however
+// intended send time falls in the step to it (accounting.StepWindow), however
 // late it arrives. The backlog is sampled at the step's start, middle and
 // end, and messages received while it ran give its achieved rate. After
 // the step nothing is scheduled until the backlog and the messages in
@@ -130,7 +131,7 @@ func (s *searcher) run(ctx context.Context) {
 
 // measure runs one step appended to the timeline as seg, lets the backlog
 // drain, and judges it; ok is false when ctx ended first.
-func (s *searcher) measure(ctx context.Context, win *report.StepWindow, seg scenarios.Segment, kind string, deadline time.Duration) (step report.FindMaxStep, ok bool) {
+func (s *searcher) measure(ctx context.Context, win *accounting.StepWindow, seg scenarios.Segment, kind string, deadline time.Duration) (step report.FindMaxStep, ok bool) {
 	r := s.r
 	defer func() {
 		if !ok {

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/engine"
 	"github.com/spate-dev/spate/report"
@@ -189,7 +190,7 @@ thresholds: [lost == 0, duplicates == 0, pipeline.p99 < 1s]
 	expect(t, "output.delivered", st["output.delivered"], c.Sent)
 	want := report.PipelineResult{Input: "pipe", Output: "pipe", Processor: "builtin", Mode: "exactly-once", Instances: 2}
 	got := *res.Pipeline
-	got.LatencyUS, got.Untimed = report.LatencySummary{}, 0
+	got.LatencyUS, got.Untimed = accounting.LatencySummary{}, 0
 	if got != want {
 		t.Errorf("pipeline %+v, want %+v", got, want)
 	}
@@ -224,7 +225,7 @@ thresholds: [lost == 0, duplicates == 0]
 		t.Errorf("verdict %s, claim %+v", res.Verdict, res.Claim)
 	}
 	for _, e := range res.Examples {
-		if e.Kind != report.ExampleDuplicate || e.Partition == nil || *e.Partition != 0 || e.Offset == nil {
+		if e.Kind != accounting.ExampleDuplicate || e.Partition == nil || *e.Partition != 0 || e.Offset == nil {
 			t.Errorf("example %+v", e)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/spate-dev/spate/accounting"
 )
 
 func TestParseTolerance(t *testing.T) {
@@ -74,14 +76,14 @@ func TestCompareRegressions(t *testing.T) {
 	run := chartResults(t)
 	// Make the run worse: every e2e value doubled (p99 +100%), 5 more lost,
 	// 10% lower achieved rate; and better on publish latency.
-	h, _ := run.Histogram(E2E)
-	worse := newHist()
+	h, _ := run.Histogram(accounting.E2E)
+	worse := accounting.NewHistogram()
 	for _, b := range h.Distribution() {
 		if b.Count > 0 {
 			worse.RecordValues(b.To*2, b.Count)
 		}
 	}
-	run.hists[E2E] = worse
+	run.hists[accounting.E2E] = worse
 	run.Counts.Lost += 5
 	run.Rate.AchievedMean *= 0.9
 	run.RunID = "00000000feedface"
@@ -127,7 +129,7 @@ func TestCompareRegressions(t *testing.T) {
 	// Undefined in the run (nothing received) regresses; undefined in the
 	// baseline is not checked.
 	empty := &Results{SchemaVersion: SchemaVersion, Histograms: map[string]string{}}
-	empty.hists = map[string]*hdr.Histogram{E2E: newHist(), Service: newHist(), Publish: newHist()}
+	empty.hists = map[string]*hdr.Histogram{accounting.E2E: accounting.NewHistogram(), accounting.Service: accounting.NewHistogram(), accounting.Publish: accounting.NewHistogram()}
 	c, _ = Compare(base, empty, "base", "empty", mustTolerances(t, "e2e.p99=10%"))
 	if len(c.Regressions) != 1 || c.Regressions[0].Note != "undefined in the run" {
 		t.Errorf("undefined in the run: %+v", c.Regressions)

@@ -8,6 +8,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -72,7 +73,7 @@ type FindMaxStep struct {
 	AchievedRate float64 `json:"achieved_rate"`
 	// LatencyUS summarizes the latencies of the step's own messages
 	// (intended send time inside the step), received by JudgedS.
-	LatencyUS LatencySet `json:"latency_us"`
+	LatencyUS accounting.LatencySet `json:"latency_us"`
 	// Backlog (acked, not yet received) at the start, middle and end of
 	// the step, and whether it kept growing (see scenarios.BacklogGrew).
 	BacklogStart   int64 `json:"backlog_start"`
@@ -104,7 +105,7 @@ const (
 )
 
 // NewFindMaxStep makes a step's record from its window's figures.
-func NewFindMaxStep(n int, kind string, rate float64, f StepFigures) FindMaxStep {
+func NewFindMaxStep(n int, kind string, rate float64, f accounting.StepFigures) FindMaxStep {
 	return FindMaxStep{
 		Step: n, Kind: kind, Rate: rate, LatencyUS: f.Latency,
 		Acked: f.Counts.Acked, Received: f.Counts.Received, Lost: f.Counts.Missing(),
@@ -124,7 +125,7 @@ func (s *FindMaxStep) Metric(name string) (float64, bool, error) {
 			if !slices.Contains(scenarios.LatencyKinds, kind) {
 				return 0, false, fmt.Errorf("unknown metric %q", name)
 			}
-			h = newHist()
+			h = accounting.NewHistogram()
 		}
 		return histMetric(h, name, stat)
 	}

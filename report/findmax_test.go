@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spate-dev/spate/accounting"
+	"github.com/spate-dev/spate/accounting/accountingtest"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
 	"github.com/spate-dev/spate/scenarios"
@@ -20,13 +22,13 @@ import (
 // intended send time, whenever they are acked or received, and only while
 // the window is open.
 func TestTrackerStepWindows(t *testing.T) {
-	tr := NewTracker(testRunID, 1, 0)
+	tr := accounting.NewTracker(accountingtest.RunID, 1, 0)
 	w := tr.OpenStep(int64(10*time.Millisecond), int64(20*time.Millisecond))
 	// Messages 0..29 intended 1 ms apart: 10..19 are the step's. They are
 	// acked at once and received 5 ms later, but 15 arrives twice and 17
 	// never arrives; 12 fails.
 	for seq := range uint64(30) {
-		s := stamp.Stamp{RunID: testRunID, Seq: seq, Intended: int64(seq) * int64(time.Millisecond)}
+		s := stamp.Stamp{RunID: accountingtest.RunID, Seq: seq, Intended: int64(seq) * int64(time.Millisecond)}
 		s.Sent = s.Intended
 		tr.Sent(0, seq+1)
 		var err error
@@ -37,20 +39,20 @@ func TestTrackerStepWindows(t *testing.T) {
 		if seq == 17 {
 			continue
 		}
-		d := []drivers.Delivery{{Stamp: encode(s), Stream: 0}}
+		d := []drivers.Delivery{{Stamp: accountingtest.Encode(s), Stream: 0}}
 		tr.Received(0, d, s.Intended+int64(5*time.Millisecond))
 		if seq == 15 {
 			tr.Received(0, d, s.Intended+int64(6*time.Millisecond))
 		}
 	}
 	f := tr.StepFigures(w)
-	want := StepCounts{Acked: 9, Failed: 1, Received: 9, Duplicates: 1, ReceivedAcked: 8, Subscriptions: 1}
+	want := accounting.StepCounts{Acked: 9, Failed: 1, Received: 9, Duplicates: 1, ReceivedAcked: 8, Subscriptions: 1}
 	if f.Counts != want || f.Counts.Missing() != 1 || f.Latency.E2E.Count != 9 || f.Latency.E2E.P50 < 5000 || f.Latency.E2E.P50 > 5010 || f.Latency.Publish.Count != 9 {
 		t.Errorf("step counts %+v (want %+v) e2e %+v publish %+v", f.Counts, want, f.Latency.E2E, f.Latency.Publish)
 	}
 	closed := tr.CloseStep(w)
-	late := stamp.Stamp{RunID: testRunID, Seq: 17, Intended: int64(17 * time.Millisecond)}
-	tr.Received(0, []drivers.Delivery{{Stamp: encode(late), Stream: 0}}, int64(time.Second))
+	late := stamp.Stamp{RunID: accountingtest.RunID, Seq: 17, Intended: int64(17 * time.Millisecond)}
+	tr.Received(0, []drivers.Delivery{{Stamp: accountingtest.Encode(late), Stream: 0}}, int64(time.Second))
 	if again := tr.CloseStep(w); again.Counts != closed.Counts {
 		t.Errorf("a message after closing changed the figures: %+v %+v", again.Counts, closed.Counts)
 	}
@@ -103,7 +105,7 @@ func TestFindMaxStepMetrics(t *testing.T) {
 
 func TestFindMaxKnee(t *testing.T) {
 	mk := func(rate float64, p99 int64) FindMaxStep {
-		return FindMaxStep{Rate: rate, LatencyUS: LatencySet{E2E: LatencySummary{Count: 1, P99: p99}}}
+		return FindMaxStep{Rate: rate, LatencyUS: accounting.LatencySet{E2E: accounting.LatencySummary{Count: 1, P99: p99}}}
 	}
 	for _, c := range []struct {
 		steps []FindMaxStep

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -106,7 +107,7 @@ func writeFindMaxText(w io.Writer, r *Results) {
 	p("\n  %4s %-6s %9s %10s %8s %8s %8s %8s %15s %6s %5s  %s\n", "step", "kind", "rate/s", "achieved/s",
 		"e2e p50", "p99", "p99.9", "pub p99", "backlog", "lost", "dup", "verdict")
 	for _, s := range f.Steps {
-		lat := func(l LatencySummary, v int64) string {
+		lat := func(l accounting.LatencySummary, v int64) string {
 			if l.Count == 0 {
 				return "-"
 			}
@@ -172,7 +173,7 @@ func writeFindMaxHTML(p func(string, ...any), r *Results) {
 	p("<p class=\"muted small\">Each step holds one rate; its latencies are those of the messages it sent, however late they arrived. Between steps nothing is sent until the backlog has drained (at most the settle time), so one step's backlog does not spill into the next. The knee is the highest step rate whose e2e p99 is within twice the p99 at the lowest rate (or that plus 1 ms): beyond it latency has turned up.</p>\n")
 	p("<div class=\"scroll\">\n<table class=\"steps num\">\n<thead><tr><th>step</th><th class=\"left\">kind</th><th>rate/s</th><th>achieved/s</th><th>e2e p50</th><th>e2e p99</th><th>e2e p99.9</th><th>publish p99</th><th>backlog start → end</th><th>lost</th><th>duplicates</th><th class=\"left\">verdict</th></tr></thead>\n<tbody>\n")
 	for _, s := range f.Steps {
-		lat := func(l LatencySummary, v int64) string {
+		lat := func(l accounting.LatencySummary, v int64) string {
 			if l.Count == 0 {
 				return "–"
 			}
@@ -256,7 +257,7 @@ func findMaxCharts(f *FindMaxResult) []Chart {
 			if metric == "" {
 				metric, limit = th.Right.Metric, th.Left
 			}
-			if !strings.HasPrefix(metric, E2E+".") || limit.Metric != "" {
+			if !strings.HasPrefix(metric, accounting.E2E+".") || limit.Metric != "" {
 				continue
 			}
 			lat.Series = append(lat.Series, Series{Name: "SLO " + expr, Color: "#b3261e", Dashed: true, Width: 1.5,

@@ -8,6 +8,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -20,12 +21,12 @@ func withChaos(r *Results) *Results {
 		{
 			Action: "broker-restart", Target: "broker-0", StartS: 0.5, EndS: 1.2, OK: true,
 			Details:         map[string]any{"broker": "0"},
-			WindowLatencyUS: &LatencySummary{Count: 700, Min: 900, Mean: 15000, P50: 11200, P90: 34100, P99: 251000, P999: 282000, Max: 289000},
+			WindowLatencyUS: &accounting.LatencySummary{Count: 700, Min: 900, Mean: 15000, P50: 11200, P90: 34100, P99: 251000, P999: 282000, Max: 289000},
 			LostInWindow:    4, DuplicatesInWindow: 12, PeakBacklog: 180, RecoveryS: f64(0.35),
 		},
 		{
 			Action: "partition", Target: "consumers", StartS: 1.5, EndS: 1.9, OK: true,
-			WindowLatencyUS: &LatencySummary{Count: 380, P50: 20000, P99: 260000, P999: 280000, Max: 285000},
+			WindowLatencyUS: &accounting.LatencySummary{Count: 380, P50: 20000, P99: 260000, P999: 280000, Max: 285000},
 			LostInWindow:    3, PeakBacklog: 420,
 		},
 		{Action: "exec", StartS: 1, EndS: 1, OK: false, Error: "exit status 1: connection refused"},
@@ -41,10 +42,10 @@ func chartResults(t testing.TB) *Results {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
 	start := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
-	totals := map[string]*hdr.Histogram{E2E: newHist(), Service: newHist(), Publish: newHist()}
+	totals := map[string]*hdr.Histogram{accounting.E2E: accounting.NewHistogram(), accounting.Service: accounting.NewHistogram(), accounting.Publish: accounting.NewHistogram()}
 	var intervals []IntervalResult
 	var backlog int64
-	var counts Counts
+	var counts accounting.Counts
 	for i := range 60 {
 		target := 1000.0
 		if i >= 20 && i < 30 {
@@ -59,7 +60,7 @@ func chartResults(t testing.TB) *Results {
 		backlog += sent
 		received := min(backlog, recvCap)
 		backlog -= received
-		ivh := map[string]*hdr.Histogram{E2E: newHist(), Service: newHist(), Publish: newHist()}
+		ivh := map[string]*hdr.Histogram{accounting.E2E: accounting.NewHistogram(), accounting.Service: accounting.NewHistogram(), accounting.Publish: accounting.NewHistogram()}
 		median := 2000.0
 		if i >= 20 && i < 30 {
 			median = 3500
@@ -72,17 +73,17 @@ func chartResults(t testing.TB) *Results {
 			if rng.IntN(500) == 0 {
 				v *= 20
 			}
-			ivh[E2E].RecordValue(v)
-			ivh[Service].RecordValue(v * 9 / 10)
+			ivh[accounting.E2E].RecordValue(v)
+			ivh[accounting.Service].RecordValue(v * 9 / 10)
 		}
 		pubMedian := 800.0
 		if outage {
 			pubMedian = 4000
 		}
 		for range sent {
-			ivh[Publish].RecordValue(int64(math.Exp(rng.NormFloat64()*0.4) * pubMedian))
+			ivh[accounting.Publish].RecordValue(int64(math.Exp(rng.NormFloat64()*0.4) * pubMedian))
 		}
-		ic := Counts{Sent: sent, Acked: sent, Received: received}
+		ic := accounting.Counts{Sent: sent, Acked: sent, Received: received}
 		if i == 40 {
 			ic.Duplicates = 25
 		}
@@ -93,7 +94,7 @@ func chartResults(t testing.TB) *Results {
 		tr := target
 		intervals = append(intervals, IntervalResult{
 			StartS: float64(i), EndS: float64(i + 1), TargetRate: &tr, Counts: ic, Backlog: backlog,
-			LatencyUS: LatencySet{E2E: summarize(ivh[E2E]), Service: summarize(ivh[Service]), Publish: summarize(ivh[Publish])},
+			LatencyUS: accounting.LatencySet{E2E: accounting.Summarize(ivh[accounting.E2E]), Service: accounting.Summarize(ivh[accounting.Service]), Publish: accounting.Summarize(ivh[accounting.Publish])},
 		})
 		for k, h := range ivh {
 			totals[k].Merge(h)
@@ -117,14 +118,14 @@ func chartResults(t testing.TB) *Results {
 		Intervals:     intervals,
 		Chaos: []FaultResult{
 			{Action: "broker-restart", Target: "broker-0", StartS: 35, EndS: 45, OK: true,
-				WindowLatencyUS: &LatencySummary{Count: 1500, P50: 1_800_000, P90: 2_300_000, P99: 2_450_000, P999: 2_500_000, Max: 2_510_000},
+				WindowLatencyUS: &accounting.LatencySummary{Count: 1500, P50: 1_800_000, P90: 2_300_000, P99: 2_450_000, P999: 2_500_000, Max: 2_510_000},
 				LostInWindow:    0, DuplicatesInWindow: 25, PeakBacklog: 8500, RecoveryS: f64(3.2)},
 			{Action: "kill-consumer", Target: "consumer-1", StartS: 50, EndS: 50, OK: true, PeakBacklog: 12},
 		},
 		DriverStats: map[string]int64{"duplicated": 25},
 	}
-	sum := Summary{Counts: counts, Histograms: totals,
-		Latency: LatencySet{E2E: summarize(totals[E2E]), Service: summarize(totals[Service]), Publish: summarize(totals[Publish])}}
+	sum := accounting.Summary{Counts: counts, Histograms: totals,
+		Latency: accounting.LatencySet{E2E: accounting.Summarize(totals[accounting.E2E]), Service: accounting.Summarize(totals[accounting.Service]), Publish: accounting.Summarize(totals[accounting.Publish])}}
 	if err := r.SetSummary(sum); err != nil {
 		t.Fatal(err)
 	}
@@ -143,16 +144,16 @@ func findMaxResults(t testing.TB) *Results {
 	t.Helper()
 	r := testResults(t)
 	step := func(n int, kind string, rate, achieved float64, p50, p99, p999 int64, bStart, bMid, bEnd int64, ok bool) FindMaxStep {
-		h := newHist()
+		h := accounting.NewHistogram()
 		if p50 > 0 {
 			_ = h.RecordValues(p50, 980)
 			_ = h.RecordValues(p99, 19)
 			_ = h.RecordValues(p999, 1)
 		}
-		s := NewFindMaxStep(n, kind, rate, StepFigures{
-			Counts:     StepCounts{Acked: int64(rate * 2), Received: int64(rate * 2), ReceivedAcked: int64(rate * 2)},
-			Latency:    LatencySet{E2E: summarize(h)},
-			Histograms: map[string]*hdr.Histogram{E2E: h, Service: h, Publish: newHist()},
+		s := NewFindMaxStep(n, kind, rate, accounting.StepFigures{
+			Counts:     accounting.StepCounts{Acked: int64(rate * 2), Received: int64(rate * 2), ReceivedAcked: int64(rate * 2)},
+			Latency:    accounting.LatencySet{E2E: accounting.Summarize(h)},
+			Histograms: map[string]*hdr.Histogram{accounting.E2E: h, accounting.Service: h, accounting.Publish: accounting.NewHistogram()},
 		})
 		s.StartS, s.EndS, s.JudgedS = float64(n)*4, float64(n)*4+2, float64(n)*4+2.5
 		s.Scheduled, s.AchievedRate = int64(rate*2), achieved

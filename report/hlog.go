@@ -11,6 +11,8 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/spate-dev/spate/accounting"
 )
 
 // HlogFormatVersion is the HdrHistogram interval log format HlogWriter writes.
@@ -128,7 +130,7 @@ func OpenIntervalLogs(dir string) (*IntervalLogs, error) {
 		return nil, err
 	}
 	l := &IntervalLogs{files: map[string]*os.File{}, bufs: map[string]*bufio.Writer{}, writers: map[string]*HlogWriter{}}
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		p := filepath.Join(dir, kind+".hlog")
 		f, err := os.Create(p)
 		if err != nil {
@@ -178,7 +180,7 @@ func (l *IntervalLogs) Close() error {
 	defer l.mu.Unlock()
 	errs := []error{l.err}
 	now := time.Now()
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		if w := l.writers[kind]; w != nil && l.err == nil {
 			errs = append(errs, w.Header(now))
 		}

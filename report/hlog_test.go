@@ -12,6 +12,8 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/spate-dev/spate/accounting"
 )
 
 // hlogRow is the shape of Java's "%.3f,%.3f,%.3f,%s" interval line.
@@ -21,7 +23,7 @@ func TestHlogWriterFormat(t *testing.T) {
 	start := time.Date(2025, 1, 1, 0, 0, 0, 250_000_000, time.UTC)
 	var b bytes.Buffer
 	lw := NewHlogWriter(&b, "[Logged with spate: e2e latency in microseconds, Interval_Max in milliseconds]", HlogMaxUnitRatio)
-	h := newHist()
+	h := accounting.NewHistogram()
 	h.RecordValue(1500)
 	h.RecordValue(289_000)
 	if err := lw.Write(start, start.Add(time.Second), h); err != nil {
@@ -70,12 +72,12 @@ func TestHlogRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var written []*hdr.Histogram
 	for i := range 20 {
-		h := newHist()
+		h := accounting.NewHistogram()
 		for range rng.IntN(5000) {
 			h.RecordValue(rng.Int64N(3_000_000))
 		}
 		from, to := start.Add(time.Duration(i)*time.Second), start.Add(time.Duration(i+1)*time.Second)
-		for _, kind := range kinds {
+		for _, kind := range accounting.Kinds {
 			if err := logs.Write(kind, from, to, h); err != nil {
 				t.Fatal(err)
 			}
@@ -84,10 +86,10 @@ func TestHlogRoundTrip(t *testing.T) {
 	}
 	// A last interval of no length and nothing in it is skipped.
 	end := start.Add(20 * time.Second)
-	if err := logs.Write(E2E, end, end, newHist()); err != nil {
+	if err := logs.Write(accounting.E2E, end, end, accounting.NewHistogram()); err != nil {
 		t.Fatal(err)
 	}
-	if err := logs.Write("bogus", start, end, newHist()); err == nil {
+	if err := logs.Write("bogus", start, end, accounting.NewHistogram()); err == nil {
 		t.Error("unknown kind: no error")
 	}
 	if err := logs.Close(); err != nil {
@@ -96,7 +98,7 @@ func TestHlogRoundTrip(t *testing.T) {
 	if got := len(logs.Paths()); got != 3 {
 		t.Fatalf("%d paths", got)
 	}
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		f, err := os.Open(filepath.Join(dir, kind+".hlog"))
 		if err != nil {
 			t.Fatal(err)
@@ -163,14 +165,14 @@ func TestResultsHistogramLegacyEncoding(t *testing.T) {
 		"current": string(enc),
 		"legacy":  base64.StdEncoding.EncodeToString(enc),
 	} {
-		r := &Results{Histograms: map[string]string{E2E: stored}}
-		got, err := r.Histogram(E2E)
+		r := &Results{Histograms: map[string]string{accounting.E2E: stored}}
+		got, err := r.Histogram(accounting.E2E)
 		if err != nil || !got.Equals(h) {
 			t.Errorf("%s encoding: %v", name, err)
 		}
 	}
 	r := testResults(t)
-	if !strings.HasPrefix(r.Histograms[E2E], "HISTF") {
-		t.Errorf("results hold %.20q..., want HdrHistogram's base64 form (HISTF...)", r.Histograms[E2E])
+	if !strings.HasPrefix(r.Histograms[accounting.E2E], "HISTF") {
+		t.Errorf("results hold %.20q..., want HdrHistogram's base64 form (HISTF...)", r.Histograms[accounting.E2E])
 	}
 }

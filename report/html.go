@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/spate-dev/spate/accounting"
 )
 
 // Chart ids in report.html, one per chart, in page order.
@@ -206,7 +208,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 	}
 	p("</tbody>\n</table>\n</div>\n<div>\n<h2>Latency</h2>\n<table class=\"num\">\n")
 	p("<thead><tr><th></th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr></thead>\n<tbody>\n")
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		l := r.LatencyUS.Get(kind)
 		if l.Count == 0 {
 			p("<tr><th>%s</th><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td></tr>\n", kind)
@@ -292,7 +294,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 		n := min(len(r.Examples), 20)
 		p("<section>\n<h2>Examples (%d of %d)</h2>\n<table class=\"num\">\n<thead><tr><th>producer</th><th>seq</th><th>partition</th><th>offset</th><th>txn</th><th class=\"left\">problem</th></tr></thead>\n<tbody>\n", n, len(r.Examples))
 		for _, e := range r.Examples[:n] {
-			part, off, txn := e.where("–")
+			part, off, txn := e.Where("–")
 			p("<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td class=\"left\">%s</td></tr>\n", e.Producer, e.Seq, part, off, txn, esc(e.Problem))
 		}
 		p("</tbody>\n</table>\n</section>\n")
@@ -357,7 +359,7 @@ func timeCharts(r *Results) []Chart {
 			received = append(received, Point{x, float64(iv.Counts.Received) / secs / float64(r.Subs())})
 		}
 		backlog = append(backlog, Point{x, float64(iv.Backlog)})
-		for _, kind := range []string{E2E, Publish} {
+		for _, kind := range []string{accounting.E2E, accounting.Publish} {
 			l := iv.LatencyUS.Get(kind)
 			s := lat[kind]
 			vals := [4]float64{float64(l.P50), float64(l.P99), float64(l.P999), float64(l.Max)}
@@ -394,8 +396,8 @@ func timeCharts(r *Results) []Chart {
 		},
 	}
 	for _, kind := range []struct{ id, name, what string }{
-		{ChartE2E, E2E, "End-to-end latency (receive − intended send)"},
-		{ChartPublish, Publish, "Publish latency (confirmation − send)"},
+		{ChartE2E, accounting.E2E, "End-to-end latency (receive − intended send)"},
+		{ChartPublish, accounting.Publish, "Publish latency (confirmation − send)"},
 	} {
 		s := lat[kind.name]
 		charts = append(charts, Chart{
@@ -422,7 +424,7 @@ func spectrumChart(r *Results) Chart {
 		Empty:   "no latencies were recorded",
 	}
 	maxX := 10.0
-	for i, kind := range kinds {
+	for i, kind := range accounting.Kinds {
 		h, err := r.histogramOrEmpty(kind)
 		if err != nil || h.TotalCount() == 0 {
 			continue

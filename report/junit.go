@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/spate-dev/spate/accounting"
 )
 
 // JUnit XML, as CI systems (GitHub Actions test reporters, GitLab, Jenkins)
@@ -110,7 +112,7 @@ var correctnessChecks = []struct {
 // exampleKindOf maps a correctness check to the kind of examples that
 // show its violations.
 var exampleKindOf = map[string]string{
-	"loss": ExampleLost, "duplicates": ExampleDuplicate, "order": ExampleReordered, "isolation": ExampleAbortedRead,
+	"loss": accounting.ExampleLost, "duplicates": accounting.ExampleDuplicate, "order": accounting.ExampleReordered, "isolation": accounting.ExampleAbortedRead,
 }
 
 // WriteJUnit writes r's thresholds, correctness checks, run outcome and
@@ -174,7 +176,7 @@ func WriteJUnit(w io.Writer, r *Results) error {
 					body = strings.TrimSuffix(body, "first examples:") + "first lost messages:"
 				}
 				for _, e := range ex {
-					body += fmt.Sprintf("\n  producer %d seq %d%s: %s", e.Producer, e.Seq, e.location(), e.Problem)
+					body += fmt.Sprintf("\n  producer %d seq %d%s: %s", e.Producer, e.Seq, exampleLocation(e), e.Problem)
 				}
 			}
 			c.Failure = problem(msg, "correctness", body)
@@ -318,22 +320,22 @@ func (r *Results) transactional() bool {
 
 // examplesOf returns up to n examples of kind; examples without a kind
 // (results written before kinds existed) count as lost.
-func (r *Results) examplesOf(kind string, n int) []Example {
-	var out []Example
+func (r *Results) examplesOf(kind string, n int) []accounting.Example {
+	var out []accounting.Example
 	for _, e := range r.Examples {
 		if len(out) == n {
 			break
 		}
-		if e.Kind == kind || (e.Kind == "" && kind == ExampleLost) {
+		if e.Kind == kind || (e.Kind == "" && kind == accounting.ExampleLost) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
-// location says where an example was found: " (partition 2 offset 17,
+// exampleLocation says where an example was found: " (partition 2 offset 17,
 // txn 4)", or "" when nothing is known.
-func (e Example) location() string {
+func exampleLocation(e accounting.Example) string {
 	var parts []string
 	if e.Partition != nil {
 		parts = append(parts, fmt.Sprintf("partition %d", *e.Partition))

@@ -1,3 +1,8 @@
+// Package report turns what a run counted into spate's figures and files:
+// Results (the schema of results.json, filled from an accounting.Summary),
+// threshold evaluation, the claim, comparisons, and writers for the text
+// summary, results.json, .hgrm and .hlog files, report.html and JUnit XML.
+// It knows nothing of brokers.
 package report
 
 import (
@@ -5,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -13,58 +17,13 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/scenarios"
 )
 
 // SchemaVersion is the version of results.json written by this build; see
 // report/SCHEMA.md. It changes when a field changes meaning or disappears.
 const SchemaVersion = 1
-
-// LatencySummary condenses one latency histogram, in microseconds.
-type LatencySummary struct {
-	Count int64   `json:"count"`
-	Min   int64   `json:"min"`
-	Mean  float64 `json:"mean"`
-	P50   int64   `json:"p50"`
-	P90   int64   `json:"p90"`
-	P99   int64   `json:"p99"`
-	P999  int64   `json:"p999"`
-	Max   int64   `json:"max"`
-}
-
-// LatencySet holds the three latency kinds.
-type LatencySet struct {
-	E2E     LatencySummary `json:"e2e"`
-	Service LatencySummary `json:"service"`
-	Publish LatencySummary `json:"publish"`
-}
-
-// Get returns the summary of kind (E2E, Service or Publish).
-func (l LatencySet) Get(kind string) LatencySummary {
-	switch kind {
-	case E2E:
-		return l.E2E
-	case Service:
-		return l.Service
-	}
-	return l.Publish
-}
-
-func summarize(h *hdr.Histogram) LatencySummary {
-	if h.TotalCount() == 0 {
-		return LatencySummary{}
-	}
-	return LatencySummary{
-		Count: h.TotalCount(),
-		Min:   h.Min(),
-		Mean:  math.Round(h.Mean()*10) / 10,
-		P50:   h.ValueAtQuantile(50),
-		P90:   h.ValueAtQuantile(90),
-		P99:   h.ValueAtQuantile(99),
-		P999:  h.ValueAtQuantile(99.9),
-		Max:   h.Max(),
-	}
-}
 
 // Rates are per-second means over the traffic duration.
 type Rates struct {
@@ -86,12 +45,12 @@ type ThresholdResult struct {
 
 // IntervalResult is one interval of the run, for charts over time.
 type IntervalResult struct {
-	StartS     float64    `json:"start_s"`
-	EndS       float64    `json:"end_s"`
-	TargetRate *float64   `json:"target_rate"` // mean scheduled rate; null in max phases
-	Counts     Counts     `json:"counts"`
-	Backlog    int64      `json:"backlog"`
-	LatencyUS  LatencySet `json:"latency_us"`
+	StartS     float64               `json:"start_s"`
+	EndS       float64               `json:"end_s"`
+	TargetRate *float64              `json:"target_rate"` // mean scheduled rate; null in max phases
+	Counts     accounting.Counts     `json:"counts"`
+	Backlog    int64                 `json:"backlog"`
+	LatencyUS  accounting.LatencySet `json:"latency_us"`
 }
 
 // FaultResult is one chaos action as it happened: when it ran, whether it
@@ -107,7 +66,7 @@ type FaultResult struct {
 	// the broker restarted, ...
 	Details map[string]any `json:"details,omitempty"`
 	// Window holds e2e latency of messages received inside [start_s, end_s].
-	WindowLatencyUS *LatencySummary `json:"window_latency_us,omitempty"`
+	WindowLatencyUS *accounting.LatencySummary `json:"window_latency_us,omitempty"`
 	// LostInWindow and DuplicatesInWindow count messages whose send time
 	// falls inside the window.
 	LostInWindow       int64 `json:"lost_in_window"`
@@ -142,15 +101,15 @@ type Results struct {
 	// owed every message (omitted when 1): delivery counts (received,
 	// duplicates, lost, reordered, unconfirmed_delivered, aborted reads)
 	// are summed over them, and ratios divide by acked × subscriptions.
-	Subscriptions int               `json:"subscriptions,omitempty"`
-	Counts        Counts            `json:"counts"`
-	LatencyUS     LatencySet        `json:"latency_us"`
-	Rate          Rates             `json:"rate"`
-	Thresholds    []ThresholdResult `json:"thresholds"`
-	Verdict       string            `json:"verdict"` // pass or fail
+	Subscriptions int                   `json:"subscriptions,omitempty"`
+	Counts        accounting.Counts     `json:"counts"`
+	LatencyUS     accounting.LatencySet `json:"latency_us"`
+	Rate          Rates                 `json:"rate"`
+	Thresholds    []ThresholdResult     `json:"thresholds"`
+	Verdict       string                `json:"verdict"` // pass or fail
 	// Examples names up to MaxExamples messages behind failed checks.
-	Examples  []Example        `json:"examples,omitempty"`
-	Intervals []IntervalResult `json:"intervals"`
+	Examples  []accounting.Example `json:"examples,omitempty"`
+	Intervals []IntervalResult     `json:"intervals"`
 	// Chaos lists every fault the scenario injected, as it happened, with
 	// what it did to the traffic.
 	Chaos []FaultResult `json:"chaos"`
@@ -189,8 +148,8 @@ type PipelineResult struct {
 	// input, its commit), the time the pipeline itself added. Untimed
 	// counts first deliveries that arrived before their confirmation was
 	// reported, which have none.
-	LatencyUS LatencySummary `json:"latency_us"`
-	Untimed   int64          `json:"untimed"`
+	LatencyUS accounting.LatencySummary `json:"latency_us"`
+	Untimed   int64                     `json:"untimed"`
 }
 
 // Verdicts.
@@ -200,7 +159,7 @@ const (
 )
 
 // SetSummary copies the tracker's final account into r.
-func (r *Results) SetSummary(s Summary) error {
+func (r *Results) SetSummary(s accounting.Summary) error {
 	unsent := r.Counts.Unsent
 	r.Counts = s.Counts
 	r.Counts.Unsent = unsent
@@ -270,7 +229,7 @@ func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 		if !isPercentile && !slices.Contains(scenarios.LatencyStats, stat) {
 			return 0, false, fmt.Errorf("unknown statistic %q", name)
 		}
-		if kind == Pipeline && r.hists[kind] == nil && r.Histograms[kind] == "" {
+		if kind == accounting.Pipeline && r.hists[kind] == nil && r.Histograms[kind] == "" {
 			return 0, false, nil // not a pipeline run
 		}
 		h, err := r.Histogram(kind)

@@ -12,6 +12,8 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
+	"github.com/spate-dev/spate/accounting/accountingtest"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
 	"github.com/spate-dev/spate/scenarios"
@@ -23,7 +25,7 @@ import (
 func testResults(t testing.TB) *Results {
 	t.Helper()
 	const start = int64(1_735_689_600) * int64(time.Second) // 2025-01-01T00:00:00Z
-	tr := NewTracker(testRunID, 2, start)
+	tr := accounting.NewTracker(accountingtest.RunID, 2, start)
 	boom := errors.New("broker said no")
 	var intervals []IntervalResult
 	target := 1000.0
@@ -34,7 +36,7 @@ func testResults(t testing.TB) *Results {
 			for i := range uint64(500) {
 				seq := uint64(iv)*500 + i
 				intended := start + int64(iv)*int64(time.Second) + int64(i)*int64(2*time.Millisecond)
-				s := stamp.Stamp{RunID: testRunID, Producer: p, Seq: seq, Intended: intended, Sent: intended + int64(p+1)*int64(50*time.Microsecond)}
+				s := stamp.Stamp{RunID: accountingtest.RunID, Producer: p, Seq: seq, Intended: intended, Sent: intended + int64(p+1)*int64(50*time.Microsecond)}
 				switch {
 				case seq%211 == 5:
 					res = append(res, drivers.Result{Stamp: s, Err: boom})
@@ -77,14 +79,14 @@ func testResults(t testing.TB) *Results {
 		Scenario:      "checkout-spike",
 		File:          "examples/checkout-spike.yaml",
 		Driver:        "memory",
-		RunID:         stamp.RunIDString(testRunID),
+		RunID:         stamp.RunIDString(accountingtest.RunID),
 		StartedAt:     time.Unix(0, start).UTC(),
 		DurationS:     2.5,
 		TrafficS:      2,
 		DrainS:        0.5,
 		Producers:     2,
 		Consumers:     1,
-		Counts:        Counts{Unsent: 3},
+		Counts:        accounting.Counts{Unsent: 3},
 		Intervals:     intervals,
 		DriverStats:   map[string]int64{"dropped": 7, "duplicated": 40},
 	}
@@ -152,10 +154,10 @@ func metricNames() []string {
 // in a run where everything happened. A metric added to scenarios without
 // an implementation here fails this test.
 func TestMetricImplementsEveryName(t *testing.T) {
-	r := findMaxResults(t) // a run with a find-max phase and a peak: headroom too
-	h := newHist()         // and a pipeline's latency
+	r := findMaxResults(t)         // a run with a find-max phase and a peak: headroom too
+	h := accounting.NewHistogram() // and a pipeline's latency
 	_ = h.RecordValues(1500, 10)
-	r.hists[Pipeline] = h
+	r.hists[accounting.Pipeline] = h
 	for _, name := range metricNames() {
 		if _, ok := scenarios.LookupMetric(name); !ok {
 			t.Errorf("scenarios does not accept its own metric %q", name)
@@ -173,7 +175,7 @@ func TestMetricImplementsEveryName(t *testing.T) {
 func TestMetricValues(t *testing.T) {
 	r := testResults(t)
 	c := r.Counts
-	e2e, _ := r.Histogram(E2E)
+	e2e, _ := r.Histogram(accounting.E2E)
 	for name, want := range map[string]float64{
 		"sent": float64(c.Sent), "lost": float64(c.Lost), "loss": float64(c.Lost),
 		"unsent": 3, "duplicates": float64(c.Duplicates), "failed": float64(c.Failed),
@@ -185,7 +187,7 @@ func TestMetricValues(t *testing.T) {
 		"target_rate":                 1000, "achieved_rate": float64(c.Received) / 2,
 		"e2e.p50": float64(r.LatencyUS.E2E.P50), "e2e.p999": float64(r.LatencyUS.E2E.P999),
 		"e2e.p9999": float64(e2e.ValueAtQuantile(99.99)), "e2e.max": float64(r.LatencyUS.E2E.Max),
-		"e2e.min": float64(r.LatencyUS.E2E.Min), "service.mean": mustHist(t, r, Service).Mean(),
+		"e2e.min": float64(r.LatencyUS.E2E.Min), "service.mean": mustHist(t, r, accounting.Service).Mean(),
 	} {
 		v, ok, err := r.Metric(name)
 		if err != nil || !ok || v != want {
@@ -211,7 +213,7 @@ func mustHist(t testing.TB, r *Results, kind string) *hdr.Histogram {
 // latencies, ratios and the target rate undefined: not 0.
 func TestMetricUndefined(t *testing.T) {
 	r := &Results{SchemaVersion: SchemaVersion}
-	if err := r.SetSummary(NewTracker(1, 1, 0).Summary()); err != nil {
+	if err := r.SetSummary(accounting.NewTracker(1, 1, 0).Summary()); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range metricNames() {
@@ -227,10 +229,10 @@ func TestMetricUndefined(t *testing.T) {
 		}
 	}
 	// The publish latency alone is undefined when nothing was confirmed.
-	tr := NewTracker(testRunID, 1, 0)
-	recordOne(tr, 0, time.Millisecond, time.Millisecond, time.Millisecond)
+	tr := accounting.NewTracker(accountingtest.RunID, 1, 0)
+	accountingtest.RecordOne(tr, 0, time.Millisecond, time.Millisecond, time.Millisecond)
 	s := tr.Summary()
-	s.Histograms[Publish].Reset()
+	s.Histograms[accounting.Publish].Reset()
 	if err := r.SetSummary(s); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +347,7 @@ func TestResultsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		orig, err := r.Histogram(kind)
 		if err != nil {
 			t.Fatal(err)
@@ -357,8 +359,8 @@ func TestResultsRoundTrip(t *testing.T) {
 		if got.TotalCount() != orig.TotalCount() || got.TotalCount() == 0 || !got.Equals(orig) {
 			t.Errorf("%s: %d values read back, %d written (equal: %v)", kind, got.TotalCount(), orig.TotalCount(), got.Equals(orig))
 		}
-		if summarize(got) != r.LatencyUS.Get(kind) {
-			t.Errorf("%s summary read back %+v, written %+v", kind, summarize(got), r.LatencyUS.Get(kind))
+		if accounting.Summarize(got) != r.LatencyUS.Get(kind) {
+			t.Errorf("%s summary read back %+v, written %+v", kind, accounting.Summarize(got), r.LatencyUS.Get(kind))
 		}
 	}
 	ths := parseThresholds(t, "e2e.p99 < 300ms", "loss == 0", "service.p9999 < 1s", "achieved_rate >= 0.95 * target_rate")

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spate-dev/spate/accounting"
 )
 
 // SweepSchemaVersion is the version of sweep.json; see report/SCHEMA.md.
@@ -57,10 +59,10 @@ type SweepRow struct {
 	// TargetRate and AchievedRate are the point's target_mean and
 	// achieved_mean (messages received during the traffic ÷ its length):
 	// the throughput.
-	TargetRate   *float64   `json:"target_rate"`
-	AchievedRate float64    `json:"achieved_rate"`
-	LatencyUS    LatencySet `json:"latency_us"`
-	Counts       Counts     `json:"counts"`
+	TargetRate   *float64              `json:"target_rate"`
+	AchievedRate float64               `json:"achieved_rate"`
+	LatencyUS    accounting.LatencySet `json:"latency_us"`
+	Counts       accounting.Counts     `json:"counts"`
 	// FailedThresholds counts the point's thresholds that did not hold.
 	FailedThresholds int `json:"failed_thresholds"`
 	// SustainedRate is the find-max result when the scenario has a
@@ -181,7 +183,7 @@ func WriteSweepCSV(w io.Writer, s *SweepResults) error {
 		}
 		return strconv.FormatFloat(math.Round(*v*1000)/1000, 'f', -1, 64)
 	}
-	lat := func(l LatencySummary, v int64) string {
+	lat := func(l accounting.LatencySummary, v int64) string {
 		if l.Count == 0 {
 			return ""
 		}
@@ -228,7 +230,7 @@ func WriteSweepText(w io.Writer, s *SweepResults) error {
 			p(" %-*s", widths[i], v)
 		}
 		e := pt.LatencyUS.E2E
-		l := func(l LatencySummary, v int64) string {
+		l := func(l accounting.LatencySummary, v int64) string {
 			if l.Count == 0 {
 				return "-"
 			}
@@ -280,10 +282,10 @@ func sweepCharts(s *SweepResults) []Chart {
 	var charts []Chart
 	for _, c := range []struct {
 		id, title string
-		stat      func(LatencySummary) int64
+		stat      func(accounting.LatencySummary) int64
 	}{
-		{ChartSweepP99, "e2e p99 by throughput", func(l LatencySummary) int64 { return l.P99 }},
-		{ChartSweepP50, "e2e p50 by throughput", func(l LatencySummary) int64 { return l.P50 }},
+		{ChartSweepP99, "e2e p99 by throughput", func(l accounting.LatencySummary) int64 { return l.P99 }},
+		{ChartSweepP50, "e2e p50 by throughput", func(l accounting.LatencySummary) int64 { return l.P50 }},
 	} {
 		ch := Chart{
 			ID: c.id, Title: c.title + " (along " + s.Along + ")", XLabel: "throughput: messages received per second",
@@ -370,7 +372,7 @@ func WriteSweepHTML(w io.Writer, s *SweepResults) error {
 	}
 	p("<th class=\"left\">verdict</th><th>target/s</th><th>achieved/s</th><th>e2e p50</th><th>e2e p99</th><th>e2e p99.9</th><th>publish p99</th><th>sent</th><th>received</th><th>lost</th><th>duplicates</th><th>reordered</th><th class=\"left\">report</th></tr></thead>\n<tbody>\n")
 	for _, pt := range s.Points {
-		lat := func(l LatencySummary, v int64) string {
+		lat := func(l accounting.LatencySummary, v int64) string {
 			if l.Count == 0 {
 				return "–"
 			}

@@ -16,6 +16,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -100,7 +101,7 @@ func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 		case FormatJUnit:
 			err = write("junit.xml", func(w io.Writer) error { return WriteJUnit(w, r) })
 		case FormatHgrm:
-			for _, kind := range kinds {
+			for _, kind := range accounting.Kinds {
 				h, herr := r.histogramOrEmpty(kind)
 				if herr != nil {
 					err = herr
@@ -123,7 +124,7 @@ func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 func (r *Results) histogramOrEmpty(kind string) (*hdr.Histogram, error) {
 	if _, ok := r.hists[kind]; !ok {
 		if _, ok := r.Histograms[kind]; !ok {
-			return newHist(), nil
+			return accounting.NewHistogram(), nil
 		}
 	}
 	return r.Histogram(kind)
@@ -381,7 +382,7 @@ func WriteText(w io.Writer, r *Results) error {
 	}
 
 	p("\n%-12s %12s %9s %9s %9s %9s %9s\n", "latency", "count", "p50", "p90", "p99", "p99.9", "max")
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		l := r.LatencyUS.Get(kind)
 		if l.Count == 0 {
 			p("  %-10s %12s %9s %9s %9s %9s %9s\n", kind, "0", "-", "-", "-", "-", "-")
@@ -657,7 +658,7 @@ func trim(s string, n int) string {
 
 // writeExamplesText lists the first n examples: who sent each message,
 // where it was found, and what was wrong.
-func writeExamplesText(w io.Writer, examples []Example, n int) {
+func writeExamplesText(w io.Writer, examples []accounting.Example, n int) {
 	n = min(len(examples), n)
 	located := false
 	for _, e := range examples[:n] {
@@ -672,7 +673,7 @@ func writeExamplesText(w io.Writer, examples []Example, n int) {
 	}
 	fmt.Fprintf(w, "  %-8s %10s %9s %10s %6s  %s\n", "producer", "seq", "partition", "offset", "txn", "problem")
 	for _, e := range examples[:n] {
-		part, off, txn := e.where("-")
+		part, off, txn := e.Where("-")
 		fmt.Fprintf(w, "  %-8d %10d %9s %10s %6s  %s\n", e.Producer, e.Seq, part, off, txn, e.Problem)
 	}
 }

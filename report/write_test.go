@@ -17,6 +17,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -82,7 +83,7 @@ func TestWriteTextInterrupted(t *testing.T) {
 	r.DriverStats = nil
 	rec := 1.25
 	r.Chaos = []FaultResult{
-		{Action: "broker-restart", Target: "1", StartS: 5, EndS: 6.5, OK: true, WindowLatencyUS: &LatencySummary{Count: 900, P99: 1_250_000},
+		{Action: "broker-restart", Target: "1", StartS: 5, EndS: 6.5, OK: true, WindowLatencyUS: &accounting.LatencySummary{Count: 900, P99: 1_250_000},
 			LostInWindow: 0, DuplicatesInWindow: 12, PeakBacklog: 4_321, RecoveryS: &rec},
 		{Action: "leader-move", StartS: 8, EndS: 8, OK: true, PeakBacklog: 7},
 		{Action: "exec", StartS: 9, EndS: 9.2, Error: `"false": exit status 1`},
@@ -173,7 +174,7 @@ func TestFormatNumbers(t *testing.T) {
 // testHistogram is a deterministic histogram of latencies in µs: a
 // lognormal-ish body around 2 ms and a tail to a few seconds.
 func testHistogram() *hdr.Histogram {
-	h := newHist()
+	h := accounting.NewHistogram()
 	rng := rand.New(rand.NewPCG(7, 8))
 	for range 100_000 {
 		v := math.Exp(rng.NormFloat64()*0.6) * 2000
@@ -194,7 +195,7 @@ func TestWriteHgrmGolden(t *testing.T) {
 	checkHgrm(t, b.String(), 100_000)
 
 	b.Reset()
-	if err := WriteHgrm(&b, newHist(), HgrmUnitDivisor); err != nil {
+	if err := WriteHgrm(&b, accounting.NewHistogram(), HgrmUnitDivisor); err != nil {
 		t.Fatal(err)
 	}
 	// As Java prints an empty histogram: no percentile lines.
@@ -207,7 +208,7 @@ func TestWriteHgrmGolden(t *testing.T) {
 	}
 	golden(t, "empty.hgrm.golden", b.Bytes())
 
-	if err := WriteHgrm(&b, newHist(), 0); err == nil {
+	if err := WriteHgrm(&b, accounting.NewHistogram(), 0); err == nil {
 		t.Error("unit divisor 0: no error")
 	}
 }
@@ -299,11 +300,11 @@ func TestWriteHgrmMatchesJavaIteration(t *testing.T) {
 		"lognormal":   func() int64 { return int64(math.Exp(rng.NormFloat64()*1.5) * 1000) },
 		"two modes":   func() int64 { return []int64{100, 3_000_000}[rng.IntN(2)] },
 		"heavy tail":  func() int64 { return int64(1000 / (rng.Float64() + 1e-6)) },
-		"at the edge": func() int64 { return histMaxUS - rng.Int64N(3) },
+		"at the edge": func() int64 { return accounting.HistogramMaxUS - rng.Int64N(3) },
 	}
 	for name, next := range shapes {
 		for _, n := range []int{1, 2, 3, 10, 999, 100_000} {
-			h := newHist()
+			h := accounting.NewHistogram()
 			for range n {
 				h.RecordValue(next())
 			}
@@ -332,7 +333,7 @@ func TestJavaMeanStdDev(t *testing.T) {
 	if math.Abs(mean-h.Mean()) > 1e-9*mean || math.Abs(sd-h.StdDev()) > 1e-6*sd {
 		t.Errorf("mean %v sd %v, library %v %v", mean, sd, h.Mean(), h.StdDev())
 	}
-	one := newHist()
+	one := accounting.NewHistogram()
 	one.RecordValues(1000, 3)
 	if mean, sd := javaMeanStdDev(one); mean != 1000 || sd != 0 {
 		// 1000 is exact at this precision: its median equivalent is itself.
@@ -344,7 +345,7 @@ func TestJavaMeanStdDev(t *testing.T) {
 // library's own (printed by its PercentilesPrint).
 func TestJavaGeometry(t *testing.T) {
 	footer := regexp.MustCompile(`#\[Buckets = +(\d+), SubBuckets += +(\d+)\]`)
-	for _, g := range []struct{ lo, hi int64 }{{1, histMaxUS}, {1, 2}, {1, 1000}, {1000, 1e12}, {1, math.MaxInt64 / 2}, {3, 1 << 40}} {
+	for _, g := range []struct{ lo, hi int64 }{{1, accounting.HistogramMaxUS}, {1, 2}, {1, 1000}, {1000, 1e12}, {1, math.MaxInt64 / 2}, {3, 1 << 40}} {
 		for digits := 1; digits <= 5; digits++ {
 			h := hdr.New(g.lo, g.hi, digits)
 			var b bytes.Buffer
@@ -433,7 +434,7 @@ func TestWriteDir(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("wrote %v, want %v", names, want)
 	}
-	for _, kind := range kinds {
+	for _, kind := range accounting.Kinds {
 		b, err := os.ReadFile(filepath.Join(dir, kind+".hgrm"))
 		if err != nil {
 			t.Fatal(err)

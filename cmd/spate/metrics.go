@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/engine"
-	"github.com/spate-dev/spate/report"
 )
 
 // Prometheus metrics served by `spate run --metrics-addr` while a run goes.
@@ -106,7 +106,7 @@ func newLiveMetrics(scenario, runID, driver string) *liveMetrics {
 		latency:  d("spate_latency_seconds", "Latency of messages: e2e (receive - intended send), service (receive - send), publish (confirmation - send).", "kind"),
 		lat:      map[string]*cumHist{},
 	}
-	for _, k := range []string{report.E2E, report.Service, report.Publish} {
+	for _, k := range []string{accounting.E2E, accounting.Service, accounting.Publish} {
 		m.lat[k] = &cumHist{buckets: make([]uint64, len(latencyBuckets))}
 	}
 	return m
@@ -174,7 +174,7 @@ func (m *liveMetrics) Collect(ch chan<- prometheus.Metric) {
 			gauge(m.fault, 1, f)
 		}
 	}
-	for _, k := range []string{report.E2E, report.Service, report.Publish} {
+	for _, k := range []string{accounting.E2E, accounting.Service, accounting.Publish} {
 		c := m.lat[k]
 		b := make(map[float64]uint64, len(latencyBuckets))
 		for i, le := range latencyBuckets {

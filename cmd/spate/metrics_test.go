@@ -11,8 +11,8 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/engine"
-	"github.com/spate-dev/spate/report"
 )
 
 // TestGrafanaDashboardMetrics: every metric the example dashboard queries
@@ -61,9 +61,9 @@ func TestLatencyBuckets(t *testing.T) {
 	for _, us := range []int64{50, 900, 1_500, 40_000, 2_000_000, 90_000_000} {
 		_ = h.RecordValue(us)
 	}
-	m.observe(report.E2E, h)
-	m.observe(report.E2E, h)
-	c := m.lat[report.E2E]
+	m.observe(accounting.E2E, h)
+	m.observe(accounting.E2E, h)
+	c := m.lat[accounting.E2E]
 	if c.count != 12 {
 		t.Errorf("count %d, want 12", c.count)
 	}

@@ -6,17 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/engine"
-	"github.com/spate-dev/spate/report"
 )
 
 func TestProgressLine(t *testing.T) {
 	pg := engine.Progress{
 		Elapsed: 12 * time.Second, Total: time.Minute, Phase: "spike", TargetRate: 5000,
-		Interval: report.Interval{Start: 11 * time.Second, End: 12 * time.Second, Backlog: 3,
-			Counts:  report.Counts{Sent: 5001, Received: 4980},
-			Latency: report.LatencySet{E2E: report.LatencySummary{Count: 10, P99: 12_300}}},
-		Live:         report.Counts{Received: 59_000, Failed: 2, Duplicates: 7},
+		Interval: accounting.Interval{Start: 11 * time.Second, End: 12 * time.Second, Backlog: 3,
+			Counts:  accounting.Counts{Sent: 5001, Received: 4980},
+			Latency: accounting.LatencySet{E2E: accounting.LatencySummary{Count: 10, P99: 12_300}}},
+		Live:         accounting.Counts{Received: 59_000, Failed: 2, Duplicates: 7},
 		InFlight:     12,
 		ActiveFaults: []string{"broker-restart broker-0", "network"},
 	}
@@ -25,7 +25,7 @@ func TestProgressLine(t *testing.T) {
 	if got != want {
 		t.Errorf("progress line\n got %q\nwant %q", got, want)
 	}
-	pg.Draining, pg.ActiveFaults, pg.Interval.Latency = true, nil, report.LatencySet{}
+	pg.Draining, pg.ActiveFaults, pg.Interval.Latency = true, nil, accounting.LatencySet{}
 	if got := progressLine(pg); !strings.Contains(got, "] draining achieved") || strings.Contains(got, "faults") || strings.Contains(got, "p99") {
 		t.Errorf("draining line %q", got)
 	}

@@ -14,10 +14,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/eventbridge"
 	"github.com/spate-dev/spate/drivers/stamp"
-	"github.com/spate-dev/spate/report"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -275,9 +275,9 @@ func TestPartialFailures(t *testing.T) {
 		code    string
 		copies  int // deliveries of each failed entry to wait for
 		options string
-		check   func(t *testing.T, c report.Counts, st map[string]int64, picked int64)
+		check   func(t *testing.T, c accounting.Counts, st map[string]int64, picked int64)
 	}{
-		{"throttled", false, "ThrottlingException", 0, "", func(t *testing.T, c report.Counts, st map[string]int64, picked int64) {
+		{"throttled", false, "ThrottlingException", 0, "", func(t *testing.T, c accounting.Counts, st map[string]int64, picked int64) {
 			expect(t, "failed", c.Failed, picked)
 			expect(t, "acked", c.Acked, c.Sent-picked)
 			expect(t, "received", c.Received, c.Sent-picked)
@@ -287,7 +287,7 @@ func TestPartialFailures(t *testing.T) {
 			expect(t, "stats entries_failed", st["entries_failed"], picked)
 			expect(t, "stats entries_retried", st["entries_retried"], 0)
 		}},
-		{"throttled, retried", false, "ThrottlingException", 1, ", retries: 2, retry-backoff: 10ms", func(t *testing.T, c report.Counts, st map[string]int64, picked int64) {
+		{"throttled, retried", false, "ThrottlingException", 1, ", retries: 2, retry-backoff: 10ms", func(t *testing.T, c accounting.Counts, st map[string]int64, picked int64) {
 			expect(t, "failed", c.Failed, 0)
 			expect(t, "acked", c.Acked, c.Sent)
 			expect(t, "received", c.Received, c.Sent)
@@ -296,13 +296,13 @@ func TestPartialFailures(t *testing.T) {
 			expect(t, "stats throttled", st["throttled"], picked)
 			expect(t, "stats entries_retried", st["entries_retried"], picked)
 		}},
-		{"landed, reported failed", true, "InternalFailure", 1, "", func(t *testing.T, c report.Counts, st map[string]int64, picked int64) {
+		{"landed, reported failed", true, "InternalFailure", 1, "", func(t *testing.T, c accounting.Counts, st map[string]int64, picked int64) {
 			expect(t, "failed", c.Failed, picked)
 			expect(t, "unconfirmed delivered", c.UnconfirmedDelivered, picked)
 			expect(t, "received", c.Received, c.Sent)
 			expect(t, "duplicates", c.Duplicates, 0)
 		}},
-		{"landed, retried", true, "InternalFailure", 2, ", retries: 1, retry-backoff: 10ms", func(t *testing.T, c report.Counts, st map[string]int64, picked int64) {
+		{"landed, retried", true, "InternalFailure", 2, ", retries: 1, retry-backoff: 10ms", func(t *testing.T, c accounting.Counts, st map[string]int64, picked int64) {
 			expect(t, "failed", c.Failed, 0)
 			expect(t, "acked", c.Acked, c.Sent)
 			expect(t, "received", c.Received, c.Sent)

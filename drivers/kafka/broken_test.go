@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/kafka"
 	"github.com/spate-dev/spate/drivers/stamp"
@@ -170,15 +171,15 @@ thresholds: [lost == 0, duplicates == 0, reordered == 0]
 	for _, e := range res.Examples {
 		kinds[e.Kind]++
 		switch e.Kind {
-		case report.ExampleLost:
+		case accounting.ExampleLost:
 			if !bp.droppedSeqs[[2]uint64{uint64(e.Producer), e.Seq}] {
 				t.Errorf("lost example %+v was not dropped", e)
 			}
-		case report.ExampleDuplicate:
+		case accounting.ExampleDuplicate:
 			if !writeTwice(e.Seq) || e.Partition == nil || e.Offset == nil {
 				t.Errorf("duplicate example %+v", e)
 			}
-		case report.ExampleReordered:
+		case accounting.ExampleReordered:
 			if !holdBack(e.Seq) || e.Partition == nil || e.Offset == nil {
 				t.Errorf("reordered example %+v", e)
 			}
@@ -186,7 +187,7 @@ thresholds: [lost == 0, duplicates == 0, reordered == 0]
 			t.Errorf("unexpected example %+v", e)
 		}
 	}
-	if len(res.Examples) != report.MaxExamples || kinds[report.ExampleLost] == 0 || kinds[report.ExampleDuplicate] == 0 || kinds[report.ExampleReordered] == 0 {
+	if len(res.Examples) != accounting.MaxExamples || kinds[accounting.ExampleLost] == 0 || kinds[accounting.ExampleDuplicate] == 0 || kinds[accounting.ExampleReordered] == 0 {
 		t.Errorf("%d examples by kind %v", len(res.Examples), kinds)
 	}
 }
@@ -224,11 +225,11 @@ thresholds: [aborted_reads == 0]
 	expect(t, "aborted_reads", c.AbortedReads, c.Aborted)
 	expect(t, "aborted_visible", c.AbortedVisible, 0)
 	expect(t, "lost", c.Lost, 0)
-	if len(res.Examples) != report.MaxExamples {
+	if len(res.Examples) != accounting.MaxExamples {
 		t.Errorf("%d examples", len(res.Examples))
 	}
 	for _, e := range res.Examples {
-		if e.Kind != report.ExampleAbortedRead || e.Partition == nil || e.Offset == nil || e.Txn == 0 {
+		if e.Kind != accounting.ExampleAbortedRead || e.Partition == nil || e.Offset == nil || e.Txn == 0 {
 			t.Errorf("example %+v", e)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/kafka"
@@ -192,7 +193,7 @@ func expect(t *testing.T, what string, got, want int64) {
 
 // checkClean asserts what every run here must show: every message sent was
 // confirmed and received, nothing foreign or malformed.
-func checkClean(t *testing.T, c report.Counts) {
+func checkClean(t *testing.T, c accounting.Counts) {
 	t.Helper()
 	if c.Sent < 1000 || c.Unsent != 0 {
 		t.Fatalf("sent %d, unsent %d: the pacer did not deliver the schedule", c.Sent, c.Unsent)

@@ -322,7 +322,7 @@ type figures struct {
 	seqs                            map[msgKey]int
 }
 
-// account counts deliveries the way report.Tracker.Received does.
+// account counts deliveries the way accounting.Tracker.Received does.
 func account(got []delivery) figures {
 	f := figures{seqs: map[msgKey]int{}}
 	type streamKey struct {

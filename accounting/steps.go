@@ -1,4 +1,4 @@
-package report
+package accounting
 
 import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -63,8 +63,8 @@ func (t *Tracker) StepFigures(w *StepWindow) StepFigures {
 	var lat [3]LatencySummary
 	for k := range w.lat {
 		h := w.lat[k].Clone()
-		f.Histograms[kinds[k]] = h
-		lat[k] = summarize(h)
+		f.Histograms[Kinds[k]] = h
+		lat[k] = Summarize(h)
 	}
 	f.Latency = LatencySet{E2E: lat[0], Service: lat[1], Publish: lat[2]}
 	return f
@@ -104,8 +104,8 @@ func (w *StepWindow) record(k int, ns int64) {
 	switch {
 	case ns < 0:
 		us = 0
-	case us > histMaxUS:
-		us = histMaxUS
+	case us > HistogramMaxUS:
+		us = HistogramMaxUS
 	}
 	_ = w.lat[k].RecordValue(us)
 }
@@ -120,6 +120,6 @@ func (f *StepFigures) ImputeMissing(waitedUS int64) {
 	if n <= 0 || h == nil {
 		return
 	}
-	_ = h.RecordValues(min(max(waitedUS, 0), histMaxUS), n)
-	f.Latency.E2E = summarize(h)
+	_ = h.RecordValues(min(max(waitedUS, 0), HistogramMaxUS), n)
+	f.Latency.E2E = Summarize(h)
 }

@@ -1,4 +1,4 @@
-package report
+package accounting
 
 import (
 	"errors"
@@ -11,35 +11,22 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/spate-dev/spate/accounting/accountingtest"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
 )
 
-const testRunID = 0x5ba7e
+// The test run's fixtures (accountingtest).
+const testRunID = accountingtest.RunID
 
-// msg is a message of the test run: its stamp and its delivery.
-func msg(producer uint32, seq uint64) stamp.Stamp {
-	intended := int64(seq) * int64(time.Millisecond)
-	return stamp.Stamp{RunID: testRunID, Producer: producer, Seq: seq, Intended: intended, Sent: intended + 100_000}
-}
-
-func encode(s stamp.Stamp) []byte {
-	b := make([]byte, stamp.Size+16) // stamps lead a longer body
-	s.Put(b)
-	return b
-}
-
-func delivery(producer uint32, seq uint64, stream int32) drivers.Delivery {
-	return drivers.Delivery{Stamp: encode(msg(producer, seq)), Stream: stream}
-}
-
-func ack(producer uint32, seq uint64) drivers.Result {
-	return drivers.Result{Stamp: msg(producer, seq)}
-}
-
-func outcome(producer uint32, seq uint64, err error) drivers.Result {
-	return drivers.Result{Stamp: msg(producer, seq), Err: err}
-}
+var (
+	msg       = accountingtest.Msg
+	encode    = accountingtest.Encode
+	delivery  = accountingtest.Delivery
+	ack       = accountingtest.Ack
+	outcome   = accountingtest.Outcome
+	recordOne = accountingtest.RecordOne
+)
 
 // seqs returns [from, to).
 func seqs(from, to uint64) []uint64 {
@@ -59,7 +46,7 @@ func inSet(list []uint64) map[uint64]bool {
 }
 
 // now is the receive and ack time used by the accounting tests.
-const now = int64(20 * time.Second)
+const now = accountingtest.Now
 
 func wantCounts(t *testing.T, what string, got, want Counts) {
 	t.Helper()
@@ -348,18 +335,10 @@ func TestTrackerExamplesCapped(t *testing.T) {
 }
 
 // record runs one message through the tracker with the given latencies.
-func recordOne(tr *Tracker, seq uint64, e2e, service, publish time.Duration) {
-	const base = int64(time.Hour)
-	recv := base + int64(seq)*int64(time.Second)
-	s := stamp.Stamp{RunID: testRunID, Seq: seq, Intended: recv - int64(e2e), Sent: recv - int64(service)}
-	tr.Sent(0, seq+1)
-	tr.Acked([]drivers.Result{{Stamp: s}}, s.Sent+int64(publish))
-	tr.Received(0, []drivers.Delivery{{Stamp: encode(s), Stream: 0}}, recv)
-}
 
 func TestTrackerLatencies(t *testing.T) {
 	tr := NewTracker(testRunID, 1, 0)
-	ref := map[string]*hdr.Histogram{E2E: newHist(), Service: newHist(), Publish: newHist()}
+	ref := map[string]*hdr.Histogram{E2E: NewHistogram(), Service: NewHistogram(), Publish: NewHistogram()}
 	for i := uint64(0); i < 1000; i++ {
 		e2e := time.Duration(i+1) * time.Millisecond // 1..1000 ms
 		service := time.Duration(i+1) * 100 * time.Microsecond
@@ -370,11 +349,11 @@ func TestTrackerLatencies(t *testing.T) {
 		ref[Publish].RecordValue(publish.Microseconds())
 	}
 	s := tr.Summary()
-	for _, kind := range kinds {
+	for _, kind := range Kinds {
 		if !s.Histograms[kind].Equals(ref[kind]) {
 			t.Errorf("%s histogram differs from the values recorded", kind)
 		}
-		if got, want := s.Latency.Get(kind), summarize(ref[kind]); got != want {
+		if got, want := s.Latency.Get(kind), Summarize(ref[kind]); got != want {
 			t.Errorf("%s summary %+v, want %+v", kind, got, want)
 		}
 	}
@@ -419,8 +398,8 @@ func TestTrackerNegativeAndClampedLatencies(t *testing.T) {
 	if s.Latency.E2E.Min != 0 || s.Latency.Service.Min != 0 || s.Latency.Publish.Min != 0 {
 		t.Errorf("negative latencies not recorded as 0: %+v", s.Latency)
 	}
-	hourMax := newHist()
-	hourMax.RecordValue(histMaxUS)
+	hourMax := NewHistogram()
+	hourMax.RecordValue(HistogramMaxUS)
 	if s.Latency.E2E.Max != hourMax.Max() || s.Latency.Publish.Max != hourMax.Max() {
 		t.Errorf("clamped latencies not recorded as one hour: e2e max %d publish max %d, want %d",
 			s.Latency.E2E.Max, s.Latency.Publish.Max, hourMax.Max())
@@ -474,7 +453,7 @@ func TestTrackerTick(t *testing.T) {
 					h.StartTimeMs(), h.EndTimeMs(), wantStartMs, clock/1e6)
 			}
 		})
-		for _, kind := range kinds {
+		for _, kind := range Kinds {
 			if n, ok := visited[kind]; !ok || n != got.Latency.Get(kind).Count {
 				t.Errorf("interval %d: visit saw %s with %d values (seen %v), interval says %d",
 					iv, kind, n, ok, got.Latency.Get(kind).Count)
@@ -516,7 +495,7 @@ func TestTrackerTick(t *testing.T) {
 		t.Errorf("summary e2e count %d, received %d, intervals' %d", s.Latency.E2E.Count, s.Counts.Received, e2e)
 	}
 	wantCounts(t, "summary of ticked vs untouched", s.Counts, p.Counts)
-	for _, kind := range kinds {
+	for _, kind := range Kinds {
 		if !s.Histograms[kind].Equals(p.Histograms[kind]) {
 			t.Errorf("%s total of the ticked tracker differs from the untouched one's", kind)
 		}

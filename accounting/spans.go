@@ -1,4 +1,4 @@
-package report
+package accounting
 
 import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -19,7 +19,7 @@ type Span struct {
 func (t *Tracker) OpenSpan() *Span {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w := &Span{e2e: newHist(), from: make([]uint64, len(t.producers))}
+	w := &Span{e2e: NewHistogram(), from: make([]uint64, len(t.producers))}
 	for i := range t.producers {
 		w.from[i] = t.producers[i].sent
 	}
@@ -59,7 +59,7 @@ type SpanFigures struct {
 func (t *Tracker) Figures(w *Span) SpanFigures {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := SpanFigures{E2E: summarize(w.e2e), Duplicates: w.dups}
+	f := SpanFigures{E2E: Summarize(w.e2e), Duplicates: w.dups}
 	for i := range t.producers {
 		p := &t.producers[i]
 		to := p.sent
@@ -103,12 +103,12 @@ func (t *Tracker) EnableSlices() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.slice == nil {
-		t.slice = newHist()
+		t.slice = NewHistogram()
 	}
 }
 
 // NewSliceHistogram returns an empty histogram of the kind SwapSlice takes.
-func NewSliceHistogram() *hdr.Histogram { return newHist() }
+func NewSliceHistogram() *hdr.Histogram { return NewHistogram() }
 
 // SwapSlice installs fresh (which must be empty) as the slice histogram and
 // returns the one filled since the last swap, the backlog now, and the

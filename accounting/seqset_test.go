@@ -1,4 +1,4 @@
-package report
+package accounting
 
 import (
 	"math/rand/v2"

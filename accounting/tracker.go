@@ -1,8 +1,12 @@
-// Package report turns what a run observed into spate's figures and files:
-// the Tracker (exact accounting and HDR histograms), Results (the schema of
-// results.json), threshold evaluation, and writers for the text summary,
-// results.json and .hgrm percentile files. It knows nothing of brokers.
-package report
+// Package accounting is spate's exact account of a run: the Tracker records
+// every outcome and delivery into compact per-producer sequence sets and
+// HDR latency histograms, and derives from them sent, acked, received,
+// lost, duplicated and reordered messages (Summary), per interval, per
+// chaos fault (Span) and per capacity-search step (StepWindow). The state
+// is kept so that the accounts of several processes merge exactly: sets by
+// union, histograms of identical settings by addition. It knows nothing of
+// brokers, files or rendering (package report renders what it counts).
+package accounting
 
 import (
 	"errors"
@@ -21,12 +25,15 @@ import (
 // counted in Counts.Clamped; negative ones (clock skew between hosts, even
 // by less than a microsecond) as 0 and counted in Counts.Negative.
 const (
-	histMinUS  = 1
-	histMaxUS  = int64(time.Hour / time.Microsecond)
-	histDigits = 3
+	histMinUS      = 1
+	HistogramMaxUS = int64(time.Hour / time.Microsecond)
+	histDigits     = 3
 )
 
-func newHist() *hdr.Histogram { return hdr.New(histMinUS, histMaxUS, histDigits) }
+// NewHistogram returns an empty latency histogram of the tracker's settings
+// (microseconds, 1 µs to HistogramMaxUS, 3 significant digits): histograms
+// merge exactly only with others of the same settings.
+func NewHistogram() *hdr.Histogram { return hdr.New(histMinUS, HistogramMaxUS, histDigits) }
 
 // Latency kinds, as named in results and thresholds.
 const (
@@ -38,11 +45,12 @@ const (
 	Pipeline = "pipeline"
 )
 
-type latencies [3]*hdr.Histogram // indexed like kinds
+type latencies [3]*hdr.Histogram // indexed like Kinds
 
-var kinds = [3]string{E2E, Service, Publish}
+// Kinds are the latency kinds every run records, in the order of a latencies.
+var Kinds = [3]string{E2E, Service, Publish}
 
-func newLatencies() latencies { return latencies{newHist(), newHist(), newHist()} }
+func newLatencies() latencies { return latencies{NewHistogram(), NewHistogram(), NewHistogram()} }
 
 // Counts are the message counts of a run or an interval. See the results
 // schema (report/SCHEMA.md) for each definition.
@@ -275,7 +283,7 @@ func (t *Tracker) SetReadCommitted(on bool) {
 func (t *Tracker) EnablePipeline() {
 	t.mu.Lock()
 	if t.pipe == nil {
-		t.pipe = newHist()
+		t.pipe = NewHistogram()
 	}
 	t.mu.Unlock()
 }
@@ -525,7 +533,7 @@ func (t *Tracker) example(k int, producer uint32, seq uint64, d *drivers.Deliver
 // recordPipeline adds a pipeline latency in nanoseconds. Called with t.mu
 // held.
 func (t *Tracker) recordPipeline(ns int64) {
-	us := min(max(ns/1e3, 0), histMaxUS)
+	us := min(max(ns/1e3, 0), HistogramMaxUS)
 	_ = t.pipe.RecordValue(us)
 }
 
@@ -536,8 +544,8 @@ func (t *Tracker) record(k int, ns int64) int64 {
 	case ns < 0:
 		us = 0
 		t.live.Negative++
-	case us > histMaxUS:
-		us = histMaxUS
+	case us > HistogramMaxUS:
+		us = HistogramMaxUS
 		t.live.Clamped++
 	}
 	_ = t.cur[k].RecordValue(us) // in range by construction
@@ -594,13 +602,13 @@ func (t *Tracker) Tick(now int64, visit func(kind string, h *hdr.Histogram)) Int
 		End:     time.Duration(now - t.start),
 		Counts:  diff(live, t.mark),
 		Backlog: backlog,
-		Latency: LatencySet{E2E: summarize(cur[0]), Service: summarize(cur[1]), Publish: summarize(cur[2])},
+		Latency: LatencySet{E2E: Summarize(cur[0]), Service: Summarize(cur[1]), Publish: Summarize(cur[2])},
 	}
 	for k := range cur {
 		if visit != nil {
 			cur[k].SetStartTimeMs(t.lastTick / 1e6)
 			cur[k].SetEndTimeMs(now / 1e6)
-			visit(kinds[k], cur[k])
+			visit(Kinds[k], cur[k])
 		}
 		cur[k].Reset()
 	}
@@ -649,7 +657,7 @@ const (
 	ExampleAbortedRead = "aborted_read"
 )
 
-// exampleKinds orders the kinds in a summary's examples, the gravest
+// exampleKinds orders the Kinds in a summary's examples, the gravest
 // first; exampleNames are their names in problems.
 var (
 	exampleKinds = [...]string{ExampleAbortedRead, ExampleLost, ExampleDuplicate, ExampleReordered}
@@ -657,9 +665,9 @@ var (
 )
 
 // Indexes of exampleKinds.
-// where formats the example's partition, offset and transaction for a
+// Where formats the example's partition, offset and transaction for a
 // table, none standing for each that is unknown.
-func (e Example) where(none string) (partition, offset, txn string) {
+func (e Example) Where(none string) (partition, offset, txn string) {
 	partition, offset, txn = none, none, none
 	if e.Partition != nil {
 		partition = fmt.Sprint(*e.Partition)
@@ -768,8 +776,8 @@ func (t *Tracker) Summary() Summary {
 	for k := range t.total {
 		h := t.total[k].Clone()
 		h.Merge(t.cur[k])
-		hists[kinds[k]] = h
-		lat[k] = summarize(h)
+		hists[Kinds[k]] = h
+		lat[k] = Summarize(h)
 		state += int64(t.total[k].ByteSize() + t.cur[k].ByteSize() + t.spare[k].ByteSize())
 	}
 	s := Summary{
@@ -781,7 +789,7 @@ func (t *Tracker) Summary() Summary {
 	if t.pipe != nil {
 		h := t.pipe.Clone()
 		hists[Pipeline] = h
-		l := summarize(h)
+		l := Summarize(h)
 		s.Pipeline, s.PipelineUntimed = &l, t.pipeUntimed
 		state += int64(h.ByteSize())
 	}

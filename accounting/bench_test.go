@@ -1,4 +1,4 @@
-package report
+package accounting
 
 import (
 	"encoding/binary"
@@ -299,7 +299,7 @@ func BenchmarkTrackerTick(b *testing.B) {
 	tr := NewTracker(7, 1, 0)
 	fillCur := func() {
 		for k := range tr.cur {
-			for v := int64(1); v < histMaxUS; v = v*21/20 + 1 {
+			for v := int64(1); v < HistogramMaxUS; v = v*21/20 + 1 {
 				tr.cur[k].RecordValue(v)
 			}
 		}
