@@ -11,6 +11,9 @@ import "math/bits"
 type seqset struct {
 	pages [][]uint64
 	n     int64
+	// Pages [dlo, dhi) may hold bits added since the last takeDirty
+	// (none when dlo >= dhi): what a live sync must ship.
+	dlo, dhi uint64
 }
 
 const (
@@ -35,6 +38,13 @@ func (s *seqset) add(seq uint64) bool {
 	}
 	pg[w] |= bit
 	s.n++
+	if s.dlo >= s.dhi {
+		s.dlo, s.dhi = pi, pi+1
+	} else if pi < s.dlo {
+		s.dlo = pi
+	} else if pi >= s.dhi {
+		s.dhi = pi + 1
+	}
 	return true
 }
 
@@ -49,6 +59,80 @@ func (s *seqset) grow(n int) {
 	pages := make([][]uint64, n, max(n, 2*cap(s.pages)))
 	copy(pages, s.pages)
 	s.pages = pages
+}
+
+// takeDirty returns copies of the pages written since the last call, and
+// marks the set clean.
+func (s *seqset) takeDirty() []Page {
+	var out []Page
+	for pi := s.dlo; pi < s.dhi && pi < uint64(len(s.pages)); pi++ {
+		if pg := s.pages[pi]; pg != nil {
+			out = append(out, Page{Index: uint32(pi), Bits: append([]uint64(nil), pg...)})
+		}
+	}
+	s.dlo, s.dhi = 0, 0
+	return out
+}
+
+// all returns copies of every page.
+func (s *seqset) all() []Page {
+	var out []Page
+	for pi, pg := range s.pages {
+		if pg != nil {
+			out = append(out, Page{Index: uint32(pi), Bits: append([]uint64(nil), pg...)})
+		}
+	}
+	return out
+}
+
+// or adds the members of pg and returns the words it changed, as (word
+// index within the page, newly set bits) pairs through fn, for callers
+// that keep counts in step; fn may be nil. The set's count follows.
+func (s *seqset) or(pg Page, fn func(w int, added uint64)) {
+	pi := uint64(pg.Index)
+	if pi >= uint64(len(s.pages)) {
+		s.grow(int(pi) + 1)
+	}
+	dst := s.pages[pi]
+	if dst == nil {
+		dst = make([]uint64, pageWords)
+		s.pages[pi] = dst
+	}
+	for w, word := range pg.Bits {
+		added := word &^ dst[w]
+		if added == 0 {
+			continue
+		}
+		dst[w] |= added
+		s.n += int64(bits.OnesCount64(added))
+		if fn != nil {
+			fn(w, added)
+		}
+	}
+}
+
+// clearFrom removes the members at or above seq and returns how many.
+func (s *seqset) clearFrom(seq uint64) int64 {
+	var n int64
+	for pi := seq >> pageShift; pi < uint64(len(s.pages)); pi++ {
+		pg := s.pages[pi]
+		if pg == nil {
+			continue
+		}
+		for w := range pg {
+			lo := pi<<pageShift + uint64(w)*64 // the word's first member
+			mask := ^uint64(0)
+			if lo+64 <= seq {
+				continue
+			} else if lo < seq {
+				mask <<= seq - lo
+			}
+			n += int64(bits.OnesCount64(pg[w] & mask))
+			pg[w] &^= mask
+		}
+	}
+	s.n -= n
+	return n
 }
 
 // has reports whether seq is in the set.

@@ -10,16 +10,19 @@ import (
 // sequence number: a span remembers each producer's sent count when it
 // opened and closed, so the attribution is exact.
 type Span struct {
+	id       int // the caller's name for it, kept in States
 	e2e      *hdr.Histogram
 	from, to []uint64 // per producer; to is nil while open
 	dups     int64
 }
 
-// OpenSpan starts a span at the current moment.
-func (t *Tracker) OpenSpan() *Span {
+// OpenSpan starts a span at the current moment. id names it in States, so
+// that the shards' views of one span merge (Merge): the same id on every
+// shard, e.g. the chaos fault's place in the scenario's timeline.
+func (t *Tracker) OpenSpan(id int) *Span {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w := &Span{e2e: NewHistogram(), from: make([]uint64, len(t.producers))}
+	w := &Span{id: id, e2e: NewHistogram(), from: make([]uint64, len(t.producers))}
 	for i := range t.producers {
 		w.from[i] = t.producers[i].sent
 	}

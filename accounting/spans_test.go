@@ -27,7 +27,7 @@ func TestWindowAttribution(t *testing.T) {
 		tr.Received(0, ds, now)
 	}
 	send(0, 100)
-	w := tr.OpenSpan()
+	w := tr.OpenSpan(0)
 	send(100, 200)
 	tr.CloseSpan(w)
 	send(200, 300)
@@ -55,7 +55,7 @@ func TestWindowAttribution(t *testing.T) {
 	}
 
 	// Latencies land in the windows open when the message arrives.
-	w2 := tr.OpenSpan()
+	w2 := tr.OpenSpan(0)
 	tr.Sent(0, 301)
 	tr.Received(0, []drivers.Delivery{delivery(0, 300, 0)}, now)
 	if got := tr.Figures(w2).E2E.Count; got != 1 {

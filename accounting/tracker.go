@@ -141,6 +141,10 @@ type Tracker struct {
 	// names the partition and offset. Bounded by maxSeenAt.
 	seenAt map[msgID]location
 
+	// shard and shards say which producers this tracker's process runs
+	// (SetShard): producer p when p mod shards == shard.
+	shard, shards int
+
 	// Tick state, owned by the single goroutine that calls Tick.
 	start    int64
 	lastTick int64
@@ -149,7 +153,11 @@ type Tracker struct {
 }
 
 type producerState struct {
-	sent                   uint64 // sequence numbers below this were sent
+	sent uint64 // sequence numbers below this were sent
+	// seen is one more than the highest sequence number received of a
+	// producer another shard runs (SetShard), whose sent this tracker
+	// never learns: the limit of its sets here.
+	seen                   uint64
 	acked, failed, aborted seqset
 	// received[sub] holds what subscription sub received.
 	received []seqset
@@ -163,6 +171,9 @@ type producerState struct {
 	// pub holds each acked message's publish latency, in pipeline runs.
 	pub pubTimes
 }
+
+// limit is one more than the highest sequence number the sets may hold.
+func (p *producerState) limit() uint64 { return max(p.sent, p.seen) }
 
 // msgID names a message: its producer and sequence number.
 type msgID struct {
@@ -228,9 +239,31 @@ func NewTracker(runID uint64, producers int, start int64) *Tracker {
 		start:     start,
 		lastTick:  start,
 	}
+	t.shards = 1
 	t.setSubs(1)
 	return t
 }
+
+// maxForeignSeq bounds the sequence numbers accepted for a producer another
+// shard runs: this tracker cannot check them against what was sent, and a
+// sequence set's page table grows with the highest member (at this bound,
+// 24 MiB). 2^36 messages is eleven days at 100,000/s from one producer.
+const maxForeignSeq = 1 << 36
+
+// SetShard says this tracker counts for shard index of a distributed run
+// of count processes: producer p runs on shard p mod count, so only those
+// producers' sends and outcomes are recorded here, while deliveries of
+// every producer are (a consumer receives from all). Call it before
+// traffic starts. Such a tracker's own Summary is partial; Merge combines
+// the shards' States into the run's account.
+func (t *Tracker) SetShard(index, count int) {
+	t.mu.Lock()
+	t.shard, t.shards = index, max(count, 1)
+	t.mu.Unlock()
+}
+
+// owns reports whether producer p runs in this tracker's process.
+func (t *Tracker) owns(p uint32) bool { return t.shards <= 1 || int(p)%t.shards == t.shard }
 
 // SetSubscriptions says how many subscriptions the run's consumers form
 // (1 by default: one set of competing consumers). Each subscription (a
@@ -394,9 +427,16 @@ func (t *Tracker) Received(sub int, batch []drivers.Delivery, now int64) {
 		case runID != t.runID:
 			t.live.Foreign++
 			continue
-		case uint64(producer) >= uint64(len(t.producers)) || seq >= t.producers[producer].sent:
-			t.live.Malformed++ // claims to be ours but names a message never sent
+		case uint64(producer) >= uint64(len(t.producers)):
+			t.live.Malformed++ // claims to be ours but names a producer the run has not
 			continue
+		case seq >= t.producers[producer].sent:
+			if t.owns(producer) || seq >= maxForeignSeq {
+				t.live.Malformed++ // claims to be ours but names a message never sent
+				continue
+			}
+			// Sent by another shard: Merge checks it against what was sent.
+			t.producers[producer].seen = max(t.producers[producer].seen, seq+1)
 		}
 		if d.Redelivered {
 			t.live.Redelivered++

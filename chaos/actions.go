@@ -20,11 +20,11 @@ func init() {
 	register(Action{Name: "slow-consumer", Decode: decodeSlow})
 	register(Action{Name: "consumer-crash", Decode: decodeCrash})
 	register(Action{Name: "duplicate", Decode: decodeDuplicate})
-	register(Action{Name: "exec", Decode: decodeExec})
-	register(Action{Name: "broker-restart", Decode: decodeRestart})
-	register(Action{Name: "leader-move", Decode: decodeLeaderMove})
-	register(Action{Name: "protocol-error", Decode: decodeProtocolError})
-	register(Action{Name: "produce-error", Decode: decodeProduceError})
+	register(Action{Name: "exec", Decode: decodeExec, Scope: Once})
+	register(Action{Name: "broker-restart", Decode: decodeRestart, Scope: Once})
+	register(Action{Name: "leader-move", Decode: decodeLeaderMove, Scope: Once})
+	register(Action{Name: "protocol-error", Decode: decodeProtocolError, Scope: Once})
+	register(Action{Name: "produce-error", Decode: decodeProduceError, Scope: Once})
 	register(Action{Name: "network", Decode: decodeNetwork})
 	register(Action{Name: "poison", Decode: decodePoison})
 }
@@ -59,13 +59,18 @@ func consumerCount(d *scenarios.Decoder, n *yaml.Node, field string, count, cons
 	}
 }
 
-func firstIDs(total, count int) []int {
+// firstIDs returns the first count of the run's consumers (all of them
+// when count is 0) that this process runs.
+func firstIDs(c Consumers, count int) []int {
+	total := c.Count()
 	if count <= 0 || count > total {
 		count = total
 	}
-	ids := make([]int, count)
-	for i := range ids {
-		ids[i] = i
+	var ids []int
+	for id := range count {
+		if c.Owns(id) {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }
@@ -87,7 +92,7 @@ func decodePause(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.
 }
 
 func (p *pauseSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
-	ids := firstIDs(env.Consumers.Count(), p.count)
+	ids := firstIDs(env.Consumers, p.count)
 	env.Consumers.Pause(ids)
 	f.details["consumers"] = len(ids)
 	hold(ctx, window, false)
@@ -118,7 +123,7 @@ func decodeSlow(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.A
 }
 
 func (p *slowSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
-	ids := firstIDs(env.Consumers.Count(), p.count)
+	ids := firstIDs(env.Consumers, p.count)
 	env.Consumers.Throttle(ids, p.rate)
 	f.details["consumers"] = len(ids)
 	hold(ctx, window, false)
@@ -151,7 +156,7 @@ func decodeCrash(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.
 }
 
 func (p *crashSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
-	ids := firstIDs(env.Consumers.Count(), max(p.count, 1))
+	ids := firstIDs(env.Consumers, max(p.count, 1))
 	f.details["consumers"] = len(ids)
 	f.details["graceful"] = p.graceful
 	var stopped []int

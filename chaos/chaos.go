@@ -29,10 +29,14 @@ import (
 	"github.com/spate-dev/spate/scenarios"
 )
 
-// Consumers is the engine's control over its consumers. Ids are 0..Count-1.
-// Implementations are safe for concurrent use.
+// Consumers is the engine's control over its consumers. Ids are 0..Count-1,
+// the run's consumers; in a distributed run a process runs some of them
+// (Owns), and acts only on those. Implementations are safe for concurrent
+// use.
 type Consumers interface {
 	Count() int
+	// Owns reports whether consumer id runs in this process.
+	Owns(id int) bool
 	// Pause stops the consumers from processing: their handlers block, so
 	// the system under test sees consumers that stopped consuming.
 	Pause(ids []int)
@@ -76,7 +80,25 @@ type Action struct {
 	Name string
 	// Decode validates the action's own fields and returns its spec.
 	Decode scenarios.ActionFunc
+	// Scope says which processes of a distributed run carry it out.
+	Scope Scope
 }
+
+// Scope says where an action runs in a distributed run, whose shards each
+// run some of the producers and consumers against one system.
+type Scope int
+
+const (
+	// OnEachShard actions act on what each process runs (its consumers,
+	// its producers, its connections through its own proxy): every shard
+	// carries out its part, so a consumer-crash with count: 1 crashes
+	// consumer 0 on the shard that runs it, and nowhere else.
+	OnEachShard Scope = iota
+	// Once actions act on the system under test (a command, a broker):
+	// the coordinator alone carries them out; the other shards observe
+	// the window, to attribute their traffic to it.
+	Once
+)
 
 // spec is a decoded action, ready to run.
 type spec interface {
@@ -119,8 +141,12 @@ const RevertTimeout = 60 * time.Second
 
 // occurrence is one run of an action: an action with `every` has several.
 type occurrence struct {
+	index  int // its place in the timeline, the same on every shard
 	action *scenarios.Action
 	spec   spec
+	// observe: another process carries it out (Once, not the
+	// coordinator); this one only opens and closes its window.
+	observe bool
 	at     time.Duration
 	window time.Duration // 0 for point events
 	result report.FaultResult
@@ -134,8 +160,8 @@ type occurrence struct {
 	recovered bool
 }
 
-// Runner runs a scenario's faults on its timeline. Its methods are safe for
-// concurrent use.
+// Runner runs a scenario's faults on its timeline, in a distributed run
+// those of its shard (Scope). Its methods are safe for concurrent use.
 type Runner struct {
 	occ      []*occurrence
 	network  *Network
@@ -147,8 +173,9 @@ type Runner struct {
 	slices   slidingWindow
 }
 
-// NewRunner plans the faults of sc. It returns nil when sc has none.
-func NewRunner(sc *scenarios.Scenario) *Runner {
+// NewRunner plans the faults of sc for shard index of count (0 of 1: a
+// single process). It returns nil when sc has none.
+func NewRunner(sc *scenarios.Scenario, index, count int) *Runner {
 	if len(sc.Chaos) == 0 {
 		return nil
 	}
@@ -160,9 +187,10 @@ func NewRunner(sc *scenarios.Scenario) *Runner {
 		if !ok {
 			continue // the loader reported it already
 		}
+		observe := registry[a.Action].Scope == Once && index != 0 && count > 1
 		for _, w := range a.Window(total) {
-			o := &occurrence{action: a, spec: s, at: w[0].D(), window: (w[1] - w[0]).D()}
-			o.result = report.FaultResult{Action: a.Action, Target: a.Target}
+			o := &occurrence{action: a, spec: s, at: w[0].D(), window: (w[1] - w[0]).D(), observe: observe}
+			o.result = report.FaultResult{Action: a.Action, Target: a.Target, Observer: observe}
 			r.occ = append(r.occ, o)
 		}
 		if _, ok := s.(*networkSpec); ok && r.network == nil {
@@ -170,6 +198,10 @@ func NewRunner(sc *scenarios.Scenario) *Runner {
 		}
 	}
 	sort.SliceStable(r.occ, func(i, j int) bool { return r.occ[i].at < r.occ[j].at })
+	for i, o := range r.occ {
+		o.index = i
+		o.result.Occurrence = i
+	}
 	return r
 }
 
@@ -209,7 +241,7 @@ func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
 	case <-t.C:
 	}
 	o.mu.Lock()
-	o.win = r.tracker.OpenSpan()
+	o.win = r.tracker.OpenSpan(o.index)
 	o.result.StartS = r.clock().Seconds()
 	o.rec.begin(r.slices.p99(), r.slices.maxBacklog())
 	o.started = true
@@ -227,7 +259,12 @@ func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
 			o.mu.Unlock()
 		})
 	}
-	err := o.spec.run(ctx, env, o.window, f)
+	var err error
+	if o.observe {
+		hold(ctx, o.window, false) // as the coordinator holds it
+	} else {
+		err = o.spec.run(ctx, env, o.window, f)
+	}
 	f.end()
 	details := f.details
 

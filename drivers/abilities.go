@@ -131,6 +131,12 @@ const (
 	// message (Kafka: a consumer group per subscription), consumers of the
 	// same one compete.
 	AbilityFanOut = scenarios.AbilityFanOut
+	// AbilityShared: the system under test lives outside this process
+	// (external brokers, not an embedded cluster or a managed node), so
+	// the shards of a distributed run, each its own process, share it;
+	// opened with Env.Attach, the driver neither creates nor removes what
+	// the coordinator provisions.
+	AbilityShared = scenarios.AbilityShared
 )
 
 // Processor modes, as ProcessorSpec.Mode and scenarios name them.

@@ -158,6 +158,12 @@ type Env struct {
 	Log           *slog.Logger // never nil
 	// Dial, when not nil, opens every connection to the system under test.
 	Dial DialFunc
+	// Attach says another process of a distributed run (its coordinator)
+	// has provisioned the system under test and will remove what it
+	// provisioned: open without creating or deleting anything (topics,
+	// queues, rules), and without setting up what the coordinator set up
+	// (consumer groups' start offsets); fail when it is missing.
+	Attach bool
 }
 
 // SubscriptionOf returns the subscription consumer id belongs to: id mod

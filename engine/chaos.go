@@ -90,6 +90,12 @@ func (r *run) startSlices() *slicer {
 				return
 			case <-t.C:
 				filled, backlog, peak := r.tracker.SwapSlice(fresh)
+				if r.dist != nil {
+					// This shard's backlog is not the run's: a message
+					// acked here is often received on another shard.
+					backlog = r.dist.Backlog()
+					peak = backlog
+				}
 				fresh = r.chaos.Slice(filled, backlog, peak)
 			}
 		}

@@ -30,7 +30,10 @@ type consumerSet struct {
 }
 
 type slot struct {
-	id       int
+	id int
+	// owned is false for a consumer another shard of a distributed run
+	// runs: its slot stays empty.
+	owned    bool
 	gate     gate
 	limit    atomic.Pointer[limiter]
 	mu       sync.Mutex
@@ -65,11 +68,14 @@ func newProcessorSet(r *run, ctx context.Context, procs []drivers.Consumer, make
 	return s
 }
 
+// start runs consumers, indexed by id; a nil one is another shard's.
 func (s *consumerSet) start(consumers []drivers.Consumer) {
 	for i, c := range consumers {
-		sl := &slot{id: i}
+		sl := &slot{id: i, owned: c != nil}
 		s.slots = append(s.slots, sl)
-		s.launch(sl, c)
+		if sl.owned {
+			s.launch(sl, c)
+		}
 	}
 }
 
@@ -119,6 +125,9 @@ func (s *consumerSet) handle(sl *slot, cr *consumerRunner, batch []drivers.Deliv
 
 // Count implements chaos.Consumers.
 func (s *consumerSet) Count() int { return len(s.slots) }
+
+// Owns implements chaos.Consumers.
+func (s *consumerSet) Owns(id int) bool { return id >= 0 && id < len(s.slots) && s.slots[id].owned }
 
 // Pause implements chaos.Consumers.
 func (s *consumerSet) Pause(ids []int) {

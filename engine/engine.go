@@ -48,6 +48,7 @@ type config struct {
 	runID    uint64
 	hists    func(kind string, start, end time.Time, h *hdr.Histogram)
 	peak     float64
+	dist     Distribution
 }
 
 // WithDrivers makes driver kinds available to scenarios.
@@ -161,7 +162,10 @@ type run struct {
 	outKind    drivers.Kind
 	processors *consumerSet
 	chaos      *chaos.Runner // nil without faults
-	dup        dupState
+	// shard and shards say which producers and consumers this process
+	// runs: those whose id mod shards is shard (0 and 1 alone).
+	shard, shards int
+	dup           dupState
 	poison     poisonState
 
 	errMu       sync.Mutex
@@ -184,11 +188,15 @@ func (r *run) profile() scenarios.Profile { return r.tl.Profile() }
 // fail records the first runtime error and stops the traffic.
 func (r *run) fail(err error) {
 	r.errMu.Lock()
-	if r.err == nil {
+	first := r.err == nil
+	if first {
 		r.err = err
 		r.log.Error("run failed", "err", err)
 	}
 	r.errMu.Unlock()
+	if first && r.dist != nil {
+		r.dist.Failed(err)
+	}
 	r.stopTraffic()
 }
 
@@ -200,13 +208,24 @@ func (r *run) failure() error {
 
 func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, error) {
 	sc := r.sc
-	r.chaos = chaos.NewRunner(sc)
+	r.shard, r.shards = 0, 1
+	if r.dist != nil {
+		r.shard, r.shards = r.dist.Shard()
+	}
+	r.chaos = chaos.NewRunner(sc, r.shard, r.shards)
 	// Deferred first, so it runs last: faults are reverted however the run
 	// ends, and the proxies outlive the driver's connections.
 	defer r.chaos.Close()
 	env := drivers.Env{
 		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers,
 		Subscriptions: sc.Subscriptions, Log: r.log, Dial: r.chaos.Dial(),
+	}
+	if r.dist != nil {
+		attach, err := r.dist.Join(ctx)
+		if err != nil {
+			return nil, err
+		}
+		env.Attach = attach
 	}
 	r.env = env
 	r.log.Info("opening driver", "driver", kind.Name, "run", stamp.RunIDString(r.runID))
@@ -240,26 +259,34 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		}
 	}
 
+	// This process's consumers and producers, by their ids in the run.
 	consumers := make([]drivers.Consumer, sc.Consumers)
-	for i := range consumers {
+	for _, i := range owned(sc.Consumers, r.shard, r.shards) {
 		if consumers[i], err = out.NewConsumer(ctx, i); err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
 		}
 	}
-	r.loops = make([]*producerLoop, sc.Producers)
-	for i := range r.loops {
+	for _, i := range owned(sc.Producers, r.shard, r.shards) {
 		pl := newProducerLoop(r, i)
 		if pl.prod, err = drv.NewProducer(ctx, i, pl.ack); err != nil {
 			r.closeProducers(context.Background())
 			return nil, fmt.Errorf("producer %d: %w", i, err)
 		}
-		r.loops[i] = pl
+		r.loops = append(r.loops, pl)
 	}
 
-	// The clock starts now: schedule offsets and intervals are relative to it.
+	// The clock starts now (or, distributed, when every shard is ready):
+	// schedule offsets and intervals are relative to it.
 	r.base = time.Now()
 	r.baseNS = r.base.UnixNano()
+	if r.dist != nil {
+		if r.base, r.baseNS, err = r.dist.Start(ctx); err != nil {
+			r.closeProducers(context.Background())
+			return nil, err
+		}
+	}
 	r.tracker = accounting.NewTracker(r.runID, sc.Producers, r.baseNS)
+	r.tracker.SetShard(r.shard, r.shards)
 	r.tracker.SetSubscriptions(sc.Subscriptions)
 	if sc.Pipeline != nil {
 		// A message of an aborted input transaction must never come out
@@ -277,7 +304,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		Description:   sc.Description,
 		Driver:        kind.Name,
 		RunID:         stamp.RunIDString(r.runID),
-		StartedAt:     r.base.UTC(),
+		StartedAt:     time.Unix(0, r.baseNS).UTC(),
 		Producers:     sc.Producers,
 		Consumers:     sc.Consumers,
 		Chaos:         []report.FaultResult{},
@@ -310,6 +337,13 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		chaosConsumers = r.processors
 	}
 
+	if r.dist != nil {
+		// Every shard starts its intervals and its schedule at T0.
+		if err := sleepUntil(ctx, r.base); err != nil {
+			r.log.Info("interrupted before the start")
+		}
+		r.dist.Running(r.tracker)
+	}
 	ticks := r.startTicker()
 	if r.chaos != nil {
 		r.tracker.EnableSlices()
@@ -338,6 +372,9 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	}
 	trafficEnd := r.elapsed()
 	atTrafficEnd := r.tracker.Live()
+	if r.dist != nil {
+		r.dist.Ended()
+	}
 	interrupted := ctx.Err() != nil && r.failure() == nil
 	r.log.Info("traffic ended", "after", trafficEnd.Round(time.Millisecond), "interrupted", interrupted)
 
@@ -348,7 +385,11 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	}
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
 	r.closeProducers(drainCtx)
-	r.waitDrained(drainCtx)
+	if r.dist != nil {
+		r.dist.Drain(drainCtx, drainQuiet)
+	} else {
+		r.waitDrained(drainCtx)
+	}
 	cancelDrain()
 	drainEnd := r.elapsed()
 

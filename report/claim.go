@@ -148,7 +148,7 @@ func (r *Results) claim(ts []scenarios.Threshold) *Claim {
 		if len(r.Examples) > 0 {
 			cl.Statement += " (examples below)"
 		}
-	case r.Error != "" || r.Interrupted:
+	case r.Error != "" || r.Interrupted || r.Incomplete:
 		cl.Statement = fmt.Sprintf("%s not established: the run did not complete", cl.Guarantee)
 	default:
 		cl.Held = true

@@ -65,6 +65,9 @@ func WriteHTML(w io.Writer, r *Results) error {
 	if r.Interrupted {
 		why = append(why, "interrupted")
 	}
+	if r.Incomplete {
+		why = append(why, "incomplete")
+	}
 	if r.Error != "" {
 		why = append(why, "runtime error")
 	}
@@ -101,6 +104,12 @@ func WriteHTML(w io.Writer, r *Results) error {
 	}
 	if r.Error != "" {
 		p("<p class=\"alert\">Runtime error: %s</p>\n", esc(r.Error))
+	}
+	if r.Incomplete {
+		p("<p class=\"alert\">Incomplete: %s</p>\n", esc(r.incompleteText()))
+	}
+	if sr := r.Shards; sr != nil {
+		writeShardsHTML(p, sr)
 	}
 
 	// At a glance.

@@ -196,6 +196,8 @@ func WriteJUnit(w io.Writer, r *Results) error {
 		completed.Error = problem(r.Error, "runtime", "the run ended with a runtime error: "+r.Error)
 	case r.Interrupted:
 		completed.Failure = problem("the run was interrupted", "interrupted", "traffic stopped early and the drain was cut short")
+	case r.Incomplete:
+		completed.Failure = problem("the run is incomplete", "incomplete", r.incompleteText())
 	}
 	run.Cases = append(run.Cases, completed)
 

@@ -78,6 +78,15 @@ type FaultResult struct {
 	// second is back within 1.5× the pre-fault baseline and the backlog has
 	// drained; null when it did not recover before the run ended.
 	RecoveryS *float64 `json:"recovery_s"`
+	// Observer marks, in a shard's own account of a distributed run, a
+	// fault another shard carried out (an action on the system, which the
+	// coordinator runs): this shard only attributed its traffic to the
+	// window. Merged results never hold observers.
+	Observer bool `json:"observer,omitempty"`
+	// Occurrence is the fault's place in the scenario's timeline (every
+	// occurrence of every chaos entry, in start order): the same on every
+	// shard of a distributed run. Not written to results.json.
+	Occurrence int `json:"-"`
 }
 
 // Results is what a run found; it is written as results.json.
@@ -129,8 +138,60 @@ type Results struct {
 	Histograms map[string]string `json:"histograms"`
 	// AccountingBytes is the memory the tracker's sets and histograms held.
 	AccountingBytes int64 `json:"accounting_bytes"`
+	// Shards describes a distributed run's processes; absent for a run in
+	// one process.
+	Shards *ShardsResult `json:"shards,omitempty"`
+	// Incomplete says a distributed run lacks the final account of at
+	// least one shard (Shards.Missing): its figures are what the others
+	// counted plus what the missing ones reported last, so some are only
+	// bounds (Shards.LowerBounds), loss is not claimed, and the verdict is
+	// fail.
+	Incomplete bool `json:"incomplete,omitempty"`
 
 	hists map[string]*hdr.Histogram
+}
+
+// ShardsResult describes the shards of a distributed run.
+type ShardsResult struct {
+	Count int `json:"count"`
+	// StartSkewMS is the spread of the shards' traffic starts, on the
+	// coordinator's clock: the latest start − the earliest.
+	StartSkewMS float64 `json:"start_skew_ms"`
+	// E2EBoundMS bounds the error clocks put on latencies: every e2e
+	// latency is measured on one consumer shard's clock corrected by its
+	// measured offset, exact to within that shard's uncertainty; this is
+	// the largest (service latency: up to twice it).
+	E2EBoundMS float64       `json:"e2e_bound_ms"`
+	Each       []ShardResult `json:"each"`
+	// Missing lists shards whose final account never reached the
+	// coordinator (Results.Incomplete), and LowerBounds the counts that
+	// are then only lower bounds.
+	Missing     []int    `json:"missing,omitempty"`
+	LowerBounds []string `json:"lower_bounds,omitempty"`
+}
+
+// ShardResult is one shard of a distributed run.
+type ShardResult struct {
+	Index int    `json:"index"`
+	Host  string `json:"host"`
+	// Producers and Consumers are how many of each it ran.
+	Producers int `json:"producers"`
+	Consumers int `json:"consumers"`
+	// Its own counts: messages its producers sent and had acked, and first
+	// deliveries and duplicates to its consumers (a message delivered to
+	// two shards is received by both here, once in the run).
+	Sent       int64 `json:"sent"`
+	Acked      int64 `json:"acked"`
+	Received   int64 `json:"received"`
+	Duplicates int64 `json:"duplicates"`
+	// ClockOffsetMS is the coordinator's clock − this shard's, measured at
+	// the start, and ClockUncertaintyMS how far the truth may lie from it.
+	ClockOffsetMS      float64 `json:"clock_offset_ms"`
+	ClockUncertaintyMS float64 `json:"clock_uncertainty_ms"`
+	// StartMS is when its traffic started, after T0 (coordinator's clock).
+	StartMS float64 `json:"start_ms"`
+	// Status is complete, or missing: why its final account never came.
+	Status string `json:"status"`
 }
 
 // PipelineResult describes a pipeline run: spate produced to Input, a
@@ -221,6 +282,9 @@ func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
 // metric or a histogram that cannot be decoded.
 func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	c := r.Counts
+	if r.Incomplete && slices.Contains(lossMetrics, name) {
+		return 0, false, nil // see incompleteReason
+	}
 	if kind, stat, found := strings.Cut(name, "."); found && stat != "ratio" {
 		if !slices.Contains(scenarios.LatencyKinds, kind) {
 			return 0, false, fmt.Errorf("unknown metric %q", name)
@@ -345,11 +409,25 @@ func (r *Results) Evaluate(ts []scenarios.Threshold) {
 	}
 	r.Claim = r.claim(ts)
 	for i, t := range ts {
-		if tr := &r.Thresholds[i]; tr.Error == undefined && slices.Contains(t.Metrics(), "headroom") {
+		tr := &r.Thresholds[i]
+		if tr.Error != undefined {
+			continue
+		}
+		switch ms := t.Metrics(); {
+		case slices.Contains(ms, "headroom"):
 			tr.Error = r.headroomReason()
+		case r.Incomplete && slices.ContainsFunc(ms, func(m string) bool { return slices.Contains(lossMetrics, m) }):
+			tr.Error = incompleteReason
 		}
 	}
 }
+
+// lossMetrics are the metrics an incomplete distributed run cannot state:
+// a missing shard's consumers may have received what the others did not.
+var lossMetrics = []string{"lost", "loss", "lost.ratio", "loss.ratio"}
+
+// incompleteReason is why loss is undefined in an incomplete run.
+const incompleteReason = "not claimed: the run is incomplete (a shard's final account is missing, and its consumers may have received what the others did not)"
 
 // undefined is the error of a threshold whose metric has no value.
 const undefined = "undefined for this run"

@@ -333,6 +333,13 @@ func WriteText(w io.Writer, r *Results) error {
 	if r.Error != "" {
 		p("%-12s %s\n", "error", r.Error)
 	}
+	if sr := r.Shards; sr != nil {
+		p("%-12s %d, started within %s of each other; e2e latencies exact to ±%s (clock offsets measured)\n", "shards",
+			sr.Count, formatMillis(sr.StartSkewMS), formatMillis(sr.E2EBoundMS))
+	}
+	if r.Incomplete {
+		p("%-12s %s\n", "incomplete", r.incompleteText())
+	}
 
 	c := r.Counts
 	p("\nmessages\n")
@@ -355,7 +362,11 @@ func WriteText(w io.Writer, r *Results) error {
 	}
 	row("received", c.Received, c.Sent*subs, "sent"+owed)
 	row("duplicates", c.Duplicates, c.Received, "received")
-	row("lost", c.Lost, c.Acked*subs, "acked"+owed)
+	if r.Incomplete {
+		p("  %-*s %14s  (%s acked and not received by the shards that reported)\n", textWidth-2, "lost", "not claimed", group(c.Lost))
+	} else {
+		row("lost", c.Lost, c.Acked*subs, "acked"+owed)
+	}
 	row("unconfirmed_delivered", c.UnconfirmedDelivered, c.Received, "received")
 	row("reordered", c.Reordered, c.Received, "received")
 	row("redelivered", c.Redelivered, c.Received+c.Duplicates, "deliveries")
@@ -416,6 +427,9 @@ func WriteText(w io.Writer, r *Results) error {
 	if r.FindMax != nil {
 		writeFindMaxText(bw, r)
 	}
+	if sr := r.Shards; sr != nil {
+		writeShardsText(bw, sr)
+	}
 
 	p("\nthresholds\n")
 	if len(r.Thresholds) == 0 {
@@ -466,6 +480,9 @@ func WriteText(w io.Writer, r *Results) error {
 	}
 	if r.Interrupted {
 		why = append(why, "interrupted")
+	}
+	if r.Incomplete {
+		why = append(why, "incomplete")
 	}
 	if r.Error != "" {
 		why = append(why, "runtime error")

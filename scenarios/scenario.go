@@ -205,6 +205,10 @@ type ActionFunc func(d *Decoder, n *yaml.Node, field string, a *Action, s *Scena
 type Loader struct {
 	drivers map[string]OptionsFunc
 	actions map[string]ActionFunc
+	// Shards is how many processes run each scenario together (a
+	// distributed run; 0 or 1: one), so validation can say what a
+	// sharded run cannot do.
+	Shards int
 }
 
 // Driver registers a driver kind and its options decoder.
@@ -427,6 +431,7 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	}
 	l.validateChaos(d, Child(root, "chaos"), s)
 	validatePipelineChaos(d, Child(root, "chaos"), s)
+	l.validateShards(d, root, s)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

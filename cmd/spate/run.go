@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/spate-dev/spate/engine"
 	"github.com/spate-dev/spate/report"
 	"github.com/spate-dev/spate/scenarios"
+	"github.com/spate-dev/spate/shards"
 )
 
 type runFlags struct {
@@ -32,6 +34,7 @@ type runFlags struct {
 	verbose     bool
 	metricsAddr string
 	peak        string
+	shardFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -59,8 +62,20 @@ starts. --peak RATE (today's observed peak, e.g. 12000/s) makes the report
 state the headroom, sustained rate ÷ peak, which the threshold metric
 headroom checks (headroom >= 2).
 
-Exit codes: 0 pass, 1 runtime error or interrupted, 2 invalid scenario,
-3 thresholds failed.`,
+Distributed: --shard INDEX/COUNT runs this process as one of COUNT shards
+of the scenario (the same file on every host), each running the producers
+and consumers whose id mod COUNT is INDEX against one external system.
+Shard 0 is the coordinator: it listens on --coordinator HOST:PORT, where
+the others reach it, provisions the system, starts everyone at one time,
+prints the run's progress, ends the drain for everyone, merges every
+shard's account exactly and writes the run's report; its exit code is the
+run's. The other shards print their own part and hand it to the
+coordinator (a copy stays in DIR/shards/INDEX; spate merge can redo the
+merge). SPATE_SHARD, SPATE_SHARDS and SPATE_COORDINATOR may stand for the
+flags, and Kubernetes' JOB_COMPLETION_INDEX for the index.
+
+Exit codes: 0 pass, 1 runtime error, interrupted or incomplete run,
+2 invalid scenario, 3 thresholds failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runScenario(cmd, args[0], f) },
 	}
@@ -69,6 +84,12 @@ Exit codes: 0 pass, 1 runtime error or interrupted, 2 invalid scenario,
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what the run does")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464 (port 0 picks a free one; the address is printed)")
 	cmd.Flags().StringVar(&f.peak, "peak", "", "today's observed peak rate, e.g. 12000/s: with a find-max phase the report states the headroom (sustained ÷ peak), which the threshold metric headroom checks")
+	cmd.Flags().StringVar(&f.shard, "shard", "", "run as shard INDEX/COUNT of a distributed run, e.g. 0/3 (default: $SPATE_SHARD/$SPATE_SHARDS, or $JOB_COMPLETION_INDEX/$SPATE_SHARDS)")
+	cmd.Flags().StringVar(&f.coordinator, "coordinator", "", "HOST:PORT of shard 0, which listens there (default: $SPATE_COORDINATOR)")
+	cmd.Flags().DurationVar(&f.joinTimeout, "join-timeout", shards.DefaultJoinTimeout, "how long the shards wait for each other at the start: a shard missing after it fails the run")
+	cmd.Flags().DurationVar(&f.lostAfter, "lost-after", shards.DefaultLostAfter, "how long without a report before the coordinator gives up on a shard (the run is then incomplete), or a shard on the coordinator")
+	cmd.Flags().DurationVar(&f.clockOffset, "test-clock-offset", 0, "shift this process's clock (tests of clock skew only)")
+	_ = cmd.Flags().MarkHidden("test-clock-offset")
 	return cmd
 }
 
@@ -118,10 +139,17 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
 	}
-	if data, rerr := os.ReadFile(file); rerr == nil && scenarios.IsSweepFile(data) {
+	plan, err := planShard(f.shardFlags, os.Getenv)
+	if err != nil {
+		return &exitError{code: exitInvalid, err: err}
+	}
+	data, rerr := os.ReadFile(file)
+	if rerr == nil && scenarios.IsSweepFile(data) {
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is a sweep file; run it with spate sweep %s", file, file)}
 	}
-	sc, err := loader().Load(file)
+	l := loader()
+	l.Shards = plan.count
+	sc, err := l.Load(file)
 	if err != nil {
 		printProblems(cmd, err)
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is not a valid scenario", file)}
@@ -147,7 +175,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	var visitors []func(kind string, start, end time.Time, h *hdr.Histogram)
 
 	var logs *report.IntervalLogs
-	if slices.Contains(formats, report.FormatHlog) {
+	if slices.Contains(formats, report.FormatHlog) && plan.index == 0 { // the coordinator logs the run's
 		if logs, err = report.OpenIntervalLogs(dir); err != nil {
 			return &exitError{code: exitRuntime, err: fmt.Errorf("writing report: %w", err)}
 		}
@@ -204,8 +232,28 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if metrics != nil {
 		progress = func(p engine.Progress) { metrics.update(p); pr.print(p) }
 	}
-	opts = append(opts, engine.WithLogger(log), engine.WithProgress(progress))
-	res, runErr := engine.Run(ctx, sc, opts...)
+	opts = append(opts, engine.WithLogger(log))
+	var res *report.Results
+	var runErr error
+	if plan.count > 1 {
+		var hists func(kind string, start, end time.Time, h *hdr.Histogram)
+		if len(visitors) > 0 {
+			hists = func(kind string, start, end time.Time, h *hdr.Histogram) {
+				for _, v := range visitors {
+					v(kind, start, end, h)
+				}
+			}
+		}
+		cfg := shards.Config{
+			Index: plan.index, Count: plan.count, Coordinator: plan.coordinator, Scenario: data, Dir: dir,
+			JoinTimeout: f.joinTimeout, LostAfter: f.lostAfter, RunID: runID, ClockSkew: f.clockOffset, Log: log,
+			Progress: progress, IntervalHistograms: hists,
+			Listening: func(addr string) { fmt.Fprintf(stderr, "coordinator: listening on %s for %d shards\n", addr, plan.count-1) },
+		}
+		res, runErr = shards.Run(ctx, cfg, sc, opts...)
+	} else {
+		res, runErr = engine.Run(ctx, sc, append(opts, engine.WithProgress(progress))...)
+	}
 	pr.done()
 	var logErr error
 	if logs != nil {
@@ -213,6 +261,13 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	}
 	if res == nil {
 		return &exitError{code: exitRuntime, err: runErr}
+	}
+	if plan.count > 1 && plan.index != 0 {
+		printShardSummary(stdout, plan, res, shards.ShardDir(dir, plan.index))
+		if runErr != nil {
+			return &exitError{code: exitRuntime, err: runErr}
+		}
+		return nil
 	}
 
 	if err := report.WriteText(stdout, res); err != nil {
@@ -226,11 +281,23 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	}
 	fmt.Fprintf(stdout, "report: %s\n", dir)
 
-	switch {
-	case runErr != nil:
+	if runErr != nil {
 		return &exitError{code: exitRuntime, err: runErr}
+	}
+	return verdictExit(res)
+}
+
+// verdictExit is the exit of a finished run's results: 1 when it was
+// interrupted, failed at runtime or is incomplete, 3 when a threshold
+// failed, 0 when it passed.
+func verdictExit(res *report.Results) error {
+	switch {
+	case res.Error != "":
+		return &exitError{code: exitRuntime, err: errors.New(res.Error)}
 	case res.Interrupted:
 		return &exitError{code: exitRuntime, err: fmt.Errorf("the run was interrupted")}
+	case res.Incomplete:
+		return &exitError{code: exitRuntime, err: fmt.Errorf("the run is incomplete: the final account of shard %s never came", joinInts(res.Shards.Missing))}
 	case res.Verdict != report.Pass:
 		return &exitError{code: exitFailed, err: fmt.Errorf("thresholds failed")}
 	}
@@ -360,6 +427,15 @@ func (p *progressPrinter) done() {
 	if p.wrote {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// joinInts lists ids as "1, 2".
+func joinInts(ids []int) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.Itoa(id)
+	}
+	return strings.Join(s, ", ")
 }
 
 // newRunID returns a random run id (odd, so never 0).

@@ -334,12 +334,23 @@ func (d *Driver) open(ctx context.Context) error {
 	d.ebAdmin = d.eventbridgeClient(admin)
 	d.sqsAdm = d.sqsClient(admin)
 
-	if o.Provision {
+	switch {
+	case o.Provision && d.env.Attach:
+		// The coordinator of a distributed run provisioned the run's
+		// resources under these names, and removes them.
+		name := "spate-" + d.runHex
+		o.Bus, o.Rule, o.Queue = or(o.Bus, name), or(o.Rule, name), or(o.Queue, name)
+		if err := d.check(ctx); err != nil {
+			return fmt.Errorf("%w (the coordinator provisions them)", err)
+		}
+	case o.Provision:
 		if err := d.provision(ctx); err != nil {
 			return err
 		}
-	} else if err := d.check(ctx); err != nil {
-		return err
+	default:
+		if err := d.check(ctx); err != nil {
+			return err
+		}
 	}
 	if o.ProbeTimeout > 0 {
 		if err := d.probe(ctx); err != nil {

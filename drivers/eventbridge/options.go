@@ -118,6 +118,8 @@ func (o Options) Abilities() []string {
 	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
 	if o.Endpoint == Managed {
 		a = append(a, drivers.AbilityBrokerRestart)
+	} else {
+		a = append(a, drivers.AbilityShared) // AWS, or an emulator of its own
 	}
 	return a
 }

@@ -238,7 +238,7 @@ func (d *Driver) prepare(ctx context.Context) error {
 	if err := d.ensureTopic(ctx); err != nil {
 		return err
 	}
-	if o.Start == "run" {
+	if o.Start == "run" && !d.env.Attach { // the coordinator set the start
 		for sub := range max(d.env.Subscriptions, 1) {
 			if err := d.commitStart(ctx, d.groupOf(sub)); err != nil {
 				return err
@@ -268,6 +268,9 @@ func (d *Driver) ensureTopic(ctx context.Context) error {
 			d.log.Info("the topic exists; using its partitions", "topic", o.Topic, "partitions", d.partitions)
 		}
 	} else {
+		if d.env.Attach {
+			return fmt.Errorf("kafka: topic %q does not exist on %s; the coordinator of the distributed run creates it", o.Topic, strings.Join(d.seeds, ", "))
+		}
 		if !o.CreateTopic {
 			return fmt.Errorf("kafka: topic %q does not exist on %s and create-topic is false: create it, or set create-topic: true",
 				o.Topic, strings.Join(d.seeds, ", "))

@@ -195,11 +195,15 @@ func DefaultOptions() Options {
 // Consumers with isolation read_committed have AbilityReadCommitted (a
 // delivered record of an aborted transaction is an aborted read), and any
 // cluster can run the built-in pipeline processor (AbilityProcessor) and
-// serve several subscriptions, a consumer group each (AbilityFanOut).
+// serve several subscriptions, a consumer group each (AbilityFanOut). An
+// external cluster can be shared by the shards of a distributed run
+// (AbilityShared).
 func (o Options) Abilities() []string {
 	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial, drivers.AbilityProcessor, drivers.AbilityFanOut}
 	if o.IsEmbedded() {
 		a = append(a, drivers.AbilityBrokerRestart, drivers.AbilityLeaderMove, drivers.AbilityProtocolError)
+	} else {
+		a = append(a, drivers.AbilityShared)
 	}
 	if o.Isolation == "read_committed" {
 		a = append(a, drivers.AbilityReadCommitted)

@@ -143,6 +143,8 @@ func (o Options) Abilities() []string {
 	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
 	if o.URL == Managed || o.Node != nil {
 		a = append(a, drivers.AbilityBrokerRestart)
+	} else {
+		a = append(a, drivers.AbilityShared) // a broker of its own: shards can share it
 	}
 	if o.Exchange.Name != "" {
 		a = append(a, drivers.AbilityFanOut)

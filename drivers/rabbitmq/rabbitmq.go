@@ -459,7 +459,10 @@ func (d *Driver) provision(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if !ok {
+		switch {
+		case !ok && d.env.Attach:
+			return fmt.Errorf("rabbitmq: %s %q does not exist; the coordinator of the distributed run declares it", obj.kind, obj.name)
+		case !ok:
 			d.created = append(d.created, obj.kind+":"+obj.name)
 		}
 	}

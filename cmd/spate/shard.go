@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spate-dev/spate/report"
+)
+
+// shardFlags are `spate run`'s options for a distributed run.
+type shardFlags struct {
+	shard       string // i/N
+	coordinator string // HOST:PORT
+	joinTimeout time.Duration
+	lostAfter   time.Duration
+	// clockOffset shifts this process's clock, to test skew handling:
+	// hidden, never for real runs.
+	clockOffset time.Duration
+}
+
+// shardPlan is which shard this process is, once flags and environment
+// are read; count 0 means a run in one process.
+type shardPlan struct {
+	index, count int
+	coordinator  string
+}
+
+// Environment variables read for a distributed run. JOB_COMPLETION_INDEX
+// is what Kubernetes sets in each pod of an Indexed Job.
+const (
+	envShard       = "SPATE_SHARD"
+	envShards      = "SPATE_SHARDS"
+	envCoordinator = "SPATE_COORDINATOR"
+	envJobIndex    = "JOB_COMPLETION_INDEX"
+)
+
+// planShard reads --shard i/N and --coordinator, or else the environment:
+// the index from SPATE_SHARD or JOB_COMPLETION_INDEX, the count from
+// SPATE_SHARDS, the coordinator from SPATE_COORDINATOR. A flag wins over
+// the environment.
+func planShard(f shardFlags, getenv func(string) string) (shardPlan, error) {
+	var p shardPlan
+	index, count := "", getenv(envShards)
+	if f.shard != "" {
+		i, n, ok := strings.Cut(f.shard, "/")
+		if !ok {
+			return p, fmt.Errorf("--shard %q: want INDEX/COUNT, e.g. --shard 0/3", f.shard)
+		}
+		index, count = i, n
+	} else if index = getenv(envShard); index == "" {
+		index = getenv(envJobIndex)
+	}
+	p.coordinator = f.coordinator
+	if p.coordinator == "" {
+		p.coordinator = getenv(envCoordinator)
+	}
+	if count == "" {
+		if f.coordinator != "" {
+			return p, fmt.Errorf("--coordinator is for a distributed run: give --shard INDEX/COUNT too")
+		}
+		return shardPlan{}, nil
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 {
+		return p, fmt.Errorf("shard count %q: want a whole number of at least 1", count)
+	}
+	if index == "" {
+		return p, fmt.Errorf("%d shards, but no shard index: give --shard INDEX/%d, or set %s (Kubernetes sets %s)", n, n, envShard, envJobIndex)
+	}
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 || i >= n {
+		return p, fmt.Errorf("shard index %q: want 0..%d", index, n-1)
+	}
+	if n == 1 {
+		return shardPlan{}, nil // one shard is a run in one process
+	}
+	if p.coordinator == "" {
+		return p, fmt.Errorf("a distributed run needs the coordinator's address: --coordinator HOST:PORT (shard 0 listens there)")
+	}
+	if _, port, err := net.SplitHostPort(p.coordinator); err != nil || port == "" {
+		return p, fmt.Errorf("--coordinator %q: want HOST:PORT, e.g. spate-0.spate:7070", p.coordinator)
+	}
+	if f.joinTimeout < 0 || f.lostAfter < 0 {
+		return p, fmt.Errorf("--join-timeout and --lost-after must not be negative")
+	}
+	p.index, p.count = i, n
+	return p, nil
+}
+
+// printShardSummary is what a shard other than the coordinator prints:
+// its own part, and where the run's results are.
+func printShardSummary(w io.Writer, p shardPlan, res *report.Results, dir string) {
+	c := res.Counts
+	fmt.Fprintf(w, "shard %d of %d (%s): sent %s, acked %s; its consumers received %s, %s duplicates\n",
+		p.index, p.count, hostName(), groupInt(c.Sent), groupInt(c.Acked), groupInt(c.Received), groupInt(c.Duplicates))
+	fmt.Fprintf(w, "the run's results are the coordinator's (%s); this shard's account: %s\n", p.coordinator, dir)
+}
+
+func hostName() string {
+	h, _ := os.Hostname()
+	return h
+}
