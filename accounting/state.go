@@ -28,6 +28,10 @@ type State struct {
 	// Shard and Shards say which producers the tracker counted sends and
 	// outcomes for (Tracker.SetShard); Shards is 1 in a single process.
 	Shard, Shards int
+	// Partial says the state is not its shard's final account but what
+	// was known of it (its last live report): its producers may have sent
+	// more than Sent says.
+	Partial       bool
 	Start         int64 // the tracker's clock start, Unix ns
 	Subs          int
 	ReadCommitted bool
@@ -46,10 +50,10 @@ type State struct {
 // ProducerState is one producer's sets. In a delta, the pages written
 // since the previous one.
 type ProducerState struct {
-	Sent, Seen              uint64
-	Acked, Failed, Aborted  []Page
-	Received                [][]Page // per subscription
-	Txns                    []TxnMark
+	Sent, Seen             uint64
+	Acked, Failed, Aborted []Page
+	Received               [][]Page // per subscription
+	Txns                   []TxnMark
 }
 
 // Page holds the members of a sequence set in [Index<<16, (Index+1)<<16):
@@ -172,6 +176,7 @@ func Merge(states ...*State) (*Tracker, error) {
 	t.setSubs(max(first.Subs, 1))
 	t.readCommitted = first.ReadCommitted
 	var deliveries int64
+	partial := map[int]bool{} // shards whose sends are known only in part
 	for _, s := range states {
 		if err := t.MergeSets(s); err != nil {
 			return nil, err
@@ -180,8 +185,11 @@ func Merge(states ...*State) (*Tracker, error) {
 			return nil, err
 		}
 		deliveries += s.Live.Received + s.Live.Duplicates
+		if s.Partial {
+			partial[s.Shard] = true
+		}
 	}
-	t.settle(deliveries)
+	t.settle(deliveries, func(p int) bool { return partial[p%max(first.Shards, 1)] })
 	return t, nil
 }
 
@@ -359,13 +367,20 @@ func (t *Tracker) mergeSpan(ss SpanState) error {
 
 // settle finishes a merge: deliveries is every first delivery and
 // duplicate the states counted. Received members at or above their
-// producer's sent become malformed.
-func (t *Tracker) settle(deliveries int64) {
+// producer's sent become malformed, unless the producer's sends are known
+// only in part (partialSends): then they were sent, after its shard's last
+// report.
+func (t *Tracker) settle(deliveries int64, partialSends func(producer int) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range t.producers {
 		p := &t.producers[i]
 		if p.seen <= p.sent {
+			continue
+		}
+		if partialSends(i) {
+			t.live.Sent += int64(p.seen - p.sent)
+			p.sent = p.seen
 			continue
 		}
 		for sub := range p.received {

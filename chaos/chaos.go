@@ -147,9 +147,9 @@ type occurrence struct {
 	// observe: another process carries it out (Once, not the
 	// coordinator); this one only opens and closes its window.
 	observe bool
-	at     time.Duration
-	window time.Duration // 0 for point events
-	result report.FaultResult
+	at      time.Duration
+	window  time.Duration // 0 for point events
+	result  report.FaultResult
 
 	win       *accounting.Span
 	mu        sync.Mutex

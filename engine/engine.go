@@ -166,7 +166,7 @@ type run struct {
 	// runs: those whose id mod shards is shard (0 and 1 alone).
 	shard, shards int
 	dup           dupState
-	poison     poisonState
+	poison        poisonState
 
 	errMu       sync.Mutex
 	err         error

@@ -77,7 +77,8 @@ func asserts(t scenarios.Threshold) string {
 // r.Thresholds; nil when they assert none of the properties.
 func (r *Results) claim(ts []scenarios.Threshold) *Claim {
 	asserted := map[string]bool{}
-	failed := map[string]bool{}
+	failed := map[string]bool{}    // measured, and not as asserted
+	undefined := map[string]bool{} // not measured: neither held nor violated
 	for i, t := range ts {
 		c := asserts(t)
 		if c == "" {
@@ -85,7 +86,11 @@ func (r *Results) claim(ts []scenarios.Threshold) *Claim {
 		}
 		asserted[c] = true
 		if i < len(r.Thresholds) && !r.Thresholds[i].OK {
-			failed[c] = true
+			if r.Thresholds[i].Value == nil {
+				undefined[c] = true
+			} else {
+				failed[c] = true
+			}
 		}
 	}
 	if len(asserted) == 0 {
@@ -150,6 +155,14 @@ func (r *Results) claim(ts []scenarios.Threshold) *Claim {
 		}
 	case r.Error != "" || r.Interrupted || r.Incomplete:
 		cl.Statement = fmt.Sprintf("%s not established: the run did not complete", cl.Guarantee)
+	case len(undefined) > 0:
+		var what []string
+		for _, chk := range claimChecks {
+			if undefined[chk.check] {
+				what = append(what, chk.check)
+			}
+		}
+		cl.Statement = fmt.Sprintf("%s not established: %s undefined for this run", cl.Guarantee, strings.Join(what, ", "))
 	default:
 		cl.Held = true
 		cl.Statement = fmt.Sprintf("%s held for %s%s", cl.Guarantee, plural(cl.Messages, "message", "messages"), across)

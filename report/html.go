@@ -292,7 +292,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 			}
 			p("<tr><td>%d</td><th>%s</th><td>%s</td><td%s>%s</td><td>%s</td><td>%s</td><td>%s</td><td%s>%s</td><td%s>%s</td><td>%s</td><td%s>%s</td></tr>\n",
 				i+1, esc(action), esc(window), okClass, esc(ok), lat[0], lat[1], lat[2],
-				badAttr(f.LostInWindow > 0), group(f.LostInWindow), badAttr(f.DuplicatesInWindow > 0), group(f.DuplicatesInWindow),
+				badAttr(f.LostInWindow > 0 && !r.Incomplete), r.lostText(f.LostInWindow), badAttr(f.DuplicatesInWindow > 0), group(f.DuplicatesInWindow),
 				group(f.PeakBacklog), recClass, esc(rec))
 		}
 		p("</tbody>\n</table>\n<p class=\"muted small\">Recovery: from the fault's end until e2e p99 over a sliding second is within 1.5× the pre-fault baseline and the backlog has drained.</p>\n")

@@ -205,7 +205,7 @@ func WriteJUnit(w io.Writer, r *Results) error {
 	if len(r.Chaos) > 0 {
 		chaos := junitSuite{Name: "chaos", Timestamp: timestamp}
 		for i, f := range r.Chaos {
-			c := junitCase{Name: faultName(i, f), Classname: class("chaos"), Time: ftoa(f.EndS - f.StartS), out: faultFigures(f)}
+			c := junitCase{Name: faultName(i, f), Classname: class("chaos"), Time: ftoa(f.EndS - f.StartS), out: r.faultFigures(f)}
 			if !f.OK {
 				msg := f.Error
 				if msg == "" {
@@ -283,13 +283,13 @@ func faultName(i int, f FaultResult) string {
 }
 
 // faultFigures states a fault's window and what it did to the traffic.
-func faultFigures(f FaultResult) string {
+func (r *Results) faultFigures(f FaultResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "window %s..%s", formatSeconds(f.StartS), formatSeconds(f.EndS))
 	if l := f.WindowLatencyUS; l != nil && l.Count > 0 {
 		fmt.Fprintf(&b, "; e2e in window p50 %s p99 %s max %s", FormatMicros(l.P50), FormatMicros(l.P99), FormatMicros(l.Max))
 	}
-	fmt.Fprintf(&b, "; lost %s, duplicates %s in window; peak backlog %s; ", group(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog))
+	fmt.Fprintf(&b, "; lost %s, duplicates %s in window; peak backlog %s; ", r.lostText(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog))
 	b.WriteString(recoveryText(f.RecoveryS))
 	return b.String()
 }

@@ -422,6 +422,15 @@ func (r *Results) Evaluate(ts []scenarios.Threshold) {
 	}
 }
 
+// lostText formats a count of lost messages, or says it is not claimed in
+// an incomplete run.
+func (r *Results) lostText(n int64) string {
+	if r.Incomplete {
+		return "n/c"
+	}
+	return group(n)
+}
+
 // lossMetrics are the metrics an incomplete distributed run cannot state:
 // a missing shard's consumers may have received what the others did not.
 var lossMetrics = []string{"lost", "loss", "lost.ratio", "loss.ratio"}

@@ -15,11 +15,11 @@ func (r *Results) incompleteText() string {
 	var missing []string
 	for _, s := range sr.Each {
 		if strings.HasPrefix(s.Status, "missing") {
-			missing = append(missing, fmt.Sprintf("shard %d (%s) %s", s.Index, s.Host, strings.TrimPrefix(s.Status, "missing: ")))
+			missing = append(missing, fmt.Sprintf("shard %d (%s: %s)", s.Index, s.Host, strings.TrimPrefix(s.Status, "missing: ")))
 		}
 	}
 	return fmt.Sprintf("the final account of %s never came; what it did after its last report is unknown, so %s are lower bounds and loss is not claimed",
-		strings.Join(missing, "; "), strings.Join(sr.LowerBounds, ", "))
+		strings.Join(missing, ", "), strings.Join(sr.LowerBounds, ", "))
 }
 
 // formatMillis formats a duration in milliseconds the way latencies are.

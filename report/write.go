@@ -451,7 +451,7 @@ func WriteText(w io.Writer, r *Results) error {
 	}
 
 	if len(r.Chaos) > 0 {
-		writeFaultsText(bw, r.Chaos)
+		writeFaultsText(bw, r)
 	}
 
 	if len(r.Examples) > 0 {
@@ -638,7 +638,8 @@ func group(n int64) string {
 // writeFaultsText lists each fault with its window and what it did to the
 // traffic: e2e p99 inside the window, lost and duplicated messages sent
 // inside it, the peak backlog and the time to recover.
-func writeFaultsText(w io.Writer, faults []FaultResult) {
+func writeFaultsText(w io.Writer, r *Results) {
+	faults := r.Chaos
 	fmt.Fprintf(w, "\nfaults\n")
 	fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", "action", "window", "e2e p99", "lost", "dup", "backlog", "recovery")
 	for _, f := range faults {
@@ -662,7 +663,7 @@ func writeFaultsText(w io.Writer, faults []FaultResult) {
 			recovery = trim("FAILED: "+f.Error, 20) // the whole error is in results.json
 		}
 		fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", trim(name, 26), window, p99,
-			group(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog), recovery)
+			r.lostText(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog), recovery)
 	}
 }
 

@@ -123,6 +123,8 @@ func Merge(arts []*Artifact) (*report.Results, error) {
 	if len(res.Shards.Missing) > 0 {
 		res.Incomplete = true
 		res.Shards.LowerBounds = lowerBounds
+		// Loss is not claimed, so no message is named as lost.
+		res.Examples = slices.DeleteFunc(res.Examples, func(e accounting.Example) bool { return e.Kind == accounting.ExampleLost })
 	}
 	ts, err := thresholds(base)
 	if err != nil {

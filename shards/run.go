@@ -296,9 +296,9 @@ func (co *coordinator) partial(i int, why string, own *Artifact) (*Artifact, err
 	meta := own.Meta
 	meta.Index, meta.Partial = i, why
 	meta.Producers, meta.Consumers = ownedIDs(own.Results.Producers, i, co.count), ownedIDs(own.Results.Consumers, i, co.count)
-	res := &report.Results{Error: "shard " + fmt.Sprint(i) + " " + why}
+	res := &report.Results{} // no final results: the run is incomplete (Meta.Partial) rather than in error
 	var intervals []intervalReport
-	state.Shard, state.Shards, state.Start = i, co.count, own.State.Start
+	state.Shard, state.Shards, state.Start, state.Partial = i, co.count, own.State.Start, true
 	state.ReadCommitted = own.State.ReadCommitted
 	state.Histograms, state.Spans, state.Examples = map[string][]byte{}, nil, nil
 	if m != nil {

@@ -205,7 +205,7 @@ func TestMergeReproduces(t *testing.T) {
 func TestEstimate(t *testing.T) {
 	const truth = 300_000_000 // the coordinator is 300ms ahead
 	xs := []exchange{
-		{t1: 0, t2: 5_000_000 + truth, t3: 5_100_000 + truth, t4: 9_000_000},      // 8.9ms round trip
+		{t1: 0, t2: 5_000_000 + truth, t3: 5_100_000 + truth, t4: 9_000_000},       // 8.9ms round trip
 		{t1: 100, t2: 300 + truth, t3: 400 + truth, t4: 900},                       // 0.7µs, asymmetric
 		{t1: 1000, t2: 900 + truth, t3: 950 + truth, t4: 2000 - 2_000_000_000_000}, // a clock stepped back
 	}

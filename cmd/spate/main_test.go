@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 		panic("building spate: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()
+	stopServers()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -248,7 +248,9 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 			Index: plan.index, Count: plan.count, Coordinator: plan.coordinator, Scenario: data, Dir: dir,
 			JoinTimeout: f.joinTimeout, LostAfter: f.lostAfter, RunID: runID, ClockSkew: f.clockOffset, Log: log,
 			Progress: progress, IntervalHistograms: hists,
-			Listening: func(addr string) { fmt.Fprintf(stderr, "coordinator: listening on %s for %d shards\n", addr, plan.count-1) },
+			Listening: func(addr string) {
+				fmt.Fprintf(stderr, "coordinator: listening on %s for %d shards\n", addr, plan.count-1)
+			},
 		}
 		res, runErr = shards.Run(ctx, cfg, sc, opts...)
 	} else {
@@ -294,10 +296,10 @@ func verdictExit(res *report.Results) error {
 	switch {
 	case res.Error != "":
 		return &exitError{code: exitRuntime, err: errors.New(res.Error)}
+	case res.Incomplete: // first: it stopped the others' traffic early
+		return &exitError{code: exitRuntime, err: fmt.Errorf("the run is incomplete: the final account of shard %s never came", joinInts(res.Shards.Missing))}
 	case res.Interrupted:
 		return &exitError{code: exitRuntime, err: fmt.Errorf("the run was interrupted")}
-	case res.Incomplete:
-		return &exitError{code: exitRuntime, err: fmt.Errorf("the run is incomplete: the final account of shard %s never came", joinInts(res.Shards.Missing))}
 	case res.Verdict != report.Pass:
 		return &exitError{code: exitFailed, err: fmt.Errorf("thresholds failed")}
 	}

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spate-dev/spate/report"
+)
+
+// The tests here run distributed runs as they run on several hosts: the
+// built spate binary, one process per shard, against one Kafka cluster
+// that `spate serve kafka` runs in a process of its own, all on loopback.
+
+// kafkaServer is the shared cluster, started on first use and stopped by
+// TestMain's cleanup (stopServers).
+var kafkaServer struct {
+	once    sync.Once
+	cmd     *exec.Cmd
+	brokers string
+	err     error
+}
+
+// servedKafka returns the brokers of the shared `spate serve kafka`.
+func servedKafka(t *testing.T) string {
+	t.Helper()
+	s := &kafkaServer
+	s.once.Do(func() {
+		dir, err := os.MkdirTemp("", "spate-serve-kafka")
+		if err != nil {
+			s.err = err
+			return
+		}
+		ready := filepath.Join(dir, "ready")
+		cmd := exec.Command(binary, "serve", "kafka", "--data", filepath.Join(dir, "data"), "--ready-file", ready)
+		cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &bytes.Buffer{}
+		if s.err = cmd.Start(); s.err != nil {
+			return
+		}
+		s.cmd = cmd
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if b, err := os.ReadFile(ready); err == nil && strings.Contains(string(b), "\n") {
+				line := strings.TrimSpace(string(b))
+				s.brokers = strings.TrimSpace(strings.TrimPrefix(line, "brokers:"))
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.err = fmt.Errorf("spate serve kafka was not ready within 30s: %s", cmd.Stderr)
+	})
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.brokers
+}
+
+// stopServers stops what servedKafka started; TestMain calls it.
+func stopServers() {
+	if c := kafkaServer.cmd; c != nil {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// freeAddr returns a loopback address no one listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// shardProc is one shard's process.
+type shardProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	out            string // its report directory
+}
+
+// startShards starts n shard processes of the scenario in file, each with
+// extra[i] as more arguments, and returns them; the coordinator first.
+func startShards(t *testing.T, file string, n int, extra map[int][]string) []*shardProc {
+	t.Helper()
+	coord := freeAddr(t)
+	var procs []*shardProc
+	for i := range n {
+		p := &shardProc{out: filepath.Join(t.TempDir(), fmt.Sprintf("shard%d", i))}
+		args := append([]string{"run", file, "--shard", fmt.Sprintf("%d/%d", i, n), "--coordinator", coord,
+			"--progress", "off", "--out", p.out, "--join-timeout", "60s", "--lost-after", "3s"}, extra[i]...)
+		p.cmd = exec.Command(binary, args...)
+		p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill()
+				_ = p.cmd.Wait()
+			}
+		}
+	})
+	return procs
+}
+
+// wait waits for a shard (bounded) and returns its exit code.
+func (p *shardProc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(limit):
+		_ = p.cmd.Process.Kill()
+		<-done
+		t.Fatalf("shard did not end within %s:\n%s\n%s", limit, p.stdout.String(), p.stderr.String())
+		return -1
+	}
+}
+
+func readRun(t *testing.T, dir string) *report.Results {
+	t.Helper()
+	r, err := report.ReadResults(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runShards runs the scenario as n shards and returns the coordinator's
+// results, failing unless every shard exits with want[i] (default 0).
+func runShards(t *testing.T, scenario string, n int, extra map[int][]string) (*report.Results, []*shardProc) {
+	t.Helper()
+	procs := startShards(t, writeScenario(t, scenario), n, extra)
+	for i, p := range procs {
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("shard %d exited %d:\n%s\n%s", i, code, p.stdout.String(), p.stderr.String())
+		}
+	}
+	return readRun(t, procs[0].out), procs
+}
+
+// TestDistributedKafka: three shard processes against `spate serve
+// kafka`: the merged sent, acked and received are the sums of the shards'
+// (no message went to two shards), nothing is lost or duplicated, the
+// e2e histogram holds one value per message received, the shards started
+// within 5ms of each other; and spate merge of the shards' directories
+// gives the coordinator's results.json exactly.
+func TestDistributedKafka(t *testing.T) {
+	t.Parallel()
+	brokers := servedKafka(t)
+	res, procs := runShards(t, fmt.Sprintf(`
+name: distributed-kafka
+driver: {kafka: {brokers: [%s], topic: dist-%d, partitions: 6}}
+producers: 3
+consumers: 3
+traffic:
+  - constant: {rate: 2000/s, for: 3s}
+drain: 10s
+thresholds: [loss == 0, duplicates == 0]
+`, brokers, time.Now().UnixNano()), 3, nil)
+	c := res.Counts
+	if c.Sent != 6000 || c.Acked != 6000 || c.Received != 6000 || c.Lost != 0 || c.Duplicates != 0 {
+		t.Errorf("counts %+v, want 6,000 sent, acked and received", c)
+	}
+	if res.LatencyUS.E2E.Count != c.Received {
+		t.Errorf("e2e histogram count %d, received %d", res.LatencyUS.E2E.Count, c.Received)
+	}
+	var sent, acked, received int64
+	for _, s := range res.Shards.Each {
+		sent, acked, received = sent+s.Sent, acked+s.Acked, received+s.Received
+	}
+	if sent != c.Sent || acked != c.Acked || received != c.Received {
+		t.Errorf("shards' sums %d/%d/%d, run's %d/%d/%d", sent, acked, received, c.Sent, c.Acked, c.Received)
+	}
+	if res.Shards.StartSkewMS > 5 {
+		t.Errorf("start skew %.2fms on loopback", res.Shards.StartSkewMS)
+	}
+	if res.Verdict != report.Pass {
+		t.Errorf("verdict %s: %+v", res.Verdict, res.Thresholds)
+	}
+	// spate merge from the shards' own directories (not the coordinator's copies).
+	out := t.TempDir()
+	dirs := []string{filepath.Join(procs[0].out, "shards", "0")}
+	for i, p := range procs[1:] {
+		dirs = append(dirs, filepath.Join(p.out, "shards", fmt.Sprint(i+1)))
+	}
+	if r := spate(t, append([]string{"merge", "-o", out}, dirs...)...); r.code != 0 {
+		t.Fatalf("spate merge exited %d: %s", r.code, r.stderr)
+	}
+	want, _ := os.ReadFile(filepath.Join(procs[0].out, "results.json"))
+	got, _ := os.ReadFile(filepath.Join(out, "results.json"))
+	if !bytes.Equal(want, got) {
+		t.Errorf("spate merge's results.json differs from the coordinator's")
+	}
+	if r := spate(t, "merge", "-o", t.TempDir(), dirs[0], dirs[1]); r.code != exitInvalid || !strings.Contains(r.stderr, "shard 2 of 3 missing") {
+		t.Errorf("merge of 2 of 3 shards: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestDistributedDuplicatesFromOutside: messages re-produced into the
+// topic from outside the run while it goes (a retrying client elsewhere)
+// are counted exactly as duplicates in the merged result, wherever they
+// are delivered.
+func TestDistributedDuplicatesFromOutside(t *testing.T) {
+	t.Parallel()
+	brokers := servedKafka(t)
+	topic := fmt.Sprintf("dist-dups-%d", time.Now().UnixNano())
+	procs := startShards(t, writeScenario(t, fmt.Sprintf(`
+name: distributed-dups
+driver: {kafka: {brokers: [%s], topic: %s, partitions: 6}}
+producers: 2
+consumers: 2
+traffic:
+  - constant: {rate: 1000/s, for: 3s}
+drain: 10s
+`, brokers, topic)), 2, nil)
+
+	// Read the first 100 records of the run and produce them again.
+	const again = 100
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var records []*kgo.Record
+	for len(records) < again && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if len(records) < again {
+				records = append(records, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+			}
+		})
+	}
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range procs {
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("shard %d exited %d:\n%s", i, code, p.stderr.String())
+		}
+	}
+	res := readRun(t, procs[0].out)
+	if c := res.Counts; c.Duplicates != again || c.Received != c.Sent || c.Lost != 0 {
+		t.Errorf("counts %+v, want %d duplicates and nothing lost", c, again)
+	}
+}
+
+// TestDistributedClockSkew: a shard whose clock is 300ms ahead measures
+// its offset to within 5ms, and the run's e2e latencies are as they are
+// without the skew: its median within 5ms of an unskewed run's.
+func TestDistributedClockSkew(t *testing.T) {
+	t.Parallel()
+	brokers := servedKafka(t)
+	scenario := func(name string) string {
+		return fmt.Sprintf(`
+name: %s
+driver: {kafka: {brokers: [%s], topic: %s-%d, partitions: 4}}
+producers: 2
+consumers: 2
+traffic:
+  - constant: {rate: 1000/s, for: 3s}
+drain: 10s
+`, name, brokers, name, time.Now().UnixNano())
+	}
+	plain, _ := runShards(t, scenario("skew-none"), 2, nil)
+	skewed, _ := runShards(t, scenario("skew-300ms"), 2, map[int][]string{1: {"--test-clock-offset", "300ms"}})
+	s1 := skewed.Shards.Each[1]
+	if off := s1.ClockOffsetMS; off < -305 || off > -295 {
+		t.Errorf("shard 1's offset measured %.3fms ± %.3fms, want -300ms ± 5ms", off, s1.ClockUncertaintyMS)
+	}
+	p50, q50 := plain.LatencyUS.E2E.P50, skewed.LatencyUS.E2E.P50
+	if d := p50 - q50; d > 5000 || d < -5000 {
+		t.Errorf("e2e p50 %s with a skewed clock, %s without", report.FormatMicros(q50), report.FormatMicros(p50))
+	}
+	if skewed.Counts.Negative != 0 {
+		t.Errorf("%d negative latencies with the skew corrected", skewed.Counts.Negative)
+	}
+}
+
+// TestDistributedShardKilled: a shard killed with SIGKILL mid-run makes
+// the run incomplete: the coordinator exits 1 and says so, claims no
+// loss (the dead shard's consumers may have received what the others did
+// not), reverts the fault it carried out, and no shard process is left.
+func TestDistributedShardKilled(t *testing.T) {
+	t.Parallel()
+	brokers := servedKafka(t)
+	marker := filepath.Join(t.TempDir(), "fault-on")
+	procs := startShards(t, writeScenario(t, fmt.Sprintf(`
+name: distributed-killed
+driver: {kafka: {brokers: [%s], topic: dist-killed-%d, partitions: 6}}
+producers: 3
+consumers: 3
+traffic:
+  - constant: {rate: 1000/s, for: 8s}
+chaos:
+  - {action: exec, at: 500ms, command: "touch %s", revert: "rm %s"}
+drain: 5s
+thresholds: [loss == 0]
+`, brokers, time.Now().UnixNano(), marker, marker)), 3, nil)
+	// Kill shard 2 once the fault is on (traffic has started).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fault never started:\n%s", procs[0].stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // mid-run
+	if err := procs[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := procs[0].wait(t, 2*time.Minute); code != exitRuntime {
+		t.Errorf("coordinator exited %d, want 1:\n%s", code, procs[0].stderr.String())
+	}
+	if code := procs[1].wait(t, time.Minute); code != 0 {
+		t.Errorf("shard 1 exited %d:\n%s", code, procs[1].stderr.String())
+	}
+	_ = procs[2].wait(t, 10*time.Second)
+	res := readRun(t, procs[0].out)
+	if !res.Incomplete || len(res.Shards.Missing) != 1 || res.Shards.Missing[0] != 2 {
+		t.Fatalf("incomplete %v, missing %v", res.Incomplete, res.Shards.Missing)
+	}
+	if tr := res.Thresholds[0]; tr.OK || tr.Value != nil || !strings.Contains(tr.Error, "not claimed") {
+		t.Errorf("loss threshold %+v: loss must not be claimed", tr)
+	}
+	if !regexp.MustCompile(`lost +not claimed`).MatchString(procs[0].stdout.String()) || !strings.Contains(procs[0].stderr.String(), "incomplete") {
+		t.Errorf("the summary does not say loss is not claimed:\n%s\n%s", procs[0].stdout.String(), procs[0].stderr.String())
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the fault was not reverted: %v", err)
+	}
+	if res.Verdict != report.Fail {
+		t.Errorf("verdict %s", res.Verdict)
+	}
+	b, _ := json.Marshal(res.Shards.Each[2])
+	if !strings.Contains(string(b), "missing") {
+		t.Errorf("shard 2: %s", b)
+	}
+}
