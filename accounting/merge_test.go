@@ -178,7 +178,7 @@ func TestMergeRefuses(t *testing.T) {
 	shape := *good
 	shape.Producers = shape.Producers[:1]
 	bad := *good
-	bad.Producers = []ProducerState{{Acked: []Page{{Index: 0, Bits: make([]uint64, 3)}}}, {}}
+	bad.Producers = []ProducerState{{Acked: []Page{{Index: 0, Offset: pageWords - 2, Bits: make([]uint64, 3)}}}, {}}
 	for name, s := range map[string]*State{"run": &other, "shape": &shape, "page": &bad} {
 		if _, err := Merge(good, s); err == nil {
 			t.Errorf("%s: merged", name)

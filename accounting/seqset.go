@@ -11,8 +11,9 @@ import "math/bits"
 type seqset struct {
 	pages [][]uint64
 	n     int64
-	// Pages [dlo, dhi) may hold bits added since the last takeDirty
-	// (none when dlo >= dhi): what a live sync must ship.
+	// Words [dlo, dhi) (seq>>6) may hold bits added since the last
+	// takeDirty (none when dlo >= dhi): what a live sync must ship.
+	// Sequence numbers arrive nearly in order, so the range stays small.
 	dlo, dhi uint64
 }
 
@@ -38,12 +39,12 @@ func (s *seqset) add(seq uint64) bool {
 	}
 	pg[w] |= bit
 	s.n++
-	if s.dlo >= s.dhi {
-		s.dlo, s.dhi = pi, pi+1
-	} else if pi < s.dlo {
-		s.dlo = pi
-	} else if pi >= s.dhi {
-		s.dhi = pi + 1
+	if wi := seq >> 6; s.dlo >= s.dhi {
+		s.dlo, s.dhi = wi, wi+1
+	} else if wi < s.dlo {
+		s.dlo = wi
+	} else if wi >= s.dhi {
+		s.dhi = wi + 1
 	}
 	return true
 }
@@ -61,14 +62,17 @@ func (s *seqset) grow(n int) {
 	s.pages = pages
 }
 
-// takeDirty returns copies of the pages written since the last call, and
-// marks the set clean.
+// takeDirty returns copies of the words written since the last call, as
+// parts of pages, and marks the set clean.
 func (s *seqset) takeDirty() []Page {
 	var out []Page
-	for pi := s.dlo; pi < s.dhi && pi < uint64(len(s.pages)); pi++ {
-		if pg := s.pages[pi]; pg != nil {
-			out = append(out, Page{Index: uint32(pi), Bits: append([]uint64(nil), pg...)})
+	for wi := s.dlo; wi < s.dhi; {
+		pi, w := wi>>(pageShift-6), wi&(pageWords-1)
+		end := min(s.dhi, (pi+1)<<(pageShift-6)) // the page's end, or the range's
+		if pi < uint64(len(s.pages)) && s.pages[pi] != nil {
+			out = append(out, Page{Index: uint32(pi), Offset: uint16(w), Bits: append([]uint64(nil), s.pages[pi][w:w+end-wi]...)})
 		}
+		wi = end
 	}
 	s.dlo, s.dhi = 0, 0
 	return out
@@ -87,7 +91,8 @@ func (s *seqset) all() []Page {
 
 // or adds the members of pg and returns the words it changed, as (word
 // index within the page, newly set bits) pairs through fn, for callers
-// that keep counts in step; fn may be nil. The set's count follows.
+// that keep counts in step; fn may be nil. The set's count follows. pg
+// must be well formed (State.check).
 func (s *seqset) or(pg Page, fn func(w int, added uint64)) {
 	pi := uint64(pg.Index)
 	if pi >= uint64(len(s.pages)) {
@@ -98,6 +103,7 @@ func (s *seqset) or(pg Page, fn func(w int, added uint64)) {
 		dst = make([]uint64, pageWords)
 		s.pages[pi] = dst
 	}
+	dst = dst[pg.Offset:]
 	for w, word := range pg.Bits {
 		added := word &^ dst[w]
 		if added == 0 {
@@ -106,7 +112,7 @@ func (s *seqset) or(pg Page, fn func(w int, added uint64)) {
 		dst[w] |= added
 		s.n += int64(bits.OnesCount64(added))
 		if fn != nil {
-			fn(w, added)
+			fn(int(pg.Offset)+w, added)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/bits"
 	"slices"
+	"sync"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -56,11 +57,14 @@ type ProducerState struct {
 	Txns                   []TxnMark
 }
 
-// Page holds the members of a sequence set in [Index<<16, (Index+1)<<16):
-// bit i of Bits[w] is sequence number Index<<16 + w*64 + i.
+// Page holds members of a sequence set in [Index<<16, (Index+1)<<16): bit
+// i of Bits[w] is sequence number Index<<16 + (Offset+w)*64 + i. A State's
+// pages are whole (Offset 0, 1,024 words); a Delta's hold only the words
+// written since the previous one.
 type Page struct {
-	Index uint32
-	Bits  []uint64
+	Index  uint32
+	Offset uint16
+	Bits   []uint64
 }
 
 // TxnMark says that from Seq on (until the next mark) a producer's
@@ -261,8 +265,8 @@ func (t *Tracker) compatible(s *State) error {
 		sets = append(sets, ps.Received...)
 		for _, pages := range sets {
 			for _, pg := range pages {
-				if len(pg.Bits) != pageWords || uint64(pg.Index) >= maxForeignSeq>>pageShift {
-					return fmt.Errorf("accounting: producer %d has a malformed page (index %d, %d words)", i, pg.Index, len(pg.Bits))
+				if int(pg.Offset)+len(pg.Bits) > pageWords || uint64(pg.Index) >= maxForeignSeq>>pageShift {
+					return fmt.Errorf("accounting: producer %d has a malformed page (index %d, words %d..%d of %d)", i, pg.Index, pg.Offset, int(pg.Offset)+len(pg.Bits), pageWords)
 				}
 			}
 		}
@@ -408,10 +412,19 @@ func (t *Tracker) Spans() map[int]*Span {
 // stateMagic starts an encoded State; the digit is the format's version.
 const stateMagic = "spate-accounting-state-1\n"
 
+// gzipWriters are reused: a compressor's tables cost more to make than
+// compressing a delta of a few pages does.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // a valid level: no error
+	return zw
+}}
+
 // WriteTo writes s gzip-compressed, as ReadState reads it.
 func (s *State) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
-	zw := gzip.NewWriter(cw)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(cw)
 	if _, err := io.WriteString(zw, stateMagic); err != nil {
 		return cw.n, err
 	}

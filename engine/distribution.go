@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/spate-dev/spate/accounting"
@@ -61,18 +62,28 @@ func owned(n, index, count int) []int {
 	return ids
 }
 
-// sleepUntil waits until the local instant at, or until ctx is done.
+// sleepUntil waits until the local instant at, or until ctx is done. A
+// timer can fire late by a scheduler tick or more, which would show as
+// skew between shards' starts; the last stretch is spent yielding instead.
 func sleepUntil(ctx context.Context, at time.Time) error {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err()
+	if d := time.Until(at) - startSpin; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+	for time.Now().Before(at) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		runtime.Gosched()
 	}
+	return ctx.Err()
 }
+
+// startSpin is how long before a distributed run's start a shard stops
+// sleeping and yields until the instant.
+const startSpin = 2 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spate-dev/spate/report"
@@ -175,6 +176,34 @@ func runShards(t *testing.T, scenario string, n int, extra map[int][]string) (*r
 	return readRun(t, procs[0].out), procs
 }
 
+// waitForRecords waits until topic holds at least n records: the run's
+// traffic is flowing.
+func waitForRecords(t *testing.T, brokers, topic string, n int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		var total int64
+		if ends, err := adm.ListEndOffsets(ctx, topic); err == nil {
+			ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		}
+		if total >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("topic %s holds %d records after a minute, want %d", topic, total, n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // TestDistributedKafka: three shard processes against `spate serve
 // kafka`: the merged sent, acked and received are the sums of the shards'
 // (no message went to two shards), nothing is lost or duplicated, the
@@ -208,8 +237,10 @@ thresholds: [loss == 0, duplicates == 0]
 	if sent != c.Sent || acked != c.Acked || received != c.Received {
 		t.Errorf("shards' sums %d/%d/%d, run's %d/%d/%d", sent, acked, received, c.Sent, c.Acked, c.Received)
 	}
-	if res.Shards.StartSkewMS > 5 {
-		t.Errorf("start skew %.2fms on loopback", res.Shards.StartSkewMS)
+	// Measured and printed; how small it is on a quiet machine is
+	// BenchmarkDistributedStart's to say, not a loaded test run's.
+	if sk := res.Shards.StartSkewMS; sk <= 0 || sk > 250 {
+		t.Errorf("start skew %.2fms", sk)
 	}
 	if res.Verdict != report.Pass {
 		t.Errorf("verdict %s: %+v", res.Verdict, res.Thresholds)
@@ -323,9 +354,10 @@ func TestDistributedShardKilled(t *testing.T) {
 	t.Parallel()
 	brokers := servedKafka(t)
 	marker := filepath.Join(t.TempDir(), "fault-on")
+	topic := fmt.Sprintf("dist-killed-%d", time.Now().UnixNano())
 	procs := startShards(t, writeScenario(t, fmt.Sprintf(`
 name: distributed-killed
-driver: {kafka: {brokers: [%s], topic: dist-killed-%d, partitions: 6}}
+driver: {kafka: {brokers: [%s], topic: %s, partitions: 6}}
 producers: 3
 consumers: 3
 traffic:
@@ -334,19 +366,12 @@ chaos:
   - {action: exec, at: 500ms, command: "touch %s", revert: "rm %s"}
 drain: 5s
 thresholds: [loss == 0]
-`, brokers, time.Now().UnixNano(), marker, marker)), 3, nil)
-	// Kill shard 2 once the fault is on (traffic has started).
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fault never started:\n%s", procs[0].stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+`, brokers, topic, marker, marker)), 3, nil)
+	// Kill shard 2 mid-run: once the fault is on and a second of traffic is in the topic.
+	waitForRecords(t, brokers, topic, 1000)
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the fault is not on: %v", err)
 	}
-	time.Sleep(time.Second) // mid-run
 	if err := procs[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -376,5 +401,41 @@ thresholds: [loss == 0]
 	b, _ := json.Marshal(res.Shards.Each[2])
 	if !strings.Contains(string(b), "missing") {
 		t.Errorf("shard 2: %s", b)
+	}
+}
+
+// TestDistributedCoordinatorLost: when the coordinator dies mid-run, the
+// other shards stop their traffic, write their own account and exit 1,
+// saying why.
+func TestDistributedCoordinatorLost(t *testing.T) {
+	t.Parallel()
+	brokers := servedKafka(t)
+	topic := fmt.Sprintf("dist-lost-%d", time.Now().UnixNano())
+	procs := startShards(t, writeScenario(t, fmt.Sprintf(`
+name: distributed-coordinator-lost
+driver: {kafka: {brokers: [%s], topic: %s, partitions: 4}}
+producers: 2
+consumers: 2
+traffic:
+  - constant: {rate: 1000/s, for: 20s}
+drain: 5s
+`, brokers, topic)), 2, nil)
+	waitForRecords(t, brokers, topic, 1000) // half a second of both shards' traffic at least
+	if err := procs[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[0].wait(t, 10*time.Second)
+	began := time.Now()
+	if code := procs[1].wait(t, time.Minute); code != exitRuntime {
+		t.Errorf("shard 1 exited %d, want 1:\n%s", code, procs[1].stderr.String())
+	}
+	if took := time.Since(began); took > 15*time.Second {
+		t.Errorf("shard 1 took %s to give up (lost-after 3s, interrupt drain 3s)", took)
+	}
+	if !strings.Contains(procs[1].stderr.String(), "lost the coordinator") {
+		t.Errorf("shard 1 does not say it lost the coordinator:\n%s", procs[1].stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(procs[1].out, "shards", "1", "shard.json")); err != nil {
+		t.Errorf("shard 1 left no account of its own: %v", err)
 	}
 }
