@@ -439,3 +439,46 @@ drain: 5s
 		t.Errorf("shard 1 left no account of its own: %v", err)
 	}
 }
+
+// TestDistributedConsumerCrash: consumer 0 (on the coordinator) dies
+// abruptly before it ever commits, so everything it had delivered is read
+// again by the consumers that take its partitions over, on any shard: the
+// merged duplicates are exactly the records it delivered
+// (crash_uncommitted, counted where it crashed), and nothing is lost.
+// Only one consumer in the whole run crashes.
+func TestDistributedConsumerCrash(t *testing.T) {
+	t.Parallel()
+	brokers := servedKafka(t)
+	res, _ := runShards(t, fmt.Sprintf(`
+name: distributed-crash
+driver: {kafka: {brokers: [%s], topic: dist-crash-%d, partitions: 6, session-timeout: 3s, commit-interval: 30s}}
+producers: 3
+consumers: 3
+message: {keys: {strategy: round-robin, count: 12}}
+traffic:
+  - constant: {rate: 1500/s, for: 5s}
+chaos:
+  - {action: consumer-crash, at: 1500ms, for: 2s, count: 1}
+drain: 20s
+`, brokers, time.Now().UnixNano()), 3, nil)
+	st, c := res.DriverStats, res.Counts
+	if st["crashes"] != 1 || res.Chaos[0].Details["consumers"] != 1.0 {
+		t.Fatalf("crashes %d, fault details %v: one consumer in the run should crash", st["crashes"], res.Chaos[0].Details)
+	}
+	if c.Lost != 0 || c.Received != c.Acked {
+		t.Errorf("counts %+v: nothing may be lost", c)
+	}
+	if st["crash_uncommitted"] == 0 {
+		t.Fatal("the crashed consumer had delivered nothing: the test proves little")
+	}
+	if lost := st["partitions_lost"]; lost > 0 {
+		t.Logf("%d partitions were taken from a live member: duplicates %d, crash_uncommitted %d", lost, c.Duplicates, st["crash_uncommitted"])
+		if c.Duplicates < st["crash_uncommitted"] {
+			t.Errorf("duplicates %d, fewer than the %d records the crashed consumer delivered", c.Duplicates, st["crash_uncommitted"])
+		}
+		return
+	}
+	if c.Duplicates != st["crash_uncommitted"] {
+		t.Errorf("duplicates %d, want the %d records the crashed consumer delivered", c.Duplicates, st["crash_uncommitted"])
+	}
+}
