@@ -90,6 +90,7 @@ type memberState struct {
 	lost      string // why the coordinator gave up on it
 	intervals []intervalReport
 	hasFinal  bool
+	told      bool // it has been answered that the run stopped
 }
 
 func newCoordinator(count, producers, subs int, digest string, runID uint64, c clock) *coordinator {
@@ -165,6 +166,9 @@ func (co *coordinator) register(_ context.Context, req registerRequest) (registe
 	if old, ok := co.members[req.Index]; ok && old.nonce != req.Nonce && co.t0 != 0 {
 		return registerResponse{}, refuse("shard %d already started in this run (on %s); a restarted shard cannot rejoin a run in progress: its producers would send sequence numbers again", req.Index, old.host)
 	}
+	if co.stop != "" && co.t0 == 0 {
+		return registerResponse{}, refuse("the run stopped before it started: %s", co.stop)
+	}
 	co.members[req.Index] = &memberState{index: req.Index, host: req.Host, nonce: req.Nonce, lastSync: time.Now()}
 	co.log("shard registered", "shard", req.Index, "host", req.Host)
 	co.notify()
@@ -185,18 +189,42 @@ func (co *coordinator) open(ctx context.Context, req memberRequest, limit time.D
 	if err != nil {
 		return false, err
 	}
-	return co.wait(ctx, limit, func() bool { return co.provisioned || co.stop != "" }), co.stopped()
+	return co.wait(ctx, limit, func() bool { return co.provisioned || co.stop != "" }), co.stopped(req.Index)
 }
 
 // stopped returns the run's stop as an error when it stopped before the
-// start.
-func (co *coordinator) stopped() error {
+// start, and notes that the shard asking has been told.
+func (co *coordinator) stopped(index int) error {
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	if co.stop != "" && co.t0 == 0 {
+		co.markTold(index)
 		return refuse("the run stopped before it started: %s", co.stop)
 	}
 	return nil
+}
+
+// markTold notes that shard index knows the run stopped. Called with
+// co.mu held.
+func (co *coordinator) markTold(index int) {
+	if m, ok := co.members[index]; ok {
+		m.told = true
+		co.notify()
+	}
+}
+
+// tellStop waits, bounded by limit, until every shard that registered
+// has been answered that the run stopped (or is lost), so that a
+// coordinator that fails does not vanish before the others know why.
+func (co *coordinator) tellStop(limit time.Duration) {
+	co.wait(context.Background(), limit, func() bool {
+		for i, m := range co.members {
+			if i != 0 && !m.told && m.lost == "" && !m.hasFinal {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // ready records that a shard is ready, and blocks until T0 is set.
@@ -213,7 +241,7 @@ func (co *coordinator) ready(ctx context.Context, req readyRequest, limit time.D
 		return startResponse{}, false, err
 	}
 	ok := co.wait(ctx, limit, func() bool { return co.t0 != 0 || co.stop != "" })
-	if err := co.stopped(); err != nil {
+	if err := co.stopped(req.Index); err != nil {
 		return startResponse{}, false, err
 	}
 	co.mu.Lock()
@@ -275,6 +303,9 @@ func (co *coordinator) sync(req syncRequest, deltas []*accounting.State) (syncRe
 		}
 	}
 	co.settle()
+	if co.stop != "" {
+		m.told = true
+	}
 	return syncResponse{Backlog: co.backlog(), Stop: co.stop, Drained: co.drained}, nil
 }
 

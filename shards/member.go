@@ -292,6 +292,20 @@ func (m *member) syncOnce() {
 	}
 }
 
+// abort tells the coordinator, as well as it can, that this shard failed
+// before its traffic ran, so the run stops at once rather than wait for it.
+func (m *member) abort(err error) {
+	if m.role == nil || err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	req := syncRequest{memberRequest: memberRequest{Index: m.index, Nonce: m.nonce}, Error: err.Error()}
+	if _, serr := m.role.sync(ctx, req, nil); serr != nil {
+		m.log.Warn("could not tell the coordinator this shard failed", "err", serr)
+	}
+}
+
 // requestTimeout bounds one request to the coordinator.
 const requestTimeout = 10 * time.Second
 

@@ -196,11 +196,13 @@ func Run(ctx context.Context, cfg Config, sc *scenarios.Scenario, opts ...engine
 	}
 	if res == nil {
 		if co == nil {
+			m.abort(runErr)
 			return nil, runErr
 		}
 		co.mu.Lock()
 		co.halt(fmt.Sprintf("the coordinator failed: %v", runErr))
 		co.mu.Unlock()
+		co.tellStop(longPoll + time.Second)
 		return nil, runErr
 	}
 	art, err := m.artifact(res, meta)
@@ -222,7 +224,7 @@ func Run(ctx context.Context, cfg Config, sc *scenarios.Scenario, opts ...engine
 		}
 		return res, runErr
 	}
-	return co.merge(ctx, cfg, art)
+	return co.merge(cfg, art)
 }
 
 // ownedIDs lists the ids of n that shard index of count runs.
@@ -238,8 +240,10 @@ func ownedIDs(n, index, count int) []int {
 // one from the last report of each shard that sent none, writes them all
 // under cfg.Dir, and merges what it reads back, exactly as spate merge
 // would from the same directory.
-func (co *coordinator) merge(ctx context.Context, cfg Config, own *Artifact) (*report.Results, error) {
-	co.wait(ctx, finalTimeout, func() bool {
+func (co *coordinator) merge(cfg Config, own *Artifact) (*report.Results, error) {
+	// Not bounded by the run's context: an interrupted run still collects
+	// the accounts of the shards it stopped (a second interrupt kills).
+	co.wait(context.Background(), finalTimeout, func() bool {
 		for i := 1; i < co.count; i++ {
 			if m := co.members[i]; !m.hasFinal && m.lost == "" {
 				return false
@@ -375,7 +379,11 @@ func (r *coordinatorRole) start(ctx context.Context, _ offset) (int64, error) {
 }
 
 func (r *coordinatorRole) sync(_ context.Context, req syncRequest, d *accounting.State) (syncResponse, error) {
-	return r.co.sync(req, []*accounting.State{d})
+	var deltas []*accounting.State
+	if d != nil {
+		deltas = append(deltas, d)
+	}
+	return r.co.sync(req, deltas)
 }
 
 func (r *coordinatorRole) final(context.Context, *Artifact) error { return nil }
@@ -427,11 +435,13 @@ func (r *remoteRole) start(ctx context.Context, o offset) (int64, error) {
 }
 
 func (r *remoteRole) sync(ctx context.Context, req syncRequest, d *accounting.State) (syncResponse, error) {
-	var b bytes.Buffer
-	if _, err := d.WriteTo(&b); err != nil {
-		return syncResponse{}, err
+	if d != nil {
+		var b bytes.Buffer
+		if _, err := d.WriteTo(&b); err != nil {
+			return syncResponse{}, err
+		}
+		r.pending = append(r.pending, b.Bytes())
 	}
-	r.pending = append(r.pending, b.Bytes())
 	req.Deltas = r.pending
 	var resp syncResponse
 	if _, err := r.c.call(ctx, pathSync, req, &resp); err != nil {

@@ -482,3 +482,29 @@ drain: 20s
 		t.Errorf("duplicates %d, want the %d records the crashed consumer delivered", c.Duplicates, st["crash_uncommitted"])
 	}
 }
+
+// TestDistributedSystemUnreachable: when the coordinator cannot reach the
+// system under test, every shard exits 1 at once, saying why, rather than
+// wait for a start that will not come.
+func TestDistributedSystemUnreachable(t *testing.T) {
+	t.Parallel()
+	procs := startShards(t, writeScenario(t, fmt.Sprintf(`
+name: distributed-unreachable
+driver: {kafka: {brokers: [%s], connect-timeout: 1s}}
+producers: 2
+consumers: 2
+traffic:
+  - constant: {rate: 100/s, for: 5s}
+`, freeAddr(t))), 2, nil)
+	for i, p := range procs {
+		if code := p.wait(t, 30*time.Second); code != exitRuntime {
+			t.Errorf("shard %d exited %d, want 1:\n%s", i, code, p.stderr.String())
+		}
+	}
+	if !strings.Contains(procs[0].stderr.String(), "no broker answered") {
+		t.Errorf("the coordinator does not say why:\n%s", procs[0].stderr.String())
+	}
+	if !strings.Contains(procs[1].stderr.String(), "the run stopped before it started") {
+		t.Errorf("shard 1 does not say why:\n%s", procs[1].stderr.String())
+	}
+}

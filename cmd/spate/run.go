@@ -228,6 +228,9 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	}()
 
 	pr := newProgressPrinter(stderr, f.progress)
+	if plan.count > 1 && plan.index != 0 {
+		pr.prefix = fmt.Sprintf("shard %d/%d's own: ", plan.index, plan.count) // the coordinator shows the run's
+	}
 	progress := pr.print
 	if metrics != nil {
 		progress = func(p engine.Progress) { metrics.update(p); pr.print(p) }
@@ -316,6 +319,9 @@ type progressPrinter struct {
 	last   time.Duration
 	wrote  bool
 	width  func() int // terminal columns; 0 when unknown
+	// prefix says whose figures the line shows when they are not the
+	// run's (a shard's own, in a distributed run).
+	prefix string
 }
 
 func newProgressPrinter(w io.Writer, mode string) *progressPrinter {
@@ -352,7 +358,7 @@ func (p *progressPrinter) print(pg engine.Progress) {
 		return
 	}
 	p.last = pg.Elapsed
-	line := progressLine(pg)
+	line := p.prefix + progressLine(pg)
 	if p.inline {
 		if w := p.width(); w > 1 {
 			line = truncateRunes(line, w-1) // a wrapped line cannot be rewritten
