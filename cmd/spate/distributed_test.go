@@ -27,9 +27,9 @@ import (
 // built spate binary, one process per shard, against one Kafka cluster
 // that `spate serve kafka` runs in a process of its own, all on loopback.
 
-// kafkaServer is the shared cluster, started on first use and stopped by
+// sharedKafka is the shared cluster, started on first use and stopped by
 // TestMain's cleanup (stopServers).
-var kafkaServer struct {
+var sharedKafka struct {
 	once    sync.Once
 	cmd     *exec.Cmd
 	brokers string
@@ -39,7 +39,7 @@ var kafkaServer struct {
 // servedKafka returns the brokers of the shared `spate serve kafka`.
 func servedKafka(t *testing.T) string {
 	t.Helper()
-	s := &kafkaServer
+	s := &sharedKafka
 	s.once.Do(func() {
 		dir, err := os.MkdirTemp("", "spate-serve-kafka")
 		if err != nil {
@@ -72,7 +72,7 @@ func servedKafka(t *testing.T) string {
 
 // stopServers stops what servedKafka started; TestMain calls it.
 func stopServers() {
-	if c := kafkaServer.cmd; c != nil {
+	if c := sharedKafka.cmd; c != nil {
 		_ = c.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = c.Wait(); close(done) }()

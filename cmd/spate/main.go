@@ -66,6 +66,6 @@ or usage, 3 thresholds failed (spate sweep: at some point; spate report
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newSweepCmd(), newValidateCmd(), newReportCmd(), newVersionCmd())
-	root.AddCommand(newMergeCmd())
+	root.AddCommand(newMergeCmd(), newServeCmd())
 	return root
 }

@@ -30,7 +30,8 @@ import (
 type cluster struct {
 	log  *slog.Logger
 	opts Options // filled and validated
-	root string  // temporary directory, removed at close
+	root string  // the data directory: temporary and removed at close, or the caller's and kept
+	keep bool    // root is the caller's: close keeps it
 
 	mu      sync.Mutex
 	c       *kfake.Cluster
@@ -55,15 +56,37 @@ type fault struct {
 
 // startCluster starts the embedded cluster described by o.
 func startCluster(o Options, log *slog.Logger) (*cluster, error) {
-	root, err := os.MkdirTemp("", "spate-kafka-")
+	return startClusterIn(o, log, "", make([]int, o.Embedded.Brokers))
+}
+
+// startClusterIn starts the cluster described by o on ports (all 0: free
+// ones chosen by the system), one per broker. Its data goes under dir, which
+// is created if missing and kept at close, starting from the data a
+// previous cluster left there; with dir "" it goes to a temporary
+// directory, removed at close.
+func startClusterIn(o Options, log *slog.Logger, dir string, ports []int) (*cluster, error) {
+	root, keep := dir, dir != ""
+	var err error
+	if keep {
+		err = os.MkdirAll(root, 0o755)
+	} else {
+		root, err = os.MkdirTemp("", "spate-kafka-")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kafka: embedded cluster: cannot create its data directory: %w", err)
 	}
-	c := &cluster{log: log, opts: o, root: root, lns: map[int]*trackedListener{}}
-	c.dataDir = filepath.Join(root, "gen-0")
-	ports := make([]int, o.Embedded.Brokers) // 0: a free port, chosen by the system
+	c := &cluster{log: log, opts: o, root: root, keep: keep, lns: map[int]*trackedListener{}}
+	if c.gen, err = latestGen(root); err != nil {
+		return nil, fmt.Errorf("kafka: embedded cluster: reading its data directory: %w", err)
+	}
+	c.dataDir = filepath.Join(root, "gen-"+strconv.Itoa(c.gen))
+	if ports[0] != 0 {
+		c.ports = append([]int(nil), ports...)
+	}
 	if err := c.start(ports); err != nil {
-		_ = os.RemoveAll(root)
+		if !keep {
+			_ = os.RemoveAll(root)
+		}
 		return nil, err
 	}
 	log.Info("embedded kafka cluster started", "brokers", c.addrs(), "data", root)
@@ -307,7 +330,8 @@ func (c *cluster) faultHits() int64 {
 	return n
 }
 
-// close stops the cluster and removes its data.
+// close stops the cluster and removes its data, unless the directory is
+// the caller's.
 func (c *cluster) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -318,6 +342,9 @@ func (c *cluster) close() {
 	c.c.Close()
 	for _, ln := range c.lns {
 		ln.shut(false)
+	}
+	if c.keep {
+		return
 	}
 	if err := os.RemoveAll(c.root); err != nil {
 		c.log.Warn("removing the embedded cluster's data", "dir", c.root, "err", err)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,8 +47,12 @@ const DefaultStartTimeout = 90 * time.Second
 // NodeOptions configures Start. The zero value is ready to use.
 type NodeOptions struct {
 	// Dir holds the node's data, logs, configuration and Erlang cookie.
-	// Empty: a new temporary directory, removed by Stop.
+	// Empty: a new temporary directory, removed by Stop. A node started
+	// again on the same Dir keeps its node name (recorded in Dir/nodename)
+	// and so finds its data.
 	Dir string
+	// Port is the AMQP port on 127.0.0.1 (0: a free port).
+	Port int
 	// Server is the rabbitmq-server script (default DefaultServer).
 	Server string
 	// StartTimeout bounds each start, including restarts
@@ -102,6 +107,9 @@ func Start(ctx context.Context, opts NodeOptions) (*Node, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.Port < 0 || opts.Port > 65535 {
+		return nil, fmt.Errorf("rabbitmq: managed broker: port %d is not a port (1..65535, or 0 for a free one)", opts.Port)
+	}
 	if _, err := os.Stat(opts.Server); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w (looked for %s)", ErrNotInstalled, opts.Server)
@@ -151,15 +159,23 @@ func newNode(opts NodeOptions) (*Node, error) {
 		}
 		n.dir, n.removeDir = dir, true
 	}
-	var id [4]byte
-	_, _ = rand.Read(id[:])
-	n.name = "spate-" + hex.EncodeToString(id[:]) + "@localhost"
+	var err error
+	if n.name, err = nodeName(n.dir, !n.removeDir); err != nil {
+		n.cleanup()
+		return nil, err
+	}
 	ports, err := freePorts(8)
+	for try := 0; err == nil && opts.Port != 0 && slices.Contains(ports, opts.Port) && try < 10; try++ {
+		ports, err = freePorts(8) // the node's other ports must not be opts.Port
+	}
 	if err != nil {
 		n.cleanup()
 		return nil, err
 	}
 	n.amqpPort = ports[0]
+	if opts.Port != 0 {
+		n.amqpPort = opts.Port
+	}
 	distPort, ctlMin, ctlMax := ports[1], ports[3], ports[7]
 	n.epmdPort = ports[2]
 	if err := n.writeFiles(); err != nil {
@@ -196,6 +212,29 @@ func newNode(opts NodeOptions) (*Node, error) {
 		"RABBITMQ_ALLOW_INPUT=true",
 	}
 	return n, nil
+}
+
+// nodeName is a new Erlang node name, or for a kept directory the one
+// recorded there (RabbitMQ keeps a node's data under its name).
+func nodeName(dir string, kept bool) (string, error) {
+	path := filepath.Join(dir, "nodename")
+	if kept {
+		if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b)), nil
+		}
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	name := "spate-" + hex.EncodeToString(id[:]) + "@localhost"
+	if kept {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("rabbitmq: managed broker: %v", err)
+		}
+		if err := os.WriteFile(path, []byte(name+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("rabbitmq: managed broker: %v", err)
+		}
+	}
+	return name, nil
 }
 
 // writeFiles lays out the node's directory: an empty environment file and

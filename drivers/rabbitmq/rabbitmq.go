@@ -4,7 +4,9 @@
 // several subscriptions, on a queue per subscription), with manual or
 // automatic acknowledgements. With `url: managed` spate runs its
 // own private node from the installed rabbitmq-server package and can
-// restart it.
+// restart it. `spate serve rabbitmq` runs such a node on its own, for
+// several processes to share (give its url), and can restart it when it is
+// killed (--supervise).
 //
 // # Options
 //
