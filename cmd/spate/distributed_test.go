@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -506,5 +507,85 @@ traffic:
 	}
 	if !strings.Contains(procs[1].stderr.String(), "the run stopped before it started") {
 		t.Errorf("shard 1 does not say why:\n%s", procs[1].stderr.String())
+	}
+}
+
+// TestDistributedRabbitMQTransientQueueKilled: two shards against `spate
+// serve rabbitmq --supervise`, their consumers paused so a backlog stands
+// in a transient queue; the coordinator's exec fault hands the timeline to
+// the test, which reads the queue's depth from the node, then kills the
+// node (the supervisor starts it again, empty). The merged run has lost
+// exactly that depth: no more, though the messages were acked on two
+// shards, and no less.
+func TestDistributedRabbitMQTransientQueueKilled(t *testing.T) {
+	needRabbitMQ(t)
+	t.Parallel()
+	dir := t.TempDir()
+	ready, pidFile := filepath.Join(dir, "ready"), filepath.Join(dir, "beam.pid")
+	srv := startServe(t, "", "serve", "rabbitmq", "--supervise", "--pid-file", pidFile, "--ready-file", ready)
+	url := strings.TrimPrefix(srv.waitReady(t, ready, 2*time.Minute), "url: ")
+	t.Cleanup(func() { srv.stop(t, syscall.SIGTERM, time.Minute, 0) })
+	measure, measured := filepath.Join(dir, "measure"), filepath.Join(dir, "measured")
+	kill := fmt.Sprintf(`touch %[1]s; until [ -f %[2]s ]; do sleep 0.05; done; p=$(cat %[3]s) && kill -9 $p && while [ "$(cat %[3]s 2>/dev/null)" = "$p" ]; do sleep 0.1; done; until [ -s %[3]s ]; do sleep 0.1; done`,
+		measure, measured, pidFile)
+	queue := fmt.Sprintf("dist-transient-%d", time.Now().UnixNano())
+	procs := startShards(t, writeScenario(t, fmt.Sprintf(`
+name: distributed-transient
+driver: {rabbitmq: {url: %q, queue: {name: %s, durable: false}, persistent: false, prefetch: 1}}
+producers: 2
+consumers: 2
+traffic:
+  - constant: {rate: 400/s, for: 2s}
+  - pause: {for: 10s}
+chaos:
+  - {action: consumer-pause, at: 0s, for: 6s}
+  - {action: exec, at: 3s, timeout: 2m, command: %q}
+drain: 10s
+`, url, queue, kill)), 2, nil)
+
+	// The traffic is over and the consumers paused: read the backlog.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(measure); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the exec fault never ran:\n%s", procs[0].stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+	if err := os.WriteFile(measured, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range procs {
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("shard %d exited %d:\n%s\n%s", i, code, p.stdout.String(), p.stderr.String())
+		}
+	}
+	res := readRun(t, procs[0].out)
+	c := res.Counts
+	t.Logf("depth at the kill %d; counts %+v", q.Messages, c)
+	if q.Messages < 100 {
+		t.Fatalf("the queue held %d messages at the kill: the test proves little", q.Messages)
+	}
+	if c.Lost != int64(q.Messages) || c.Duplicates != 0 || c.Acked != c.Sent {
+		t.Errorf("lost %d, duplicates %d, acked %d of %d sent; want the depth at the kill (%d) lost, nothing duplicated, every send acked",
+			c.Lost, c.Duplicates, c.Acked, c.Sent, q.Messages)
+	}
+	if d := res.DriverStats["queue_depth"]; d != 0 {
+		t.Errorf("queue_depth %d at the end", d)
 	}
 }

@@ -667,7 +667,10 @@ func (d *Driver) isClosed() bool {
 // (each message is owed once to each), queue_depth and dead_letter_depth
 // are the sums over the subscriptions' queues (-1 when any is unknown),
 // and queue_depth_<n> and dead_letter_depth_<n> are those of subscription
-// n's. The depths are asked of the broker, waiting at most 2 s in all.
+// n's. The depths are asked of the broker, waiting at most 2 s in all; a
+// driver opened attached (drivers.Env.Attach, a shard of a distributed
+// run) leaves them to the coordinator, so they are not added up once per
+// shard.
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
 	m := map[string]int64{
@@ -701,6 +704,9 @@ func (d *Driver) Stats() map[string]int64 {
 			}
 		}
 		m[key] = total
+	}
+	if d.env.Attach {
+		return m // the depths are the system's: the coordinator reports them, once
 	}
 	depths("queue_depth", d.queues)
 	if d.dlq != "" {
