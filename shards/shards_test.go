@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -215,5 +216,39 @@ func TestEstimate(t *testing.T) {
 	}
 	if o.uncertainty != 350 || o.ns < truth-o.uncertainty || o.ns > truth+o.uncertainty {
 		t.Errorf("offset %d ± %d, want %d within the best round trip", o.ns, o.uncertainty, truth)
+	}
+}
+
+// TestRejoin: a shard that registers again before the start replaces its
+// earlier self; after the start it is refused, so no process sends a
+// producer's sequence numbers a second time.
+func TestRejoin(t *testing.T) {
+	co := newCoordinator(2, 2, 1, "digest", 7, clock{})
+	req := registerRequest{Version: ProtocolVersion, Index: 1, Count: 2, Digest: "digest", Host: "a", Nonce: 1}
+	if _, err := co.register(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	req.Nonce, req.Host = 2, "b"
+	if _, err := co.register(context.Background(), req); err != nil {
+		t.Fatalf("re-registering before the start: %v", err)
+	}
+	if _, err := co.sync(syncRequest{memberRequest: memberRequest{Index: 1, Nonce: 1}}, nil); err == nil {
+		t.Error("the replaced process may still report")
+	}
+	co.t0 = 1
+	req.Nonce = 3
+	_, err := co.register(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "cannot rejoin a run in progress") {
+		t.Errorf("re-registering after the start: %v", err)
+	}
+	for _, bad := range []registerRequest{
+		{Version: ProtocolVersion + 1, Index: 1, Count: 2, Digest: "digest"},
+		{Version: ProtocolVersion, Index: 1, Count: 3, Digest: "digest"},
+		{Version: ProtocolVersion, Index: 2, Count: 2, Digest: "digest"},
+		{Version: ProtocolVersion, Index: 1, Count: 2, Digest: "other"},
+	} {
+		if _, err := co.register(context.Background(), bad); err == nil {
+			t.Errorf("registered %+v", bad)
+		}
 	}
 }

@@ -38,7 +38,7 @@ var sharedKafka struct {
 }
 
 // servedKafka returns the brokers of the shared `spate serve kafka`.
-func servedKafka(t *testing.T) string {
+func servedKafka(t testing.TB) string {
 	t.Helper()
 	s := &sharedKafka
 	s.once.Do(func() {
@@ -585,4 +585,56 @@ drain: 10s
 		t.Errorf("lost %d, duplicates %d, acked %d of %d sent; want the depth at the kill (%d) lost, nothing duplicated, every send acked",
 			c.Lost, c.Duplicates, c.Acked, c.Sent, q.Messages)
 	}
+}
+
+// BenchmarkDistributedStart runs a short 3-shard run against `spate serve
+// kafka` and reports the skew of the shards' traffic starts (the latest
+// − the earliest, on the coordinator's clock) and the coordinator's
+// process CPU share; run it on a quiet machine:
+//
+//	go test ./cmd/spate -run '^$' -bench DistributedStart -benchtime 5x
+func BenchmarkDistributedStart(b *testing.B) {
+	brokers := servedKafka(b)
+	var worst, sum float64
+	for i := 0; b.Loop(); i++ {
+		dir := b.TempDir()
+		file := filepath.Join(dir, "s.yaml")
+		body := fmt.Sprintf(`
+name: start-skew
+driver: {kafka: {brokers: [%s], topic: skew-%d-%d, partitions: 3}}
+producers: 3
+consumers: 3
+traffic:
+  - constant: {rate: 300/s, for: 1s}
+drain: 5s
+`, brokers, time.Now().UnixNano(), i)
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		coord := ln.Addr().String()
+		ln.Close()
+		var cmds []*exec.Cmd
+		for s := range 3 {
+			cmd := exec.Command(binary, "run", file, "--shard", fmt.Sprintf("%d/3", s), "--coordinator", coord,
+				"--progress", "off", "--out", filepath.Join(dir, fmt.Sprint(s)))
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+		}
+		for s, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				b.Fatalf("shard %d: %v", s, err)
+			}
+		}
+		res, err := report.ReadResults(filepath.Join(dir, "0", "results.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		skew := res.Shards.StartSkewMS
+		worst, sum = max(worst, skew), sum+skew
+	}
+	b.ReportMetric(sum/float64(b.N), "start-skew-ms")
+	b.ReportMetric(worst, "worst-start-skew-ms")
 }
