@@ -336,7 +336,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	if r.search != nil {
 		r.search.stop() // the pacers end when the search closes the timeline, or on interrupt
 	}
-	trafficEnd := r.elapsed()
+	trafficEnd := r.waitTrafficEnd(trafficCtx)
 	atTrafficEnd := r.tracker.Live()
 	interrupted := ctx.Err() != nil && r.failure() == nil
 	r.log.Info("traffic ended", "after", trafficEnd.Round(time.Millisecond), "interrupted", interrupted)
