@@ -1,11 +1,8 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"os/exec"
 	"strconv"
 	"time"
 
@@ -266,44 +263,17 @@ func timeoutOr(t scenarios.Duration) time.Duration {
 }
 
 func (p *execSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
-	err := runCommand(p.command, p.timeout, f.details, "")
+	// The command stops with the run (an interrupt signals it); its revert
+	// runs whatever happened, bounded by its own timeout.
+	err := runCommand(ctx, p.command, p.timeout, f.details, "")
 	if p.revert == "" {
 		return err
 	}
 	hold(ctx, window, true)
-	if rerr := runCommand(p.revert, p.timeout, f.details, "revert_"); err == nil {
+	if rerr := runCommand(context.Background(), p.revert, p.timeout, f.details, "revert_"); err == nil {
 		err = rerr
 	}
 	return err
-}
-
-// maxOutput bounds the command output kept in results.
-const maxOutput = 4 << 10
-
-// runCommand runs command with sh -c, bounded by timeout, and records its
-// exit code and output in details under prefix.
-func runCommand(command string, timeout time.Duration, details map[string]any, prefix string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	o := out.String()
-	if len(o) > maxOutput {
-		o = o[:maxOutput] + "…"
-	}
-	details[prefix+"command"] = command
-	details[prefix+"output"] = o
-	details[prefix+"exit_code"] = cmd.ProcessState.ExitCode()
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("%q timed out after %s", command, timeout)
-	case err != nil:
-		return fmt.Errorf("%q: %v", command, err)
-	}
-	return nil
 }
 
 // broker-restart: restart one broker or all, through the driver's ability
@@ -357,10 +327,10 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 func (p *restartSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
 	f.details["down"] = window.String()
 	if p.stop != "" {
-		err := runCommand(p.stop, p.timeout, f.details, "stop_")
+		err := runCommand(ctx, p.stop, p.timeout, f.details, "stop_")
 		hold(ctx, window, false)
 		f.reverting()
-		if serr := runCommand(p.start, p.timeout, f.details, "start_"); err == nil {
+		if serr := runCommand(context.Background(), p.start, p.timeout, f.details, "start_"); err == nil {
 			err = serr
 		}
 		return err

@@ -120,6 +120,7 @@ const RevertTimeout = 60 * time.Second
 // occurrence is one run of an action: an action with `every` has several.
 type occurrence struct {
 	action *scenarios.Action
+	index  int // in the scenario's chaos list
 	spec   spec
 	at     time.Duration
 	window time.Duration // 0 for point events
@@ -161,8 +162,8 @@ func NewRunner(sc *scenarios.Scenario) *Runner {
 			continue // the loader reported it already
 		}
 		for _, w := range a.Window(total) {
-			o := &occurrence{action: a, spec: s, at: w[0].D(), window: (w[1] - w[0]).D()}
-			o.result = report.FaultResult{Action: a.Action, Target: a.Target}
+			o := &occurrence{action: a, index: i, spec: s, at: w[0].D(), window: (w[1] - w[0]).D()}
+			o.result = report.FaultResult{Action: a.Action, Target: a.Target, Optional: a.Optional}
 			r.occ = append(r.occ, o)
 		}
 		if _, ok := s.(*networkSpec); ok && r.network == nil {

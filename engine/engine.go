@@ -353,6 +353,9 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	drainEnd := r.elapsed()
 
 	r.chaos.Stop()
+	if err := r.chaos.Failure(); err != nil && !interrupted {
+		r.fail(err) // the experiment did not happen as declared
+	}
 	if r.processors != nil && !r.processors.stopAll(stopProcessors, closeTimeout) {
 		r.fail(errors.New("a processor did not stop within " + closeTimeout.String()))
 	}

@@ -62,6 +62,9 @@ type FaultResult struct {
 	EndS   float64 `json:"end_s"`   // when it was reverted; equal to start_s for a point event
 	OK     bool    `json:"ok"`
 	Error  string  `json:"error,omitempty"`
+	// Optional is set for an entry with required: false, whose failure
+	// does not fail the run (by default a fault that failed does).
+	Optional bool `json:"optional,omitempty"`
 	// Details are the action's own facts: injected counts, command output,
 	// the broker restarted, ...
 	Details map[string]any `json:"details,omitempty"`
