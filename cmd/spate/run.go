@@ -1,20 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/spf13/cobra"
@@ -32,6 +32,7 @@ type runFlags struct {
 	verbose     bool
 	metricsAddr string
 	peak        string
+	overwrite   bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -64,7 +65,8 @@ Exit codes: 0 pass, 1 runtime error or interrupted, 2 invalid scenario,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runScenario(cmd, args[0], f) },
 	}
-	cmd.Flags().StringVarP(&f.out, "out", "o", "", "directory for report files (default: the scenario's report.dir, or spate-results/NAME-TIME)")
+	cmd.Flags().StringVarP(&f.out, "out", "o", "", "directory for report files (default: the scenario's report.dir, or a new spate-results/NAME-TIME); held for the run, and refused when it holds files spate did not write")
+	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "write into the report directory even when it holds files spate did not write")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "live progress: auto (a line in place on a terminal, a log line every 5s otherwise), line, log, off")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what the run does")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464 (port 0 picks a free one; the address is printed)")
@@ -110,8 +112,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		return &exitError{code: exitInvalid, err: fmt.Errorf("--progress %q: valid values are auto, line, log, off", f.progress)}
 	}
 	if f.metricsAddr != "" {
-		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
-			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9464: %v", f.metricsAddr, err)}
+		if err := checkListenAddr(f.metricsAddr); err != nil {
+			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr %q: %v", f.metricsAddr, err)}
 		}
 	}
 	peak, err := parsePeak(f.peak)
@@ -133,15 +135,14 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		formats = report.Formats
 	}
 
-	// The report directory is known before the run, so that interval logs
-	// can be written into it as the run goes.
-	dir := f.out
-	if dir == "" {
-		dir = sc.Report.Dir
+	// The report directory is known (and held) before the run, so that
+	// interval logs can be written into it as the run goes.
+	out, err := openOutDir(cmp.Or(f.out, sc.Report.Dir), sc.Name, time.Now(), "spate run "+file, f.overwrite)
+	if err != nil {
+		return dirError(err)
 	}
-	if dir == "" {
-		dir = filepath.Join("spate-results", sc.Name+"-"+time.Now().Format("20060102-150405"))
-	}
+	defer out.release()
+	dir := out.path
 	runID := newRunID()
 	opts := []engine.Option{engine.WithDrivers(kinds()...), engine.WithRunID(runID), engine.WithPeak(peak)}
 	var visitors []func(kind string, start, end time.Time, h *hdr.Histogram)
@@ -159,8 +160,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if f.metricsAddr != "" {
 		metrics = newLiveMetrics(sc.Name, stamp.RunIDString(runID), sc.Driver.Kind)
 		srv, err := serveMetrics(f.metricsAddr, metrics)
-		if err != nil {
-			return &exitError{code: exitRuntime, err: fmt.Errorf("--metrics-addr: %w", err)}
+		if err != nil { // the address asked for cannot be served: a usage error, before anything ran
+			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr: %w", err)}
 		}
 		defer srv.close()
 		fmt.Fprintf(stderr, "metrics: http://%s/metrics\n", srv.addr)
@@ -247,6 +248,10 @@ type progressPrinter struct {
 	last   time.Duration
 	wrote  bool
 	width  func() int // terminal columns; 0 when unknown
+	// dumb is TERM=dumb: a terminal without escape codes (auto mode logs
+	// lines there; line mode rewrites with spaces).
+	dumb    bool
+	lastLen int
 }
 
 func newProgressPrinter(w io.Writer, mode string) *progressPrinter {
@@ -270,8 +275,9 @@ func newProgressPrinter(w io.Writer, mode string) *progressPrinter {
 	case "line":
 		p.inline = true
 	case "auto":
-		p.inline = tty
+		p.inline = tty && os.Getenv("TERM") != "dumb"
 	}
+	p.dumb = os.Getenv("TERM") == "dumb"
 	return p
 }
 
@@ -288,7 +294,13 @@ func (p *progressPrinter) print(pg engine.Progress) {
 		if w := p.width(); w > 1 {
 			line = truncateRunes(line, w-1) // a wrapped line cannot be rewritten
 		}
-		fmt.Fprintf(p.w, "\r%s\033[K", line)
+		if p.dumb { // no escape codes: blank out the rest of the last line with spaces
+			n := utf8.RuneCountInString(line)
+			fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", max(p.lastLen-n, 0)))
+			p.lastLen = n
+		} else {
+			fmt.Fprintf(p.w, "\r%s\033[K", line)
+		}
 		p.wrote = true
 	} else {
 		fmt.Fprintln(p.w, line)
@@ -305,10 +317,14 @@ func progressLine(pg engine.Progress) string {
 		secs = 1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%6.1fs/%s] ", pg.Elapsed.Seconds(), pg.Total.Round(100*time.Millisecond))
+	elapsed := pg.Elapsed
+	if pg.Draining && pg.Total > 0 {
+		elapsed = min(elapsed, pg.Total) // the traffic's clock stops at its end; the drain counts on its own
+	}
+	fmt.Fprintf(&b, "[%6.1fs/%s] ", elapsed.Seconds(), pg.Total.Round(100*time.Millisecond))
 	switch {
 	case pg.Draining:
-		b.WriteString("draining ")
+		fmt.Fprintf(&b, "draining +%.1fs ", max(pg.Elapsed-pg.Total, 0).Seconds())
 	case pg.Phase != "" && pg.TargetRate > 0:
 		fmt.Fprintf(&b, "%s target %s/s ", pg.Phase, groupInt(int64(pg.TargetRate+0.5)))
 	case pg.Phase != "":
