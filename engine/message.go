@@ -131,7 +131,7 @@ func setSent(batch []drivers.Message, now int64) {
 // a run, so they are made once per process and shared: their memory does
 // not grow with the producers (scenarios bounds their size).
 var (
-	keysMu    sync.Mutex
+	keysMu      sync.Mutex
 	keyTables   = map[int][][]byte{}
 	largeFill   []byte
 	largeFillMu sync.Mutex
