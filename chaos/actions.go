@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -307,6 +308,12 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 		id, err := strconv.Atoi(a.Target)
 		if err != nil || id < 0 {
 			d.Errorf(a.Node, field+".target", "want all or a broker id (0, 1, ...), got %q", a.Target)
+		} else if bc, ok := s.Driver.Options.(drivers.BrokerCounter); ok && p.Stop == "" && bc.ManagedBrokers() > 0 && id >= bc.ManagedBrokers() {
+			runs := fmt.Sprintf("%d brokers (ids 0 to %d)", bc.ManagedBrokers(), bc.ManagedBrokers()-1)
+			if bc.ManagedBrokers() == 1 {
+				runs = "one broker (id 0)"
+			}
+			d.Errorf(a.Node, field+".target", "broker %d does not exist: the %s driver runs %s; target one of them, or all", id, s.Driver.Kind, runs)
 		}
 		spec.broker = id
 	}
