@@ -67,11 +67,10 @@ func kumoBinary(t testing.TB) string {
 			kumoPath = p
 			return
 		}
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
+		out := eventbridge.CachedKumo() // where spate run finds it too
+		if out == "" {
+			out = filepath.Join(os.TempDir(), "spate", "kumo")
 		}
-		out := filepath.Join(cache, "spate", "kumo")
 		tools, err := filepath.Abs(filepath.Join("..", "..", "tools"))
 		if err == nil {
 			_, err = os.Stat(filepath.Join(tools, "go.mod"))
