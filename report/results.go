@@ -457,7 +457,7 @@ func jsonProblem(data []byte, err error) string {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		off = syn.Offset
+		off = max(syn.Offset-1, 0) // the offending byte is the last one read
 	case errors.As(err, &typ):
 		off = typ.Offset
 		field := typ.Field

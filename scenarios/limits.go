@@ -121,8 +121,9 @@ func ReadFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// readProblem turns a ReadFile error into a Problem naming file.
-func readProblem(file string, err error) Problem {
+// ReadProblem turns a ReadFile error into a Problem naming file (the
+// message without the path, which the problem names already).
+func ReadProblem(file string, err error) Problem {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
@@ -157,9 +158,10 @@ func parseYAML(file string, data []byte, what string) (*yaml.Node, Problems) {
 }
 
 // Expanded returns how many nodes n stands for with every alias followed,
-// counting up to limit+1 at most, and the alias through which the count
-// passed limit (nil when it did not, or when no alias is to blame). An
-// alias to one of its own ancestors counts as more than limit.
+// counting up to limit+1 at most, and the node at which the count first
+// passed limit (nil when it did not): the alias that made it pass, or
+// the node of a document too large by itself. An alias to one of its own
+// ancestors counts as more than limit.
 func Expanded(n *yaml.Node, limit int) (int, *yaml.Node) {
 	memo := map[*yaml.Node]int{}
 	const visiting = -1
@@ -179,16 +181,19 @@ func Expanded(n *yaml.Node, limit int) (int, *yaml.Node) {
 		total := 1
 		if n.Kind == yaml.AliasNode && n.Alias != nil {
 			total = size(n.Alias)
-			if total > limit && blame == nil {
-				blame = n
-			}
 		}
 		for _, c := range n.Content {
 			total += size(c)
 			if total > limit {
+				if blame == nil {
+					blame = c
+				}
 				total = limit + 1
 				break
 			}
+		}
+		if total > limit && blame == nil {
+			blame = n
 		}
 		memo[n] = total
 		return total
@@ -197,7 +202,7 @@ func Expanded(n *yaml.Node, limit int) (int, *yaml.Node) {
 }
 
 // checkExpansion reports a document over limit nodes as a Problem at the
-// alias to blame (or the document).
+// node to blame.
 func checkExpansion(file string, doc *yaml.Node, limit int) (Problem, bool) {
 	n, blame := Expanded(doc, limit)
 	if n <= limit {
@@ -206,10 +211,11 @@ func checkExpansion(file string, doc *yaml.Node, limit int) (Problem, bool) {
 	p := Problem{File: file}
 	if blame != nil {
 		p.Line, p.Column = blame.Line, blame.Column
+	}
+	if blame != nil && blame.Kind == yaml.AliasNode {
 		p.Message = fmt.Sprintf("the alias *%s makes the document expand to more than %s YAML nodes (aliases of aliases multiply), the most spate reads; repeat less through aliases",
 			blame.Value, groupThousands(limit))
 	} else {
-		p.Line, p.Column = 1, 1
 		p.Message = fmt.Sprintf("the document has more than %s YAML nodes, the most spate reads", groupThousands(limit))
 	}
 	return p, false

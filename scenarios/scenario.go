@@ -228,7 +228,7 @@ func (l *Loader) Action(name string, decode ActionFunc) {
 func (l *Loader) Load(file string) (*Scenario, error) {
 	data, err := ReadFile(file)
 	if err != nil {
-		return nil, Problems{readProblem(file, err)}
+		return nil, Problems{ReadProblem(file, err)}
 	}
 	return l.Parse(file, data)
 }

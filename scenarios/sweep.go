@@ -100,7 +100,7 @@ func IsSweepFile(data []byte) bool {
 func (l *Loader) LoadSweep(file string) (*Sweep, error) {
 	data, err := ReadFile(file)
 	if err != nil {
-		return nil, Problems{readProblem(file, err)}
+		return nil, Problems{ReadProblem(file, err)}
 	}
 	return l.ParseSweep(file, data)
 }
@@ -188,7 +188,7 @@ func (l *Loader) ParseSweep(file string, data []byte) (*Sweep, error) {
 		bdata, err := ReadFile(sw.Scenario)
 		switch {
 		case err != nil:
-			d.Errorf(Child(root, "scenario"), "scenario", "%s: %s", sf.Scenario, readProblem(sw.Scenario, err).Message)
+			d.Errorf(Child(root, "scenario"), "scenario", "%s: %s", sf.Scenario, ReadProblem(sw.Scenario, err).Message)
 		case IsSweepFile(bdata):
 			d.Errorf(Child(root, "scenario"), "scenario", "%s is a sweep file; name a scenario", sf.Scenario)
 		default:

@@ -120,10 +120,14 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
 	}
-	if data, rerr := os.ReadFile(file); rerr == nil && scenarios.IsSweepFile(data) {
+	data, err := readInput(cmd, file) // once: a named pipe cannot be read twice
+	if err != nil {
+		return err
+	}
+	if scenarios.IsSweepFile(data) {
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is a sweep file; run it with spate sweep %s", file, file)}
 	}
-	sc, err := loader().Load(file)
+	sc, err := loader().Parse(file, data)
 	if err != nil {
 		printProblems(cmd, err)
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is not a valid scenario", file)}
