@@ -126,6 +126,15 @@ func TestAdversarialInputs(t *testing.T) {
 		{name: "10ms intervals for ten days", files: map[string]string{"s.yaml": scenario("  - constant: {rate: 1/s, for: 240h}\n", "report: {interval: 10ms}\n")},
 			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml:6:20: report.interval: the traffic lasts 240h0m0s: at report.interval 10ms that is 86,400,000 intervals, more than the 100,000 a run keeps (in memory, results.json and the charts); set report.interval: 9s or longer"}},
 
+		{name: "a system that holds back more than memory allows", files: map[string]string{"s.yaml": scenario("  - constant: {rate: 500000/s, for: 60s}\n", "chaos:\n  - {action: consumer-pause, at: 0s, for: 60s}\n")},
+			args: []string{"run", "--progress=off", "--out", "out", "s.yaml"}, env: []string{"SPATE_MEMORY_LIMIT=300MiB"}, code: 1, maxRSS: 600 * MiB, deadline: 40 * time.Second,
+			want: []string{"spate: stopped: spate uses ", "of 300 MiB (SPATE_MEMORY_LIMIT)"},
+			check: func(t *testing.T, dir string, r bounded) {
+				if res := readResultsFile(t, filepath.Join(dir, "out")); !res.Interrupted {
+					t.Error("the report is not marked interrupted")
+				}
+			}},
+
 		// 4. Files: names, directories, locks.
 		{name: "a name that climbs out of spate-results", files: map[string]string{"s.yaml": strings.Replace(scenario(oneSecond, ""), "name: adv", "name: ../../escape/x", 1)},
 			args: []string{"run", "--progress=off", "s.yaml"}, code: 0,

@@ -187,6 +187,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, stopGuard := guardMemory(ctx)
+	defer stopGuard()
 	finished := make(chan struct{})
 	defer close(finished) // before stop: the deferred stop is no interrupt
 	go func() {
@@ -201,6 +203,10 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		default:
 		}
 		stop() // the next signal gets Go's default handling: exit at once
+		if err := memoryStop(ctx); err != nil {
+			fmt.Fprintf(stderr, "\nspate: %v; draining briefly and writing the report\n", err)
+			return
+		}
 		fmt.Fprintln(stderr, "\nspate: interrupted; draining briefly and writing the report (Ctrl-C again to exit now)")
 	}()
 
@@ -234,6 +240,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	switch {
 	case runErr != nil:
 		return &exitError{code: exitRuntime, err: runErr}
+	case res.Interrupted && memoryStop(ctx) != nil:
+		return &exitError{code: exitRuntime, err: memoryStop(ctx)}
 	case res.Interrupted:
 		return &exitError{code: exitRuntime, err: fmt.Errorf("the run was interrupted")}
 	case res.Verdict != report.Pass:

@@ -99,6 +99,8 @@ func runSweep(cmd *cobra.Command, file string, f sweepFlags) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, stopGuard := guardMemory(ctx)
+	defer stopGuard()
 	finished := make(chan struct{})
 	defer close(finished)
 	go func() {
@@ -167,6 +169,8 @@ func runSweep(cmd *cobra.Command, file string, f sweepFlags) error {
 	switch {
 	case runErr != nil:
 		return &exitError{code: exitRuntime, err: runErr}
+	case memoryStop(ctx) != nil:
+		return &exitError{code: exitRuntime, err: memoryStop(ctx)}
 	case len(sr.Points) < len(sw.Points):
 		return &exitError{code: exitRuntime, err: fmt.Errorf("the sweep ran %d of %d points", len(sr.Points), len(sw.Points))}
 	case failed > 0:
