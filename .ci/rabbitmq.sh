@@ -14,6 +14,10 @@ as_root() {
 }
 
 if [ ! -x "$server" ]; then
+	if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+		echo ".ci/rabbitmq.sh: rabbitmq-server is missing and installing it needs root or sudo" >&2
+		exit 1
+	fi
 	echo ".ci/rabbitmq.sh: installing rabbitmq-server"
 	# Keep the package from starting the system service while installing
 	# (policy-rc.d is what invoke-rc.d and deb-systemd-invoke consult);

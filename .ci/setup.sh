@@ -20,9 +20,10 @@ fi
 
 # kumo's first build takes minutes: it runs while the packages install.
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 .ci/kumo.sh > /dev/null 2> "$log" &
 kumo_pid=$!
+# If an install fails, stop the build too rather than leave it running.
+trap 'kill "$kumo_pid" 2>/dev/null || true; rm -f "$log"' EXIT
 
 .ci/rabbitmq.sh
 .ci/browser.sh
