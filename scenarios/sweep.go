@@ -375,14 +375,22 @@ func lastKey(steps []pathStep) string {
 	return "value"
 }
 
-var slugRE = regexp.MustCompile(`[^A-Za-z0-9._=-]+`)
-
+// slugify makes s a directory name: each run of characters other than
+// letters, digits and . _ = - becomes one dash; at most 80 bytes.
 func slugify(s string) string {
-	s = strings.Trim(slugRE.ReplaceAllString(s, "-"), "-")
-	if len(s) > 80 {
-		s = s[:80]
+	var b strings.Builder
+	dash := false
+	for i := 0; i < len(s) && b.Len() < 80; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._=-", c) >= 0 {
+			b.WriteByte(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
 	}
-	return s
+	return strings.Trim(b.String(), "-")
 }
 
 // override writes value at path in doc. Missing mapping keys are added
