@@ -169,13 +169,42 @@ func (p *crashSpec) run(ctx context.Context, env *Env, window time.Duration, f *
 	f.reverting()
 	rctx, cancel := revertCtx()
 	defer cancel()
+	if ctx.Err() != nil { // the run is ending: a consumer started now has little left to do
+		rctx, cancel = context.WithTimeout(rctx, endingRetry)
+		defer cancel()
+	}
 	for _, id := range stopped {
-		if serr := env.Consumers.Start(rctx, id); serr != nil && err == nil {
+		if serr := startAgain(rctx, env.Consumers, id); serr != nil && err == nil {
 			err = errorf("consumer-crash", "restarting consumer %d: %v", id, serr)
 		}
 	}
 	f.details["restarted"] = err == nil
 	return err
+}
+
+// endingRetry bounds retrying a revert once the run is ending (interrupted,
+// or past its drain), so that an interrupt still ends the run promptly.
+const endingRetry = 3 * time.Second
+
+// startAgain starts consumer id again, retrying while the system refuses
+// (a broker restarting at the same time, slower than its fault's window on
+// a loaded machine) until ctx ends.
+func startAgain(ctx context.Context, c Consumers, id int) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.Start(ctx, id)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // duplicate: producers re-send a fraction of their messages, same stamp.
