@@ -99,6 +99,8 @@ func TestAdversarialInputs(t *testing.T) {
 			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml:6:8: the alias *a makes the document expand"}},
 		{name: "a scenario larger than 1 MiB", files: map[string]string{"s.yaml": scenario(oneSecond, "description: "+strings.Repeat("x", 1<<20)+"\n")},
 			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml: larger than 1024 KiB, the most spate reads"}},
+		{name: "a 1 MiB document of 500,000 nodes", files: map[string]string{"s.yaml": scenario(oneSecond, "x: ["+strings.Repeat("1,", 500_000)+"1]\n")},
+			args: []string{"validate", "s.yaml"}, code: 2, maxRSS: 300 * MiB, want: []string{"s.yaml:6:200003: the document has more than 100,000 YAML nodes, the most spate reads"}},
 		{name: "1,500 phases", files: map[string]string{"s.yaml": scenario(manyPhases.String(), "")},
 			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml:1004:5: traffic[1000]: the traffic has 1,500 phases, more than the 1000 spate runs"}},
 		{name: "results.json nested 100,000 deep", files: map[string]string{"r/results.json": strings.Repeat("[", 100_000)},
