@@ -1,19 +1,27 @@
 # spate's everyday commands. `make test` is what CI runs (.ci/run).
 GO ?= go
 PKGS := ./...
+# Each fuzz target's time in `make fuzz` (CI: 4 targets × 15s).
+FUZZTIME ?= 15s
 
-.PHONY: build test lint bench demo clean
+.PHONY: build setup test lint fuzz bench demo clean
 
 build: ## build bin/spate
 	$(GO) build -o bin/spate ./cmd/spate
 
-test: lint ## vet, format check, and every test with the race detector (-tags kafka adds the report package's Kafka sweep)
+setup: ## install what the tests need when missing (rabbitmq-server, Chromium: root or sudo) and build kumo; idempotent
+	.ci/setup.sh
+
+test: setup lint ## set up, vet, format check, and every test with the race detector (-tags kafka adds the report package's Kafka sweep)
 	$(GO) test -race -count=1 -tags kafka $(PKGS)
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags kafka $(PKGS)
+
+fuzz: ## run each fuzz target (every YAML and JSON input spate reads) for FUZZTIME, bounded in time and memory
+	.ci/fuzz.sh $(FUZZTIME)
 
 bench: ## benchmarks: harness throughput, tracker cost, pacer accuracy
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -14,6 +14,10 @@ as_root() {
 }
 
 if [ ! -x "$server" ]; then
+	if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+		echo ".ci/rabbitmq.sh: rabbitmq-server is missing and installing it needs root or sudo" >&2
+		exit 1
+	fi
 	echo ".ci/rabbitmq.sh: installing rabbitmq-server"
 	# Keep the package from starting the system service while installing
 	# (policy-rc.d is what invoke-rc.d and deb-systemd-invoke consult);
@@ -33,7 +37,10 @@ fi
 # Stop and disable the system node and epmd, wherever they came from.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
 	for unit in rabbitmq-server.service epmd.service epmd.socket; do
-		as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+		# Only when there is something to do: run again, this asks nobody for a password.
+		if systemctl is-active --quiet "$unit" 2>/dev/null || systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+			as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+		fi
 	done
 elif [ -x /etc/init.d/rabbitmq-server ]; then
 	# Only when a system node runs: the init script's stop runs rabbitmqctl,
@@ -44,7 +51,9 @@ elif [ -x /etc/init.d/rabbitmq-server ]; then
 		# and the system epmd that node started (refused while nodes use it)
 		epmd -kill >/dev/null 2>&1 || true
 	fi
-	as_root update-rc.d rabbitmq-server disable >/dev/null 2>&1 || true
+	if compgen -G '/etc/rc[2-5].d/S*rabbitmq-server' >/dev/null; then # enabled at boot
+		as_root update-rc.d rabbitmq-server disable >/dev/null 2>&1 || true
+	fi
 fi
 
 test -x "$server" || { echo ".ci/rabbitmq.sh: $server is missing after the install" >&2; exit 1; }

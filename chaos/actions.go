@@ -1,11 +1,9 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"time"
 
@@ -176,13 +174,42 @@ func (p *crashSpec) run(ctx context.Context, env *Env, window time.Duration, f *
 	f.reverting()
 	rctx, cancel := revertCtx()
 	defer cancel()
+	if ctx.Err() != nil { // the run is ending: a consumer started now has little left to do
+		rctx, cancel = context.WithTimeout(rctx, endingRetry)
+		defer cancel()
+	}
 	for _, id := range stopped {
-		if serr := env.Consumers.Start(rctx, id); serr != nil && err == nil {
+		if serr := startAgain(rctx, env.Consumers, id); serr != nil && err == nil {
 			err = errorf("consumer-crash", "restarting consumer %d: %v", id, serr)
 		}
 	}
 	f.details["restarted"] = err == nil
 	return err
+}
+
+// endingRetry bounds retrying a revert once the run is ending (interrupted,
+// or past its drain), so that an interrupt still ends the run promptly.
+const endingRetry = 3 * time.Second
+
+// startAgain starts consumer id again, retrying while the system refuses
+// (a broker restarting at the same time, slower than its fault's window on
+// a loaded machine) until ctx ends.
+func startAgain(ctx context.Context, c Consumers, id int) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.Start(ctx, id)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // duplicate: producers re-send a fraction of their messages, same stamp.
@@ -271,44 +298,17 @@ func timeoutOr(t scenarios.Duration) time.Duration {
 }
 
 func (p *execSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
-	err := runCommand(p.command, p.timeout, f.details, "")
+	// The command stops with the run (an interrupt signals it); its revert
+	// runs whatever happened, bounded by its own timeout.
+	err := runCommand(ctx, p.command, p.timeout, f.details, "")
 	if p.revert == "" {
 		return err
 	}
 	hold(ctx, window, true)
-	if rerr := runCommand(p.revert, p.timeout, f.details, "revert_"); err == nil {
+	if rerr := runCommand(context.Background(), p.revert, p.timeout, f.details, "revert_"); err == nil {
 		err = rerr
 	}
 	return err
-}
-
-// maxOutput bounds the command output kept in results.
-const maxOutput = 4 << 10
-
-// runCommand runs command with sh -c, bounded by timeout, and records its
-// exit code and output in details under prefix.
-func runCommand(command string, timeout time.Duration, details map[string]any, prefix string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	o := out.String()
-	if len(o) > maxOutput {
-		o = o[:maxOutput] + "…"
-	}
-	details[prefix+"command"] = command
-	details[prefix+"output"] = o
-	details[prefix+"exit_code"] = cmd.ProcessState.ExitCode()
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("%q timed out after %s", command, timeout)
-	case err != nil:
-		return fmt.Errorf("%q: %v", command, err)
-	}
-	return nil
 }
 
 // broker-restart: restart one broker or all, through the driver's ability
@@ -342,6 +342,12 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 		id, err := strconv.Atoi(a.Target)
 		if err != nil || id < 0 {
 			d.Errorf(a.Node, field+".target", "want all or a broker id (0, 1, ...), got %q", a.Target)
+		} else if bc, ok := s.Driver.Options.(drivers.BrokerCounter); ok && p.Stop == "" && bc.ManagedBrokers() > 0 && id >= bc.ManagedBrokers() {
+			runs := fmt.Sprintf("%d brokers (ids 0 to %d)", bc.ManagedBrokers(), bc.ManagedBrokers()-1)
+			if bc.ManagedBrokers() == 1 {
+				runs = "one broker (id 0)"
+			}
+			d.Errorf(a.Node, field+".target", "broker %d does not exist: the %s driver runs %s; target one of them, or all", id, s.Driver.Kind, runs)
 		}
 		spec.broker = id
 	}
@@ -362,10 +368,10 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 func (p *restartSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
 	f.details["down"] = window.String()
 	if p.stop != "" {
-		err := runCommand(p.stop, p.timeout, f.details, "stop_")
+		err := runCommand(ctx, p.stop, p.timeout, f.details, "stop_")
 		hold(ctx, window, false)
 		f.reverting()
-		if serr := runCommand(p.start, p.timeout, f.details, "start_"); err == nil {
+		if serr := runCommand(context.Background(), p.start, p.timeout, f.details, "start_"); err == nil {
 			err = serr
 		}
 		return err

@@ -143,6 +143,7 @@ const RevertTimeout = 60 * time.Second
 type occurrence struct {
 	index  int // its place in the timeline, the same on every shard
 	action *scenarios.Action
+	entry  int // its place in the scenario's chaos list
 	spec   spec
 	// observe: another process carries it out (Once, not the
 	// coordinator); this one only opens and closes its window.
@@ -189,8 +190,8 @@ func NewRunner(sc *scenarios.Scenario, index, count int) *Runner {
 		}
 		observe := registry[a.Action].Scope == Once && index != 0 && count > 1
 		for _, w := range a.Window(total) {
-			o := &occurrence{action: a, spec: s, at: w[0].D(), window: (w[1] - w[0]).D(), observe: observe}
-			o.result = report.FaultResult{Action: a.Action, Target: a.Target, Observer: observe}
+			o := &occurrence{action: a, entry: i, spec: s, at: w[0].D(), window: (w[1] - w[0]).D(), observe: observe}
+			o.result = report.FaultResult{Action: a.Action, Target: a.Target, Optional: a.Optional, Observer: observe}
 			r.occ = append(r.occ, o)
 		}
 		if _, ok := s.(*networkSpec); ok && r.network == nil {

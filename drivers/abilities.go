@@ -105,6 +105,15 @@ type Crasher interface {
 	Crash()
 }
 
+// BrokerCounter is implemented by a driver's options when the driver runs
+// its own brokers (embedded Kafka, a managed RabbitMQ node), so that
+// validation can refuse a fault aimed at a broker that will not exist.
+type BrokerCounter interface {
+	// ManagedBrokers is how many brokers the driver runs, ids 0 to n-1;
+	// 0 when it runs none (an external system).
+	ManagedBrokers() int
+}
+
 // Ability names, as AbilityLister reports them.
 const (
 	AbilityBrokerRestart = "broker-restart" // the driver implements BrokerRestarter

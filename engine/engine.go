@@ -370,7 +370,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	if r.search != nil {
 		r.search.stop() // the pacers end when the search closes the timeline, or on interrupt
 	}
-	trafficEnd := r.elapsed()
+	trafficEnd := r.waitTrafficEnd(trafficCtx)
 	atTrafficEnd := r.tracker.Live()
 	if r.dist != nil {
 		r.dist.Ended()
@@ -394,6 +394,9 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	drainEnd := r.elapsed()
 
 	r.chaos.Stop()
+	if err := r.chaos.Failure(); err != nil && !interrupted {
+		r.fail(err) // the experiment did not happen as declared
+	}
 	if r.processors != nil && !r.processors.stopAll(stopProcessors, closeTimeout) {
 		r.fail(errors.New("a processor did not stop within " + closeTimeout.String()))
 	}

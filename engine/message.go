@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"strconv"
+	"sync"
 
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/stamp"
@@ -44,9 +45,7 @@ func newComposer(sc *scenarios.Scenario, runID uint64, producer int) *composer {
 		sum += w.Weight
 		c.weights = append(c.weights, sum)
 	}
-	for i := 0; i < sc.Message.Keys.Count; i++ {
-		c.keys = append(c.keys, []byte("key-"+strconv.Itoa(i)))
-	}
+	c.keys = sharedKeys(sc.Message.Keys.Count)
 	c.filler = make([]byte, fillerSize*2)
 	for i := range c.filler {
 		c.filler[i] = byte(c.rng.Uint32())
@@ -106,17 +105,14 @@ func (c *composer) compose(batch []drivers.Message, firstSeq uint64, intended []
 }
 
 // tail returns n filler bytes: a read-only window onto the random block at a
-// rotating offset. Messages larger than the block get a fresh copy.
+// rotating offset. Messages larger than the block share one larger block
+// (largeFiller), so no message's payload is allocated.
 func (c *composer) tail(n int) []byte {
 	if n <= 0 {
 		return nil
 	}
 	if n > fillerSize {
-		t := make([]byte, n)
-		for i := 0; i < n; i += fillerSize {
-			copy(t[i:], c.filler[:fillerSize])
-		}
-		return t
+		return largeFiller(n, c.filler[:fillerSize])
 	}
 	at := c.fillAt
 	c.fillAt = (c.fillAt + n + 7) % fillerSize
@@ -129,4 +125,47 @@ func setSent(batch []drivers.Message, now int64) {
 		batch[i].Stamp.Sent = now
 		stamp.SetSent(batch[i].Head, now)
 	}
+}
+
+// Keys and large fillers are read-only and the same for every producer of
+// a run, so they are made once per process and shared: their memory does
+// not grow with the producers (scenarios bounds their size).
+var (
+	keysMu      sync.Mutex
+	keyTables   = map[int][][]byte{}
+	largeFill   []byte
+	largeFillMu sync.Mutex
+)
+
+// sharedKeys returns the keys key-0 ... key-(count-1), made on first use.
+func sharedKeys(count int) [][]byte {
+	if count <= 0 {
+		return nil
+	}
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if k, ok := keyTables[count]; ok {
+		return k
+	}
+	keys := make([][]byte, count)
+	for i := range keys {
+		keys[i] = []byte("key-" + strconv.Itoa(i))
+	}
+	keyTables[count] = keys
+	return keys
+}
+
+// largeFiller returns n read-only bytes of one process-wide block, grown
+// (by repeating pattern) when n is larger than any asked for before.
+func largeFiller(n int, pattern []byte) []byte {
+	largeFillMu.Lock()
+	defer largeFillMu.Unlock()
+	if len(largeFill) < n {
+		b := make([]byte, n)
+		for i := 0; i < n; i += len(pattern) {
+			copy(b[i:], pattern)
+		}
+		largeFill = b // windows onto the old block stay valid: it is never written
+	}
+	return largeFill[:n:n]
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -84,7 +85,7 @@ func (pl *producerLoop) run(ctx context.Context) error {
 			continue
 		}
 		if pl.sleepUntil(ctx, due) != nil {
-			pl.countUnsent(due, pl.r.elapsed())
+			pl.countUnsent(due, math.MaxInt64) // the rest of the schedule is cut off
 			return nil
 		}
 		now := pl.r.elapsed()
@@ -135,20 +136,12 @@ func (pl *producerLoop) sleepUntil(ctx context.Context, due time.Duration) error
 }
 
 // countUnsent counts the scheduled messages due before limit that will not
-// be sent, starting with due.
+// be sent, starting with due, arithmetically: however many there are.
 func (pl *producerLoop) countUnsent(due, limit time.Duration) {
-	ok := true
-	for ok && due < limit {
+	if due < limit {
 		pl.unsent++
-		due, ok = pl.sched.Next()
-		for !ok {
-			if seg, more := pl.sched.Segment(); !more || !seg.Max {
-				break
-			}
-			pl.sched.Skip()
-			due, ok = pl.sched.Next()
-		}
 	}
+	pl.unsent += pl.sched.SkipBefore(limit)
 }
 
 // runMax sends as fast as outcomes come back, keeping this producer's share

@@ -196,8 +196,8 @@ func thresholdFailure(t ThresholdResult) string {
 	if t.Value == nil {
 		return t.Expr + " failed"
 	}
-	measured, _ := thresholdMetrics(t.Expr)
-	return fmt.Sprintf("%s = %s, not %s", measuredName(t.Expr), formatMetric(measured, *t.Value), strings.TrimSpace(opAndLimit(t.Expr)))
+	value, _ := thresholdFigures(t)
+	return fmt.Sprintf("%s = %s, not %s", measuredName(t.Expr), value, strings.TrimSpace(opAndLimit(t.Expr)))
 }
 
 // measuredName returns the measured side of a threshold expression as written.

@@ -160,19 +160,13 @@ func WriteHTML(w io.Writer, r *Results) error {
 			if !t.OK {
 				mark, class = "✗", "bad"
 			}
-			measured, limit := thresholdMetrics(t.Expr)
 			mv, lv := "–", "–"
 			if t.Error != "" {
 				mv = t.Error
-			} else {
-				if t.Value != nil {
-					mv = formatMetric(measured, *t.Value)
-				}
-				if t.Limit != nil {
-					if limit == "" {
-						limit = measured
-					}
-					lv = formatMetric(limit, *t.Limit)
+			} else if v, l := thresholdFigures(t); v != "" {
+				mv = v
+				if l != "" {
+					lv = l
 				}
 			}
 			p("<tr class=\"%s\"><td class=\"mark\">%s</td><td><code>%s</code></td><td>%s</td><td>%s</td></tr>\n", class, mark, esc(t.Expr), esc(mv), esc(lv))

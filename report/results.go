@@ -8,6 +8,7 @@ package report
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,6 +63,9 @@ type FaultResult struct {
 	EndS   float64 `json:"end_s"`   // when it was reverted; equal to start_s for a point event
 	OK     bool    `json:"ok"`
 	Error  string  `json:"error,omitempty"`
+	// Optional is set for an entry with required: false, whose failure
+	// does not fail the run (by default a fault that failed does).
+	Optional bool `json:"optional,omitempty"`
 	// Details are the action's own facts: injected counts, command output,
 	// the broker restarted, ...
 	Details map[string]any `json:"details,omitempty"`
@@ -487,7 +491,10 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// ReadResults reads a results.json file.
+// ReadResults reads a results.json file. It is the one way spate reads
+// results (spate report, report --compare, and merging shards should use
+// it too): bounded in size, and with errors that say where the file went
+// wrong.
 func ReadResults(path string) (*Results, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -501,16 +508,63 @@ func ReadResults(path string) (*Results, error) {
 	return r, nil
 }
 
+// MaxResultsBytes bounds a results.json spate reads: a run's intervals,
+// faults and examples are themselves bounded (scenarios' limits), and a
+// larger file is not one spate wrote.
+const MaxResultsBytes = 512 << 20
+
 // DecodeResults reads results.json from rd, checking its schema version.
+// A file that is not JSON, or not results, is an error that says so and
+// where (line:col), not the decoder's bare message.
 func DecodeResults(rd io.Reader) (*Results, error) {
-	var r Results
-	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+	data, err := io.ReadAll(io.LimitReader(rd, MaxResultsBytes+1))
+	if err != nil {
 		return nil, err
 	}
-	if r.SchemaVersion != SchemaVersion {
+	if len(data) > MaxResultsBytes {
+		return nil, fmt.Errorf("larger than %d MiB: not a results.json written by spate run", MaxResultsBytes>>20)
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("not a results.json written by spate run: %s", jsonProblem(data, err))
+	}
+	switch {
+	case r.SchemaVersion == 0:
+		return nil, errors.New("not a results.json written by spate run: it has no schema_version")
+	case r.SchemaVersion != SchemaVersion:
 		return nil, fmt.Errorf("schema_version %d, this build reads %d", r.SchemaVersion, SchemaVersion)
 	}
 	return &r, nil
+}
+
+// jsonProblem describes a JSON decoding error with its line and column.
+func jsonProblem(data []byte, err error) string {
+	var off int64 = -1
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		off = max(syn.Offset-1, 0) // the offending byte is the last one read
+	case errors.As(err, &typ):
+		off = typ.Offset
+		field := typ.Field
+		if field == "" {
+			field = "the document"
+		}
+		err = fmt.Errorf("%s is %s, want %s", field, typ.Value, typ.Type)
+	}
+	if off < 0 || off > int64(len(data)) {
+		return err.Error()
+	}
+	line, col := 1, 1
+	for _, b := range data[:off] {
+		if b == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }
 
 // Subs returns the number of subscriptions, each owed every acked message:

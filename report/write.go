@@ -511,12 +511,20 @@ func thresholdValue(t ThresholdResult) string {
 	if t.Value == nil {
 		return "-"
 	}
-	measured, other := thresholdMetrics(t.Expr)
-	s := formatMetric(measured, *t.Value)
-	if other != "" && t.Limit != nil {
-		s += " (limit " + formatMetric(other, *t.Limit) + ")"
+	_, other := thresholdMetrics(t.Expr)
+	s, limit := thresholdFigures(t)
+	// The limit is shown when the expression does not show it: it is a
+	// metric, or it needed more digits than written to tell them apart.
+	if limit != "" && (other != "" || (!t.OK && limit != formatMetric(measuredMetric(t.Expr), *t.Limit))) {
+		s += " (limit " + limit + ")"
 	}
 	return s
+}
+
+// measuredMetric is the metric of a threshold's measured side.
+func measuredMetric(expr string) string {
+	m, _ := thresholdMetrics(expr)
+	return m
 }
 
 // thresholdMetrics returns the metric of the measured side of expr and the

@@ -17,12 +17,16 @@ type Action struct {
 	For    *Duration
 	Every  *Duration
 	Target string
-	Node   *yaml.Node // the entry, for the action's own fields and positions
-	Params any
+	// Optional is set by `required: false`: a fault that fails to apply
+	// or to revert is then reported but does not fail the run. By default
+	// it does, since the experiment did not happen as declared.
+	Optional bool
+	Node     *yaml.Node // the entry, for the action's own fields and positions
+	Params   any
 }
 
 // commonActionFields are decoded here; every other key belongs to the action.
-var commonActionFields = []string{"action", "at", "for", "every", "target"}
+var commonActionFields = []string{"action", "at", "for", "every", "target", "required"}
 
 // DecodeNode splits the common fields from the action's own.
 func (a *Action) DecodeNode(d *Decoder, n *yaml.Node, field string) {
@@ -31,11 +35,12 @@ func (a *Action) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		return
 	}
 	var common struct {
-		Action string    `yaml:"action,required"`
-		At     Duration  `yaml:"at,required"`
-		For    *Duration `yaml:"for"`
-		Every  *Duration `yaml:"every"`
-		Target string    `yaml:"target"`
+		Action   string    `yaml:"action,required"`
+		At       Duration  `yaml:"at,required"`
+		For      *Duration `yaml:"for"`
+		Every    *Duration `yaml:"every"`
+		Target   string    `yaml:"target"`
+		Required *bool     `yaml:"required"`
 	}
 	own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
 	mine := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
@@ -47,7 +52,8 @@ func (a *Action) DecodeNode(d *Decoder, n *yaml.Node, field string) {
 		dst.Content = append(dst.Content, n.Content[i], n.Content[i+1])
 	}
 	d.Decode(mine, field, &common)
-	*a = Action{Action: common.Action, At: common.At, For: common.For, Every: common.Every, Target: common.Target, Node: own}
+	*a = Action{Action: common.Action, At: common.At, For: common.For, Every: common.Every, Target: common.Target,
+		Optional: common.Required != nil && !*common.Required, Node: own}
 }
 
 // Window returns the times the action is active within a run of length total:

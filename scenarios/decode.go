@@ -22,6 +22,9 @@ import (
 type Decoder struct {
 	file     string
 	problems Problems
+	// origin names the file of nodes that came from another file (a sweep
+	// point's values, written into its base scenario).
+	origin map[*yaml.Node]string
 }
 
 // NodeDecoder is implemented by types that parse their own YAML form, such as
@@ -41,9 +44,12 @@ func (d *Decoder) Problems() Problems { return d.problems.sorted() }
 
 // Errorf records a problem at the position of n (n may be nil for the file).
 func (d *Decoder) Errorf(n *yaml.Node, field, format string, args ...any) {
-	p := Problem{File: d.file, Field: field, Message: fmt.Sprintf(format, args...)}
+	p := Problem{File: d.file, Field: cut(field, maxField), Message: cut(fmt.Sprintf(format, args...), maxMessage)}
 	if n != nil {
 		p.Line, p.Column = n.Line, n.Column
+		if f, ok := d.origin[n]; ok {
+			p.File = f
+		}
 	}
 	d.problems = append(d.problems, p)
 }
@@ -298,9 +304,42 @@ func describe(n *yaml.Node) string {
 		if n.Tag == "!!null" {
 			return "nothing (null)"
 		}
-		return strconv.Quote(n.Value)
+		return quoteShort(n.Value)
 	}
 	return "an unexpected node"
+}
+
+// maxField and maxMessage bound a problem's field path and message (both
+// can quote what the file holds).
+const (
+	maxField   = 200
+	maxMessage = 2000
+)
+
+// cut shortens s to at most n characters, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// maxQuoted bounds the characters of a value quoted in a message, so that
+// a file that is not YAML (a whole document read as one string) gives a
+// one-line problem.
+const maxQuoted = 60
+
+// quoteShort quotes s, cut to maxQuoted characters with its length said.
+func quoteShort(s string) string {
+	r := []rune(s)
+	if len(r) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(string(r[:maxQuoted])) + fmt.Sprintf("… (%d characters in all)", len(r))
 }
 
 // suggest returns ` (did you mean "x"?)` when one valid name is close to got.

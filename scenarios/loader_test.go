@@ -964,7 +964,7 @@ func TestDriverWithoutOptions(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	_, err := newLoader().Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	var ps scenarios.Problems
-	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Error(), "nope.yaml: open ") {
+	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Error(), "nope.yaml: no such file or directory") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -160,7 +160,15 @@ func (l *Loader) decodeDriver(d *Decoder, n *yaml.Node, field string, dr *Driver
 		dr.Kind = ""
 		return
 	}
+	before := len(d.problems)
 	dr.Options = decode(d, dr.Node, optsField)
+	// A driver told nothing (driver: eventbridge) reports problems with no
+	// node: they belong at the driver's name.
+	for i := before; i < len(d.problems); i++ {
+		if p := &d.problems[i]; p.Line == 0 {
+			p.Line, p.Column = at.Line, at.Column
+		}
+	}
 }
 
 // validatePipeline decodes both ends' options and checks that the

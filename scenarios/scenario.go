@@ -5,11 +5,7 @@
 package scenarios
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -203,12 +199,14 @@ type ActionFunc func(d *Decoder, n *yaml.Node, field string, a *Action, s *Scena
 // Loader reads scenario files. The zero Loader knows no drivers and no chaos
 // actions; callers register those they support.
 type Loader struct {
+	// Shards is how many processes run each scenario together (the
+	// shards of a distributed run; 0 means 1): limits on load are per
+	// process (checkLoad), and validation says what a sharded run cannot
+	// do (validateShards).
+	Shards int
+
 	drivers map[string]OptionsFunc
 	actions map[string]ActionFunc
-	// Shards is how many processes run each scenario together (a
-	// distributed run; 0 or 1: one), so validation can say what a
-	// sharded run cannot do.
-	Shards int
 }
 
 // Driver registers a driver kind and its options decoder.
@@ -229,34 +227,33 @@ func (l *Loader) Action(name string, decode ActionFunc) {
 
 // Load reads and validates the scenario in file. Its error, if any, is Problems.
 func (l *Loader) Load(file string) (*Scenario, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		return nil, Problems{{File: file, Message: err.Error()}}
+		return nil, Problems{ReadProblem(file, err)}
 	}
 	return l.Parse(file, data)
 }
 
 // Parse validates a scenario given as bytes; file names it in problems.
 func (l *Loader) Parse(file string, data []byte) (*Scenario, error) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Problems{{File: file, Message: "the file is empty"}}
-		}
-		return nil, Problems{syntaxProblem(file, data, err)}
+	doc, ps := parseYAML(file, data, "a scenario file")
+	if ps != nil {
+		return nil, ps
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, Problems{{File: file, Line: extra.Line, Column: extra.Column, Message: "a scenario file holds one YAML document; found a second (---)"}}
-	}
-	return l.parseDocument(file, &doc)
+	return l.parseDocument(file, doc)
 }
 
 // parseDocument validates a scenario given as a decoded YAML document (a
 // sweep point: the base document with overrides written in).
 func (l *Loader) parseDocument(file string, doc *yaml.Node) (*Scenario, error) {
+	return l.parseDocumentFrom(file, doc, nil)
+}
+
+// parseDocumentFrom is parseDocument for a document some of whose nodes
+// came from other files: problems at a node of origin name its file.
+func (l *Loader) parseDocumentFrom(file string, doc *yaml.Node, origin map[*yaml.Node]string) (*Scenario, error) {
 	d := NewDecoder(file)
+	d.origin = origin
 	s := &Scenario{File: file}
 	root := resolve(doc)
 	if root.Kind != yaml.MappingNode {
@@ -356,6 +353,7 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
 	}
+	checkName(d, at(root, "name"), "name", s.Name)
 	dn, pn := Child(root, "driver"), Child(root, "pipeline")
 	switch {
 	case dn != nil && pn != nil:
@@ -404,13 +402,15 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 			}
 		}
 	}
-	s.profile = NewProfile(s.Traffic)
-	for i, t := range s.Thresholds {
-		if contains(t.Metrics(), "target_rate") && s.profile.HasMax() {
-			tn := Child(root, "thresholds").Content[i]
-			d.Errorf(tn, fmt.Sprintf("thresholds[%d]", i), "target_rate is undefined when the traffic has a max phase (a max phase has no target); "+
-				"compare achieved_rate with a rate instead, e.g. achieved_rate >= 1000/s")
+	if checkTraffic(d, Child(root, "traffic"), s.Traffic) {
+		s.profile = NewProfile(s.Traffic)
+	} else {
+		for i := range s.Traffic {
+			s.profile.Duration += s.Traffic[i].Duration() // for the checks that follow
 		}
+	}
+	if !d.hasProblemsIn("traffic") {
+		checkThresholdContext(d, root, s)
 	}
 	if rn := Child(root, "report"); rn != nil {
 		for i, f := range s.Report.Formats {
@@ -431,6 +431,8 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	}
 	l.validateChaos(d, Child(root, "chaos"), s)
 	validatePipelineChaos(d, Child(root, "chaos"), s)
+	checkLoad(d, root, s, l.processes())
+	checkFaults(d, Child(root, "chaos"), s)
 	l.validateShards(d, root, s)
 }
 

@@ -1,11 +1,8 @@
 package scenarios
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -40,6 +37,8 @@ type Sweep struct {
 	// Dir is where the sweep's files go (empty: the caller's default).
 	Dir    string
 	Points []SweepPoint
+
+	gridKeys []*yaml.Node // each axis's key in the sweep file, for positions
 }
 
 // Axis is one grid entry: a path and its values.
@@ -99,25 +98,21 @@ func IsSweepFile(data []byte) bool {
 // Its error, if any, is Problems: those of the sweep file, those of the base
 // scenario (once), and those of single points, each naming its point.
 func (l *Loader) LoadSweep(file string) (*Sweep, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		return nil, Problems{{File: file, Message: err.Error()}}
+		return nil, Problems{ReadProblem(file, err)}
 	}
 	return l.ParseSweep(file, data)
 }
 
 // ParseSweep is LoadSweep for a sweep file given as bytes.
 func (l *Loader) ParseSweep(file string, data []byte) (*Sweep, error) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Problems{{File: file, Message: "the file is empty"}}
-		}
-		return nil, Problems{syntaxProblem(file, data, err)}
+	doc, ps := parseYAML(file, data, "a sweep file")
+	if ps != nil {
+		return nil, ps
 	}
 	d := NewDecoder(file)
-	root := resolve(&doc)
+	root := resolve(doc)
 	if root.Kind != yaml.MappingNode {
 		d.Errorf(root, "", "a sweep is a mapping of fields (scenario, grid, ...), got %s", describe(root))
 		return nil, d.Problems()
@@ -154,6 +149,7 @@ func (l *Loader) ParseSweep(file string, data []byte) (*Sweep, error) {
 				continue
 			}
 			ax := Axis{Path: k.Value}
+			sw.gridKeys = append(sw.gridKeys, k)
 			var nodes []*yaml.Node
 			for _, c := range v.Content {
 				c = resolve(c)
@@ -183,32 +179,51 @@ func (l *Loader) ParseSweep(file string, data []byte) (*Sweep, error) {
 			d.Errorf(Child(root, "along"), "along", "%q is not a path of the grid%s; valid: %s", sf.Along, suggest(sf.Along, names), joinList(names))
 		}
 	}
-	var base yaml.Node
+	base := &yaml.Node{}
 	if sf.Scenario != "" {
 		sw.Scenario = sf.Scenario
 		if !filepath.IsAbs(sw.Scenario) {
 			sw.Scenario = filepath.Join(filepath.Dir(file), sw.Scenario)
 		}
-		bdata, err := os.ReadFile(sw.Scenario)
+		bdata, err := ReadFile(sw.Scenario)
 		switch {
 		case err != nil:
-			d.Errorf(Child(root, "scenario"), "scenario", "%v", err)
+			d.Errorf(Child(root, "scenario"), "scenario", "%s: %s", sf.Scenario, ReadProblem(sw.Scenario, err).Message)
 		case IsSweepFile(bdata):
 			d.Errorf(Child(root, "scenario"), "scenario", "%s is a sweep file; name a scenario", sf.Scenario)
 		default:
-			bdec := yaml.NewDecoder(bytes.NewReader(bdata))
-			if err := bdec.Decode(&base); err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil, append(d.Problems(), Problem{File: sw.Scenario, Message: "the file is empty"})
-				}
-				return nil, append(d.Problems(), syntaxProblem(sw.Scenario, bdata, err))
+			var bps Problems
+			if base, bps = parseYAML(sw.Scenario, bdata, "a scenario file"); bps != nil {
+				return nil, append(d.Problems(), bps...)
 			}
 		}
 	}
 	if ps := d.Problems(); len(ps) > 0 {
 		return nil, ps
 	}
-	return sw, sw.load(l, &base, grids, paths)
+	// Every point is a copy of the base with the grid's values written in,
+	// and all are kept for the run.
+	perPoint, _ := Expanded(base, MaxNodes)
+	for _, g := range grids {
+		largest := 0
+		for _, v := range g {
+			n, _ := Expanded(v, MaxNodes)
+			largest = max(largest, n)
+		}
+		perPoint += largest
+	}
+	if points := len(sw.Axes); points > 0 {
+		total := 1
+		for _, g := range grids {
+			total *= len(g)
+		}
+		if total*perPoint > MaxSweepNodes {
+			d.Errorf(Child(root, "grid"), "grid", "%d points of a scenario of up to %s YAML nodes make more than %s nodes in all, more than spate holds for one sweep; sweep fewer points at once",
+				total, groupThousands(perPoint), groupThousands(MaxSweepNodes))
+			return nil, d.Problems()
+		}
+	}
+	return sw, sw.load(l, base, grids, paths)
 }
 
 // load makes and validates every point.
@@ -238,20 +253,25 @@ func (sw *Sweep) load(l *Loader, base *yaml.Node, grids [][]*yaml.Node, paths []
 		}
 		p := SweepPoint{Index: n + 1}
 		doc := copyNode(base, nil)
+		written := map[*yaml.Node]bool{}
 		var names, slug []string
 		var problems Problems
 		for a := range sw.Axes {
 			p.Values = append(p.Values, sw.Axes[a].Values[idx[a]])
 			names = append(names, sw.Axes[a].Path+"="+p.Values[a])
 			slug = append(slug, lastKey(paths[a])+"="+p.Values[a])
-			if err := override(doc, paths[a], grids[a][idx[a]]); err != nil {
+			if err := override(doc, paths[a], grids[a][idx[a]], sw.gridKeys[a], written); err != nil {
 				problems = append(problems, Problem{File: sw.File, Field: "grid." + sw.Axes[a].Path, Message: err.Error()})
 			}
 		}
 		p.Name = strings.Join(names, " ")
 		p.Slug = fmt.Sprintf("%0*d-%s", width, p.Index, slugify(strings.Join(slug, "_")))
 		if len(problems) == 0 {
-			sc, err := l.parseDocument(sw.Scenario, doc)
+			origin := make(map[*yaml.Node]string, len(written))
+			for w := range written {
+				origin[w] = sw.File
+			}
+			sc, err := l.parseDocumentFrom(sw.Scenario, doc, origin)
 			if err != nil {
 				var ps Problems
 				if errors.As(err, &ps) {
@@ -355,14 +375,22 @@ func lastKey(steps []pathStep) string {
 	return "value"
 }
 
-var slugRE = regexp.MustCompile(`[^A-Za-z0-9._=-]+`)
-
+// slugify makes s a directory name: each run of characters other than
+// letters, digits and . _ = - becomes one dash; at most 80 bytes.
 func slugify(s string) string {
-	s = strings.Trim(slugRE.ReplaceAllString(s, "-"), "-")
-	if len(s) > 80 {
-		s = s[:80]
+	var b strings.Builder
+	dash := false
+	for i := 0; i < len(s) && b.Len() < 80; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._=-", c) >= 0 {
+			b.WriteByte(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
 	}
-	return s
+	return strings.Trim(b.String(), "-")
 }
 
 // override writes value at path in doc. Missing mapping keys are added
@@ -370,12 +398,18 @@ func slugify(s string) string {
 // scalar name followed by itself as the next key stands for a mapping of
 // that name to nothing (`driver: memory` for driver.memory.capacity). An
 // alias on the way is replaced by a copy of what it points to, so the
-// override changes this place only. The written nodes take the position of
-// the node they replace, so problems point into the scenario.
-func override(doc *yaml.Node, steps []pathStep, value *yaml.Node) error {
+// override changes this place only. The nodes written keep the positions
+// they have in the sweep file (added keys take the grid key's, key), and
+// are recorded in written, so that problems with them point into the
+// sweep file rather than the scenario.
+func override(doc *yaml.Node, steps []pathStep, value, key *yaml.Node, written map[*yaml.Node]bool) error {
 	n := doc
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
+	}
+	line, col := 0, 0
+	if key != nil {
+		line, col = key.Line, key.Column
 	}
 	var walked string
 	for i, st := range steps {
@@ -395,7 +429,7 @@ func override(doc *yaml.Node, steps []pathStep, value *yaml.Node) error {
 			walked += fmt.Sprintf("[%d]", st.index)
 			n = n.Content[st.index]
 			if last {
-				replace(n, value)
+				replace(n, value, written)
 			}
 			continue
 		}
@@ -420,12 +454,14 @@ func override(doc *yaml.Node, steps []pathStep, value *yaml.Node) error {
 			}
 		}
 		if child == nil {
-			child = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: st.key, Line: n.Line, Column: n.Column}, child)
+			k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: st.key, Line: line, Column: col}
+			child = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: line, Column: col}
+			written[k], written[child] = true, true
+			n.Content = append(n.Content, k, child)
 		}
 		n = child
 		if last {
-			replace(n, value)
+			replace(n, value, written)
 		}
 	}
 	return nil
@@ -438,11 +474,18 @@ func orRoot(path string) string {
 	return path
 }
 
-// replace makes n a copy of value, at n's position.
-func replace(n, value *yaml.Node) {
-	line, col := n.Line, n.Column
+// replace makes n a copy of value, at value's positions, and records the
+// nodes written.
+func replace(n, value *yaml.Node, written map[*yaml.Node]bool) {
 	*n = *copyNode(value, nil)
-	setPos(n, line, col)
+	mark(n, written)
+}
+
+func mark(n *yaml.Node, written map[*yaml.Node]bool) {
+	written[n] = true
+	for _, c := range n.Content {
+		mark(c, written)
+	}
 }
 
 // copyNode deep-copies n, following aliases (so the copy shares nothing).

@@ -93,14 +93,15 @@ along: messages.size
 		"missing.yaml":  "scenario: nowhere.yaml\ngrid: {message.size: [256B]}\nextra: 1\n",
 	})
 	cases := map[string][]string{
+		// The values are the sweep file's: problems with them point there.
 		"bad-values.yaml": {
-			`base.yaml:2:9: driver.memory.drop: must be between 0 and 1, got 2 (sweep point 4: message.size=256B driver.memory.drop=2)`,
-			`base.yaml:2:9: driver.memory.drop: must be between 0 and 1, got 2 (sweep point 5: message.size=10B driver.memory.drop=2)`,
-			`base.yaml:2:9: driver.memory.drop: must be between 0 and 1, got 2 (sweep point 6: message.size=huge driver.memory.drop=2)`,
-			`base.yaml:3:17: message.size: 10B is smaller than the 48-byte stamp every message carries; use at least 48B (sweep point 2: message.size=10B driver.memory.drop=0)`,
-			`base.yaml:3:17: message.size: 10B is smaller than the 48-byte stamp every message carries; use at least 48B (sweep point 5: message.size=10B driver.memory.drop=2)`,
-			`base.yaml:3:17: message.size: size "huge" is not a number of bytes with an optional unit (units: B, KB, KiB, MB, MiB, GB, GiB) (sweep point 3: message.size=huge driver.memory.drop=0)`,
-			`base.yaml:3:17: message.size: size "huge" is not a number of bytes with an optional unit (units: B, KB, KiB, MB, MiB, GB, GiB) (sweep point 6: message.size=huge driver.memory.drop=2)`,
+			`bad-values.yaml:4:27: driver.memory.drop: must be between 0 and 1, got 2 (sweep point 4: message.size=256B driver.memory.drop=2)`,
+			`bad-values.yaml:4:27: driver.memory.drop: must be between 0 and 1, got 2 (sweep point 5: message.size=10B driver.memory.drop=2)`,
+			`bad-values.yaml:4:27: driver.memory.drop: must be between 0 and 1, got 2 (sweep point 6: message.size=huge driver.memory.drop=2)`,
+			`bad-values.yaml:3:24: message.size: 10B is smaller than the 48-byte stamp every message carries; use at least 48B (sweep point 2: message.size=10B driver.memory.drop=0)`,
+			`bad-values.yaml:3:24: message.size: 10B is smaller than the 48-byte stamp every message carries; use at least 48B (sweep point 5: message.size=10B driver.memory.drop=2)`,
+			`bad-values.yaml:3:29: message.size: size "huge" is not a number of bytes with an optional unit (units: B, KB, KiB, MB, MiB, GB, GiB) (sweep point 3: message.size=huge driver.memory.drop=0)`,
+			`bad-values.yaml:3:29: message.size: size "huge" is not a number of bytes with an optional unit (units: B, KB, KiB, MB, MiB, GB, GiB) (sweep point 6: message.size=huge driver.memory.drop=2)`,
 		},
 		"bad-paths.yaml": {
 			`bad-paths.yaml:4:3: grid.message..size: "message..size" is not a YAML path such as message.size, traffic[0].constant.rate or driver.kafka.partitions`,

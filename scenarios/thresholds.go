@@ -187,6 +187,11 @@ func ParseThreshold(expr string) (Threshold, error) {
 			return t, fmt.Errorf("%q has nothing on the %s of %s; write e.g. \"e2e.p99 < 250ms\"", t.Expr, side, t.Op)
 		}
 	}
+	for _, v := range []string{left, right} {
+		if err := checkArithmetic(t.Expr, v); err != nil {
+			return t, err
+		}
+	}
 	var lt, rt MetricType
 	var err error
 	if t.Left, lt, err = parseOperand(left); err != nil {
@@ -213,6 +218,12 @@ func ParseThreshold(expr string) (Threshold, error) {
 		}
 		return t, fmt.Errorf("%q compares %s, which is not a latency, with the duration %s; only latencies (%s followed by .pNN, .min, .mean or .max) compare with durations",
 			t.Expr, num, lat, strings.Join(LatencyKinds, ", "))
+	}
+	if err := checkKinds(t, left, right); err != nil {
+		return t, err
+	}
+	if err := checkRange(t); err != nil {
+		return t, err
 	}
 	return t, nil
 }

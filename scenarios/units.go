@@ -104,6 +104,9 @@ func (r Rate) String() string { return FormatRate(float64(r)) }
 
 // FormatRate writes a per-second rate the way scenarios spell it.
 func FormatRate(perSecond float64) string {
+	if math.Abs(perSecond) >= 1e15 {
+		return strconv.FormatFloat(perSecond, 'g', -1, 64) + "/s" // not hundreds of digits
+	}
 	return strconv.FormatFloat(perSecond, 'f', -1, 64) + "/s"
 }
 
@@ -138,7 +141,7 @@ func ParseRate(s string) (float64, error) {
 	s = strings.TrimSpace(s)
 	num, unit, ok := strings.Cut(s, "/")
 	if !ok {
-		return 0, fmt.Errorf("rate %q needs a unit, e.g. %s/s (units: /s, /m, /h)", s, s)
+		return 0, fmt.Errorf("rate %q needs a unit, e.g. %s (units: /s, /m, /h)", s, rateExample(s))
 	}
 	unit = strings.TrimSpace(unit)
 	per, ok := rateUnits[unit]
@@ -169,6 +172,31 @@ func ParseRate(s string) (float64, error) {
 		return 0, fmt.Errorf("rate %q is too large", s)
 	}
 	return r, nil
+}
+
+// rateExample suggests how to write a rate given without a /unit: "5 per
+// s", "5 per second" and "5 rps" become 5/s, a bare 5 becomes 5/s.
+func rateExample(s string) string {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return "1000/s"
+	}
+	num := fields[0]
+	if i := strings.IndexFunc(num, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.' || r == 'k' || r == 'M') }); i >= 0 {
+		num = num[:i]
+	}
+	if num == "" {
+		return "1000/s"
+	}
+	unit := "s"
+	if last := strings.ToLower(fields[len(fields)-1]); len(fields) > 1 {
+		if _, ok := rateUnits[last]; ok {
+			unit = last
+		} else if u, ok := rateUnitHints[last]; ok {
+			unit = u
+		}
+	}
+	return num + "/" + unit
 }
 
 // Size is a non-negative number of bytes: 512, 512B, 4KiB, 1MB.
@@ -211,7 +239,7 @@ func ParseSize(s string) (int64, error) {
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) {
-		return 0, fmt.Errorf("size %q is not a number of bytes with an optional unit (units: B, KB, KiB, MB, MiB, GB, GiB)", s)
+		return 0, fmt.Errorf("size %q is not a number of bytes with an optional unit%s (units: B, KB, KiB, MB, MiB, GB, GiB)", s, sizeHint(s))
 	}
 	if v < 0 {
 		return 0, fmt.Errorf("size %q must not be negative", s)
@@ -224,6 +252,31 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is not a whole number of bytes", s)
 	}
 	return int64(b), nil
+}
+
+// sizeUnitHints maps unit spellings people try (lowercased) to spate's.
+var sizeUnitHints = map[string]string{
+	"b": "B", "byte": "B", "bytes": "B",
+	"k": "KiB", "kb": "KB", "kib": "KiB", "kbyte": "KB", "kbytes": "KB",
+	"m": "MiB", "mb": "MB", "mib": "MiB", "mbyte": "MB", "mbytes": "MB",
+	"g": "GiB", "gb": "GB", "gib": "GiB", "gbyte": "GB", "gbytes": "GB",
+}
+
+// sizeHint suggests the size s probably meant: ` (did you mean "4KiB"?)`,
+// or "" when its unit is not a known misspelling.
+func sizeHint(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.' || r == ' ') })
+	if i <= 0 {
+		return ""
+	}
+	num, unit := strings.TrimSpace(s[:i]), strings.TrimSpace(s[i:])
+	if _, err := strconv.ParseFloat(num, 64); err != nil {
+		return ""
+	}
+	if u, ok := sizeUnitHints[strings.ToLower(unit)]; ok {
+		return fmt.Sprintf(" (did you mean %q?)", num+u)
+	}
+	return ""
 }
 
 // Child returns the value node of key in mapping n, or nil when absent. It is

@@ -33,6 +33,9 @@ func TestParseRate(t *testing.T) {
 	}
 	bad := []struct{ in, want string }{
 		{"1000", `rate "1000" needs a unit, e.g. 1000/s (units: /s, /m, /h)`},
+		{"5 per s", `rate "5 per s" needs a unit, e.g. 5/s (units: /s, /m, /h)`},
+		{"5 per minute", `rate "5 per minute" needs a unit, e.g. 5/m (units: /s, /m, /h)`},
+		{"2.5k rps", `rate "2.5k rps" needs a unit, e.g. 2.5k/s (units: /s, /m, /h)`},
 		{"1000/sec", `rate "1000/sec" has an unknown unit "/sec" (did you mean "/s"?); units: /s, /m, /h`},
 		{"5/minute", `rate "5/minute" has an unknown unit "/minute" (did you mean "/m"?); units: /s, /m, /h`},
 		{"1000/d", `rate "1000/d" has an unknown unit "/d"; units: /s, /m, /h`},
@@ -119,7 +122,10 @@ func TestParseSize(t *testing.T) {
 	const units = "(units: B, KB, KiB, MB, MiB, GB, GiB)"
 	bad := []struct{ in, want string }{
 		{"big", `size "big" is not a number of bytes with an optional unit ` + units},
-		{"1kb", `size "1kb" is not a number of bytes with an optional unit ` + units},
+		{"1kb", `size "1kb" is not a number of bytes with an optional unit (did you mean "1KB"?) ` + units},
+		{"4kib", `size "4kib" is not a number of bytes with an optional unit (did you mean "4KiB"?) ` + units},
+		{"2 mb", `size "2 mb" is not a number of bytes with an optional unit (did you mean "2MB"?) ` + units},
+		{"16k", `size "16k" is not a number of bytes with an optional unit (did you mean "16KiB"?) ` + units},
 		{"1TB", `size "1TB" is not a number of bytes with an optional unit ` + units},
 		{"-1KiB", `size "-1KiB" must not be negative`},
 		{"1.5B", `size "1.5B" is not a whole number of bytes`},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -35,7 +36,7 @@ func main() {
 func execute(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitPass
 	}
@@ -47,8 +48,54 @@ func execute(args []string) int {
 		return ee.code
 	}
 	// Cobra's own errors: unknown command or flag, wrong argument count.
+	// They are usage errors: say how the command is used.
 	fmt.Fprintln(os.Stderr, "spate:", err)
+	if cmd != nil {
+		use := cmd.UseLine()
+		if !cmd.HasParent() {
+			use = cmd.Name() + " COMMAND [flags]"
+		}
+		fmt.Fprintf(os.Stderr, "usage: %s\nrun '%s --help' for more\n", use, cmd.CommandPath())
+	}
 	return exitInvalid
+}
+
+// usageError shows cmd's help on stderr and exits 2: a command was needed
+// (spate alone, spate completion alone) or the one named does not exist.
+func usageError(cmd *cobra.Command, err error) error {
+	cmd.SetOut(cmd.ErrOrStderr())
+	_ = cmd.Help()
+	return &exitError{code: exitInvalid, err: err}
+}
+
+// helpCommand is spate help [COMMAND]: help on a command that does not
+// exist is a usage error (exit 2), not a page of help and exit 0.
+func helpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				return usageError(c.Root(), fmt.Errorf("no help topic %q; the commands are listed above", strings.Join(args, " ")))
+			}
+			return target.Help()
+		},
+	}
+}
+
+// strictCompletion makes cobra's completion command refuse a shell it
+// does not know (exit 2) and, without one, show its help and exit 2.
+func strictCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = cobra.NoArgs
+			c.RunE = func(c *cobra.Command, _ []string) error {
+				return usageError(c, errors.New("completion needs a shell: bash, zsh, fish or powershell"))
+			}
+		}
+	}
 }
 
 func newRoot() *cobra.Command {
@@ -67,5 +114,10 @@ or usage, 3 thresholds failed (spate sweep: at some point; spate report
 	}
 	root.AddCommand(newRunCmd(), newSweepCmd(), newValidateCmd(), newReportCmd(), newVersionCmd())
 	root.AddCommand(newMergeCmd(), newServeCmd())
+	root.RunE = func(c *cobra.Command, _ []string) error {
+		return usageError(c, errors.New("no command given; the commands are listed above"))
+	}
+	root.SetHelpCommand(helpCommand())
+	strictCompletion(root)
 	return root
 }

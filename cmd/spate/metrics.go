@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,4 +230,21 @@ func (s *metricsServer) close() error {
 		err = serr
 	}
 	return err
+}
+
+// checkListenAddr checks a HOST:PORT to listen on before anything runs:
+// the port a number from 0 (any free one) to 65535, the host empty, an IP
+// address or a name.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, e.g. 127.0.0.1:9464: %v", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 (any free port) to 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /\\%") {
+		return fmt.Errorf("host %q is not an IP address or a host name", host)
+	}
+	return nil
 }

@@ -26,7 +26,13 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress line\n got %q\nwant %q", got, want)
 	}
 	pg.Draining, pg.ActiveFaults, pg.Interval.Latency = true, nil, accounting.LatencySet{}
-	if got := progressLine(pg); !strings.Contains(got, "] draining achieved") || strings.Contains(got, "faults") || strings.Contains(got, "p99") {
+	if got := progressLine(pg); !strings.Contains(got, "] draining +0.0s achieved") || strings.Contains(got, "faults") || strings.Contains(got, "p99") {
+		t.Errorf("draining line %q", got)
+	}
+	// While draining, the elapsed time stops at the total; the drain counts on.
+	drain := pg
+	drain.Elapsed = time.Minute + 2500*time.Millisecond
+	if got := progressLine(drain); !strings.HasPrefix(got, "[  60.0s/1m0s] draining +2.5s achieved") {
 		t.Errorf("draining line %q", got)
 	}
 
@@ -40,6 +46,17 @@ func TestProgressLine(t *testing.T) {
 	p.done()
 	if n := strings.Count(b.String(), "\n"); n != 3 { // 5s, 10s, 12s
 		t.Errorf("%d log lines:\n%s", n, b.String())
+	}
+	// TERM=dumb: no escape codes, even in line mode.
+	t.Setenv("TERM", "dumb")
+	var dumb bytes.Buffer
+	dp := newProgressPrinter(&dumb, "line")
+	dp.print(pg)
+	pg.Phase = ""
+	dp.print(pg)
+	dp.done()
+	if strings.Contains(dumb.String(), "\033") || strings.Count(dumb.String(), "\r") != 2 {
+		t.Errorf("TERM=dumb output %q", dumb.String())
 	}
 	if truncateRunes("abcdef", 4) != "abc…" || truncateRunes("abc", 4) != "abc" {
 		t.Error("truncateRunes")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +22,7 @@ type reportFlags struct {
 	out           string
 	maxRegression []string
 	quiet         bool
+	overwrite     bool
 }
 
 // renderFormats are the formats `spate report` writes by default: all that
@@ -67,6 +70,7 @@ Exit codes: 0 done (no regression), 1 the files could not be written,
 	fl.StringVarP(&f.out, "out", "o", "", "directory to write into (default: the results' own directory)")
 	fl.StringArrayVar(&f.maxRegression, "max-regression", nil, "with --compare: METRIC=LIMIT, e.g. e2e.p99=10% or lost=0 (repeatable)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print the summary")
+	fl.BoolVar(&f.overwrite, "overwrite", false, "with --out: write into the directory even when it holds files spate did not write")
 	return cmd
 }
 
@@ -106,10 +110,14 @@ func renderReport(cmd *cobra.Command, args []string, f reportFlags) error {
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
 	}
-	dir := f.out
-	if dir == "" {
-		dir = filepath.Dir(file)
+	// Another directory (--out) gets the care a run's does; the results'
+	// own directory is a report already.
+	out, err := openOutDir(cmp.Or(f.out, filepath.Dir(file)), "", time.Now(), "spate report "+args[0], f.overwrite || f.out == "")
+	if err != nil {
+		return dirError(err)
 	}
+	defer out.release()
+	dir := out.path
 	if !f.quiet {
 		if err := report.WriteText(cmd.OutOrStdout(), r); err != nil {
 			return &exitError{code: exitRuntime, err: err}

@@ -1,21 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/spf13/cobra"
@@ -34,6 +34,7 @@ type runFlags struct {
 	verbose     bool
 	metricsAddr string
 	peak        string
+	overwrite   bool
 	shardFlags
 }
 
@@ -79,7 +80,8 @@ Exit codes: 0 pass, 1 runtime error, interrupted or incomplete run,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runScenario(cmd, args[0], f) },
 	}
-	cmd.Flags().StringVarP(&f.out, "out", "o", "", "directory for report files (default: the scenario's report.dir, or spate-results/NAME-TIME)")
+	cmd.Flags().StringVarP(&f.out, "out", "o", "", "directory for report files (default: the scenario's report.dir, or a new spate-results/NAME-TIME); held for the run, and refused when it holds files spate did not write")
+	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "write into the report directory even when it holds files spate did not write")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "live progress: auto (a line in place on a terminal, a log line every 5s otherwise), line, log, off")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what the run does")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464 (port 0 picks a free one; the address is printed)")
@@ -131,8 +133,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		return &exitError{code: exitInvalid, err: fmt.Errorf("--progress %q: valid values are auto, line, log, off", f.progress)}
 	}
 	if f.metricsAddr != "" {
-		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
-			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9464: %v", f.metricsAddr, err)}
+		if err := checkListenAddr(f.metricsAddr); err != nil {
+			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr %q: %v", f.metricsAddr, err)}
 		}
 	}
 	peak, err := parsePeak(f.peak)
@@ -143,13 +145,16 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
 	}
-	data, rerr := os.ReadFile(file)
-	if rerr == nil && scenarios.IsSweepFile(data) {
+	data, err := readInput(cmd, file) // once: a named pipe cannot be read twice
+	if err != nil {
+		return err
+	}
+	if scenarios.IsSweepFile(data) {
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is a sweep file; run it with spate sweep %s", file, file)}
 	}
 	l := loader()
 	l.Shards = plan.count
-	sc, err := l.Load(file)
+	sc, err := l.Parse(file, data)
 	if err != nil {
 		printProblems(cmd, err)
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%s is not a valid scenario", file)}
@@ -161,15 +166,14 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		formats = report.Formats
 	}
 
-	// The report directory is known before the run, so that interval logs
-	// can be written into it as the run goes.
-	dir := f.out
-	if dir == "" {
-		dir = sc.Report.Dir
+	// The report directory is known (and held) before the run, so that
+	// interval logs can be written into it as the run goes.
+	out, err := openOutDir(cmp.Or(f.out, sc.Report.Dir), sc.Name, time.Now(), "spate run "+file, f.overwrite)
+	if err != nil {
+		return dirError(err)
 	}
-	if dir == "" {
-		dir = filepath.Join("spate-results", sc.Name+"-"+time.Now().Format("20060102-150405"))
-	}
+	defer out.release()
+	dir := out.path
 	runID := newRunID()
 	opts := []engine.Option{engine.WithDrivers(kinds()...), engine.WithRunID(runID), engine.WithPeak(peak)}
 	var visitors []func(kind string, start, end time.Time, h *hdr.Histogram)
@@ -187,8 +191,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if f.metricsAddr != "" {
 		metrics = newLiveMetrics(sc.Name, stamp.RunIDString(runID), sc.Driver.Kind)
 		srv, err := serveMetrics(f.metricsAddr, metrics)
-		if err != nil {
-			return &exitError{code: exitRuntime, err: fmt.Errorf("--metrics-addr: %w", err)}
+		if err != nil { // the address asked for cannot be served: a usage error, before anything ran
+			return &exitError{code: exitInvalid, err: fmt.Errorf("--metrics-addr: %w", err)}
 		}
 		defer srv.close()
 		fmt.Fprintf(stderr, "metrics: http://%s/metrics\n", srv.addr)
@@ -210,6 +214,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, stopGuard := guardMemory(ctx)
+	defer stopGuard()
 	finished := make(chan struct{})
 	defer close(finished) // before stop: the deferred stop is no interrupt
 	go func() {
@@ -224,6 +230,10 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		default:
 		}
 		stop() // the next signal gets Go's default handling: exit at once
+		if err := memoryStop(ctx); err != nil {
+			fmt.Fprintf(stderr, "\nspate: %v; draining briefly and writing the report\n", err)
+			return
+		}
 		fmt.Fprintln(stderr, "\nspate: interrupted; draining briefly and writing the report (Ctrl-C again to exit now)")
 	}()
 
@@ -289,6 +299,9 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	if runErr != nil {
 		return &exitError{code: exitRuntime, err: runErr}
 	}
+	if res.Interrupted && memoryStop(ctx) != nil {
+		return &exitError{code: exitRuntime, err: memoryStop(ctx)}
+	}
 	return verdictExit(res)
 }
 
@@ -319,6 +332,10 @@ type progressPrinter struct {
 	last   time.Duration
 	wrote  bool
 	width  func() int // terminal columns; 0 when unknown
+	// dumb is TERM=dumb: a terminal without escape codes (auto mode logs
+	// lines there; line mode rewrites with spaces).
+	dumb    bool
+	lastLen int
 	// prefix says whose figures the line shows when they are not the
 	// run's (a shard's own, in a distributed run).
 	prefix string
@@ -345,8 +362,9 @@ func newProgressPrinter(w io.Writer, mode string) *progressPrinter {
 	case "line":
 		p.inline = true
 	case "auto":
-		p.inline = tty
+		p.inline = tty && os.Getenv("TERM") != "dumb"
 	}
+	p.dumb = os.Getenv("TERM") == "dumb"
 	return p
 }
 
@@ -363,7 +381,13 @@ func (p *progressPrinter) print(pg engine.Progress) {
 		if w := p.width(); w > 1 {
 			line = truncateRunes(line, w-1) // a wrapped line cannot be rewritten
 		}
-		fmt.Fprintf(p.w, "\r%s\033[K", line)
+		if p.dumb { // no escape codes: blank out the rest of the last line with spaces
+			n := utf8.RuneCountInString(line)
+			fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", max(p.lastLen-n, 0)))
+			p.lastLen = n
+		} else {
+			fmt.Fprintf(p.w, "\r%s\033[K", line)
+		}
 		p.wrote = true
 	} else {
 		fmt.Fprintln(p.w, line)
@@ -380,10 +404,14 @@ func progressLine(pg engine.Progress) string {
 		secs = 1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%6.1fs/%s] ", pg.Elapsed.Seconds(), pg.Total.Round(100*time.Millisecond))
+	elapsed := pg.Elapsed
+	if pg.Draining && pg.Total > 0 {
+		elapsed = min(elapsed, pg.Total) // the traffic's clock stops at its end; the drain counts on its own
+	}
+	fmt.Fprintf(&b, "[%6.1fs/%s] ", elapsed.Seconds(), pg.Total.Round(100*time.Millisecond))
 	switch {
 	case pg.Draining:
-		b.WriteString("draining ")
+		fmt.Fprintf(&b, "draining +%.1fs ", max(pg.Elapsed-pg.Total, 0).Seconds())
 	case pg.Phase != "" && pg.TargetRate > 0:
 		fmt.Fprintf(&b, "%s target %s/s ", pg.Phase, groupInt(int64(pg.TargetRate+0.5)))
 	case pg.Phase != "":

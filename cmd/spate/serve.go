@@ -45,9 +45,9 @@ was ready, ...) or died for good; 2 invalid flags.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageError("serve: unknown system %q; want kafka or rabbitmq", args[0])
+				return invalidf("serve: unknown system %q; want kafka or rabbitmq", args[0])
 			}
-			return usageError("serve: name the system to run: spate serve kafka, or spate serve rabbitmq")
+			return invalidf("serve: name the system to run: spate serve kafka, or spate serve rabbitmq")
 		},
 	}
 	cmd.AddCommand(newServeKafkaCmd(), newServeRabbitMQCmd())
@@ -152,8 +152,8 @@ func serve(cmd *cobra.Command, f serveFlags, start func(ctx context.Context, log
 	return nil
 }
 
-// usageError is an invalid-usage error (exit 2).
-func usageError(format string, args ...any) error {
+// invalidf is an invalid-usage error (exit 2).
+func invalidf(format string, args ...any) error {
 	return &exitError{code: exitInvalid, err: fmt.Errorf(format, args...)}
 }
 
@@ -362,7 +362,7 @@ the data directory in use, rabbitmq-server missing) or died and was not
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.port < 0 || f.port > 65535 {
-				return usageError("--port: %d is not a port (1..65535, or 0 for a free one)", f.port)
+				return invalidf("--port: %d is not a port (1..65535, or 0 for a free one)", f.port)
 			}
 			return serve(cmd, f.serveFlags, func(ctx context.Context, log *slog.Logger, data string) (server, error) {
 				var ports []int

@@ -24,7 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spate-dev/spate/drivers/rabbitmq"
-	"github.com/spate-dev/spate/report"
 )
 
 // These tests run `spate serve` as the real binary, wait on its ready file
@@ -125,7 +124,7 @@ thresholds: [loss == 0, duplicates == 0, reordered == 0]
 	if r.code != 0 {
 		t.Fatalf("spate run on the served cluster: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	if c := results(t, out).Counts; c.Sent != 1000 || c.Received != 1000 {
+	if c := readRun(t, out).Counts; c.Sent != 1000 || c.Received != 1000 {
 		t.Errorf("spate run counted %+v, want 1000 sent and received", c)
 	}
 
@@ -223,7 +222,7 @@ thresholds: [loss == 0]
 	if r.code != 0 {
 		t.Fatalf("spate run with a crash of the served node: exit %d\nstdout:\n%s\nstderr:\n%s\nserver log:\n%s", r.code, r.stdout, r.stderr, s.stderr.String())
 	}
-	res := results(t, out)
+	res := readRun(t, out)
 	if len(res.Chaos) != 1 || !res.Chaos[0].OK || res.Chaos[0].Details["stop_exit_code"] != 0.0 || res.Chaos[0].Details["start_exit_code"] != 0.0 {
 		t.Errorf("the broker-restart fault: %+v", res.Chaos)
 	}
@@ -515,16 +514,6 @@ func readPID(t *testing.T, path string) int {
 		t.Fatalf("--pid-file holds %q: %v", b, err)
 	}
 	return pid
-}
-
-// results reads the results.json a spate run wrote into dir.
-func results(t *testing.T, dir string) *report.Results {
-	t.Helper()
-	res, _, err := readResults(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }
 
 // --- helpers: clients

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,10 +17,11 @@ import (
 )
 
 type sweepFlags struct {
-	out      string
-	progress string
-	verbose  bool
-	dryRun   bool
+	out       string
+	progress  string
+	verbose   bool
+	dryRun    bool
+	overwrite bool
 }
 
 func newSweepCmd() *cobra.Command {
@@ -61,6 +62,7 @@ at runtime or the sweep was interrupted, 2 invalid sweep or scenario,
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "live progress of each point: auto, line, log, off")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what the runs do")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "validate every point and list them, without running")
+	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "write into the sweep directory even when it holds files spate did not write")
 	return cmd
 }
 
@@ -83,13 +85,12 @@ func runSweep(cmd *cobra.Command, file string, f sweepFlags) error {
 		}
 		return nil
 	}
-	dir := f.out
-	if dir == "" {
-		dir = sw.Dir
+	out, err := openOutDir(cmp.Or(f.out, sw.Dir), sw.Name, time.Now(), "spate sweep "+file, f.overwrite)
+	if err != nil {
+		return dirError(err)
 	}
-	if dir == "" {
-		dir = filepath.Join("spate-results", sw.Name+"-"+time.Now().Format("20060102-150405"))
-	}
+	defer out.release()
+	dir := out.path
 
 	level := slog.LevelWarn
 	if f.verbose {
@@ -98,6 +99,8 @@ func runSweep(cmd *cobra.Command, file string, f sweepFlags) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, stopGuard := guardMemory(ctx)
+	defer stopGuard()
 	finished := make(chan struct{})
 	defer close(finished)
 	go func() {
@@ -166,6 +169,8 @@ func runSweep(cmd *cobra.Command, file string, f sweepFlags) error {
 	switch {
 	case runErr != nil:
 		return &exitError{code: exitRuntime, err: runErr}
+	case memoryStop(ctx) != nil:
+		return &exitError{code: exitRuntime, err: memoryStop(ctx)}
 	case len(sr.Points) < len(sw.Points):
 		return &exitError{code: exitRuntime, err: fmt.Errorf("the sweep ran %d of %d points", len(sr.Points), len(sw.Points))}
 	case failed > 0:

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +22,13 @@ file has a problem.`,
 			l := loader()
 			bad := 0
 			for _, file := range args {
-				if data, err := os.ReadFile(file); err == nil && scenarios.IsSweepFile(data) {
+				data, err := scenarios.ReadFile(file) // once: a named pipe cannot be read twice
+				if err != nil {
+					bad++
+					printProblems(cmd, scenarios.Problems{scenarios.ReadProblem(file, err)})
+					continue
+				}
+				if scenarios.IsSweepFile(data) {
 					sw, err := l.ParseSweep(file, data)
 					if err != nil {
 						bad++
@@ -33,7 +38,7 @@ file has a problem.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (a sweep of %d points over %s)\n", file, len(sw.Points), sw.Scenario)
 					continue
 				}
-				if _, err := l.Load(file); err != nil {
+				if _, err := l.Parse(file, data); err != nil {
 					bad++
 					printProblems(cmd, err)
 					continue
@@ -46,6 +51,17 @@ file has a problem.`,
 			return nil
 		},
 	}
+}
+
+// readInput reads a scenario or sweep file bounded (scenarios.ReadFile),
+// printing the problem and returning an exit error when it cannot.
+func readInput(cmd *cobra.Command, file string) ([]byte, error) {
+	data, err := scenarios.ReadFile(file)
+	if err != nil {
+		printProblems(cmd, scenarios.Problems{scenarios.ReadProblem(file, err)})
+		return nil, &exitError{code: exitInvalid, err: fmt.Errorf("%s is not a valid scenario", file)}
+	}
+	return data, nil
 }
 
 // printProblems writes each problem of a Load error on its own line to stderr.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,8 @@ const (
 )
 
 // FindKumo returns the path of the kumo binary: $SPATE_KUMO, else kumo on
-// PATH, else an error that says how to build it.
+// PATH, else the one .ci/kumo.sh and the tests build into the user cache
+// (CachedKumo), else an error that says how to build it.
 func FindKumo() (string, error) {
 	if p := os.Getenv(KumoEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -38,8 +40,25 @@ func FindKumo() (string, error) {
 	if p, err := exec.LookPath("kumo"); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("eventbridge: endpoint: managed needs the kumo emulator, and neither %s nor PATH names it: "+
-		"run .ci/kumo.sh (it builds kumo from the repository's tools module and prints its path) and set %s to that path", KumoEnv, KumoEnv)
+	if p := CachedKumo(); p != "" {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("eventbridge: endpoint: managed needs the kumo emulator, and neither %s, PATH nor %s has it: "+
+		"run .ci/kumo.sh (or make test), which builds kumo from the repository's tools module into %s, or set %s to a kumo binary",
+		KumoEnv, CachedKumo(), CachedKumo(), KumoEnv)
+}
+
+// CachedKumo is where .ci/kumo.sh and the EventBridge tests build kumo:
+// ${XDG_CACHE_HOME:-$HOME/.cache}/spate/kumo; "" when there is no user
+// cache directory.
+func CachedKumo() string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(cache, "spate", "kumo")
 }
 
 // startManagedKumo starts kumo for endpoint: managed, with its state in a

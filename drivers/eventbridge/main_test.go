@@ -1,6 +1,7 @@
 package eventbridge_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -67,11 +68,10 @@ func kumoBinary(t testing.TB) string {
 			kumoPath = p
 			return
 		}
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
+		out := eventbridge.CachedKumo() // where spate run finds it too
+		if out == "" {
+			out = filepath.Join(os.TempDir(), "spate", "kumo")
 		}
-		out := filepath.Join(cache, "spate", "kumo")
 		tools, err := filepath.Abs(filepath.Join("..", "..", "tools"))
 		if err == nil {
 			_, err = os.Stat(filepath.Join(tools, "go.mod"))
@@ -80,11 +80,15 @@ func kumoBinary(t testing.TB) string {
 			kumoErr = fmt.Errorf("the tools module: %v", err)
 			return
 		}
-		t.Logf("building the kumo emulator into %s (minutes the first time; set %s to skip)", out, eventbridge.KumoEnv)
-		cmd := exec.Command("go", "build", "-C", tools, "-o", out, "github.com/sivchari/kumo/cmd/kumo")
-		cmd.Env = append(os.Environ(), "GONOSUMDB=github.com/aws/aws-sdk-go-v2")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			kumoErr = fmt.Errorf("go build of kumo failed: %v\n%s", err, b)
+		// .ci/kumo.sh builds it (minutes the first time), or keeps the
+		// binary make test's setup built when it is up to date.
+		t.Logf("making the kumo emulator at %s with .ci/kumo.sh (set %s to skip)", out, eventbridge.KumoEnv)
+		cmd := exec.Command(filepath.Join(tools, "..", ".ci", "kumo.sh"))
+		cmd.Env = append(os.Environ(), "SPATE_KUMO_OUT="+out)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if _, err := cmd.Output(); err != nil {
+			kumoErr = fmt.Errorf(".ci/kumo.sh failed: %v\n%s", err, stderr.Bytes())
 			return
 		}
 		kumoPath = out

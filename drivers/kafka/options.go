@@ -257,6 +257,15 @@ var (
 // IsEmbedded reports whether o starts the in-process cluster.
 func (o Options) IsEmbedded() bool { return len(o.Brokers) == 0 }
 
+// ManagedBrokers is the embedded cluster's size (drivers.BrokerCounter);
+// 0 on an external cluster.
+func (o Options) ManagedBrokers() int {
+	if o.IsEmbedded() {
+		return o.Embedded.Brokers
+	}
+	return 0
+}
+
 // fillDefaults gives zero fields their defaults; some depend on whether the
 // cluster is embedded.
 func (o *Options) fillDefaults() {

@@ -155,6 +155,15 @@ func (o Options) Abilities() []string {
 	return a
 }
 
+// ManagedBrokers is 1 for the node of url: managed (broker 0), 0 for an
+// external broker (drivers.BrokerCounter).
+func (o Options) ManagedBrokers() int {
+	if o.URL == Managed || o.Node != nil {
+		return 1
+	}
+	return 0
+}
+
 // problem is one mistake in Options: the option's dotted YAML path and
 // what is wrong with it.
 type problem struct{ key, msg string }
