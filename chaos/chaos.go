@@ -91,6 +91,16 @@ type spec interface {
 type fault struct {
 	details map[string]any
 	end     func() // closes the window; idempotent
+	began   time.Time
+}
+
+// applied records, for faults that first ask the driver something (which
+// broker leads the queue), how long after the window opened the fault was
+// applied (details.applied_after).
+func (f *fault) applied() {
+	if !f.began.IsZero() {
+		f.details["applied_after"] = time.Since(f.began).Round(time.Millisecond).String()
+	}
 }
 
 // reverting marks the end of the fault's window: traffic after this moment
@@ -216,7 +226,7 @@ func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
 	env.Log.Info("fault started", "action", o.action.Action, "target", o.action.Target)
 
 	var endOnce sync.Once
-	f := &fault{details: map[string]any{}}
+	f := &fault{details: map[string]any{}, began: time.Now()}
 	f.end = func() {
 		endOnce.Do(func() {
 			r.tracker.CloseSpan(o.win)
