@@ -122,7 +122,7 @@ func TestOpenErrors(t *testing.T) {
 	})
 	t.Run("invalid options", func(t *testing.T) {
 		o := options(t)
-		o.Queue.Type = "stream"
+		o.Queue.Type = "streams"
 		o.Reject = 2
 		err := openErr(t, o)
 		if err == nil || !strings.Contains(err.Error(), "queue.type") || !strings.Contains(err.Error(), "reject") {
