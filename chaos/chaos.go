@@ -3,8 +3,9 @@
 // the run, on Ctrl-C and on a runtime error. Each fault runs on real traffic
 // through the engine's controls (pause, throttle, crash and restart
 // consumers; make producers re-send) or a driver's optional abilities
-// (drivers.BrokerRestarter, LeaderMover, ProtocolFaulter, Crasher, Env.Dial),
-// found by type assertion: chaos never imports a concrete driver.
+// (drivers.BrokerRestarter, BrokerPauser, BrokerPartitioner, LeaderLocator,
+// LeaderMover, ProtocolFaulter, Crasher, Env.Dial), found by type
+// assertion: chaos never imports a concrete driver.
 //
 // Every fault becomes a report.FaultResult: when it started and ended,
 // whether it worked, the action's own details (injected counts, command
