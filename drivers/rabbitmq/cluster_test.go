@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/rabbitmq"
 	"github.com/spate-dev/spate/drivers/stamp"
+	"github.com/spate-dev/spate/engine"
 	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
 )
 
 // These tests run scenarios on the shared 3-node cluster, each starting
@@ -638,5 +641,65 @@ func checkGone(t testing.TB, pids, ports []int, dir string) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("directory %s is still there (%v)", dir, err)
+	}
+}
+
+// TestExistingClusterURLs: `urls:` names the nodes of a cluster spate does
+// not manage (here the shared cluster, as if it were someone else's).
+// Clients spread over its nodes; when one node is killed mid-run (by the
+// test: the driver manages nothing), its clients reconnect to the others
+// and nothing confirmed to a quorum queue is lost.
+func TestExistingClusterURLs(t *testing.T) {
+	c := cluster(t)
+	urls := c.URLs()
+	src := fmt.Sprintf(`
+driver:
+  rabbitmq:
+    urls: [%q, %q, %q]
+    queue: {type: quorum}
+    prefetch: 200
+    reconnect: 2m
+producers: 3
+consumers: 3
+message: {size: 256B}
+traffic:
+  - constant: {rate: 600/s, for: 15s}
+drain: 60s
+thresholds: [loss == 0]
+`, urls[0], urls[1], urls[2])
+	l := &scenarios.Loader{}
+	l.Driver(rabbitmq.Kind.Name, rabbitmq.Kind.Options)
+	for _, a := range chaos.Actions() {
+		l.Action(a.Name, a.Decode)
+	}
+	sc, err := l.Parse("urls.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drivers.HasAbility(sc.Driver.Options, drivers.AbilityBrokerRestart) {
+		t.Error("a driver on urls: lists broker-restart: it manages no broker")
+	}
+	killed := make(chan error, 1)
+	go func() {
+		time.Sleep(4 * time.Second)
+		killed <- c.Restart(context.Background(), 2, drivers.Kill, 0)
+	}()
+	res, err := engine.Run(context.Background(), sc, engine.WithDrivers(rabbitmq.Kind), engine.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-killed; err != nil {
+		t.Fatal(err)
+	}
+	cnt, st := res.Counts, res.DriverStats
+	t.Logf("counts %+v\nstats %v", cnt, st)
+	checkThresholds(t, res)
+	expect(t, "lost", cnt.Lost, 0)
+	checkConfirmedAccounting(t, res)
+	if st["reconnects"] == 0 {
+		t.Error("no client reconnected after node 2 was killed")
+	}
+	if _, ok := st["leader_broker"]; ok {
+		t.Error("driver_stats has leader_broker on a cluster spate does not manage")
 	}
 }

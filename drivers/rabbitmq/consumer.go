@@ -49,6 +49,7 @@ type subscription struct {
 	stream int32
 	dead   bool // the dead-letter queue
 	manual bool // deliveries are acknowledged
+	log    bool // a stream: deliveries carry their offset
 	free   chan []amqp.Delivery
 	// next is, on a stream, the offset after the last delivery pump queued
 	// for Consume (-1: none yet): where to read on after a reconnection,
@@ -90,6 +91,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 		c.subs = append(c.subs, &subscription{c: c, queue: d.queues[c.sub], stream: QueueStream, manual: !d.opts.AutoAck})
 	}
 	for _, s := range c.subs {
+		s.log = d.opts.Queue.Type == "stream"
 		s.next.Store(-1)
 	}
 	if dlq := d.dlqs[c.sub]; dlq != "" {
@@ -144,7 +146,7 @@ func (s *subscription) subscribe(ctx context.Context) (*amqp.Channel, <-chan amq
 	tag := fmt.Sprintf("spate-%s-c%d-%d", stampRun(d.env.RunID), c.id, d.consumed)
 	d.mu.Unlock()
 	var args amqp.Table
-	if d.opts.Queue.Type == "stream" && !s.dead {
+	if s.log {
 		args = amqp.Table{"x-stream-offset": s.startOffset()}
 	}
 	dels, err := ch.Consume(s.queue, tag, !s.manual, false, false, false, args)
@@ -252,13 +254,16 @@ func (s *subscription) pump(ch *amqp.Channel, dels <-chan amqp.Delivery) {
 			}
 		}
 		// (Read before the batch is handed over: Consume recycles it.)
-		off, isStream := streamOffsetOf(buf[len(buf)-1].Headers)
+		off, hasOffset := int64(0), false
+		if s.log {
+			off, hasOffset = streamOffsetOf(buf[len(buf)-1].Headers)
+		}
 		select {
 		case c.batches <- &inBatch{sub: s, ch: ch, ds: buf}:
 		case <-done:
 			return
 		}
-		if isStream {
+		if hasOffset {
 			s.next.Store(off + 1)
 		}
 		if !open {
@@ -359,9 +364,11 @@ func (c *consumer) handle(b *inBatch, h drivers.Handler) {
 			continue
 		}
 		dl := drivers.Delivery{Stamp: s, Stream: b.sub.stream, Redelivered: dv.Redelivered, DeadLetter: b.sub.dead}
-		if off, ok := streamOffsetOf(dv.Headers); ok {
-			dl.HasOffset, dl.Offset = true, off
-			next = off + 1
+		if b.sub.log {
+			if off, ok := streamOffsetOf(dv.Headers); ok {
+				dl.HasOffset, dl.Offset = true, off
+				next = off + 1
+			}
 		}
 		out = append(out, dl)
 		last = dv.DeliveryTag

@@ -391,6 +391,9 @@ func (o *Options) checkStream() []problem {
 	if o.SingleActive {
 		add("single-active", "RabbitMQ has no single active consumer on a stream read over AMQP 0.9.1; leave single-active out")
 	}
+	if o.ConsumerChannels > 1 {
+		add("channels.consumers", "a consumer reads a stream once per channel, so with %d channels it would read every message %d times; set channels: {consumers: 1}", o.ConsumerChannels, o.ConsumerChannels)
+	}
 	return ps
 }
 

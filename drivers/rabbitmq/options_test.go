@@ -158,6 +158,7 @@ func TestOptionProblems(t *testing.T) {
 			"~test.yaml:3:14: driver.rabbitmq.dead-letter: a stream does not dead-letter",
 			"~test.yaml:4:16: driver.rabbitmq.single-active: RabbitMQ has no single active consumer on a stream",
 		}},
+		{"queue: {type: stream}\nchannels: {consumers: 2}", []string{"test.yaml:2:23: driver.rabbitmq.channels.consumers: a consumer reads a stream once per channel, so with 2 channels it would read every message 2 times; set channels: {consumers: 1}"}},
 		{"queue: {type: stream, offset: yesterday}", []string{`test.yaml:1:31: driver.rabbitmq.queue.offset: unknown stream offset "yesterday"; valid: first, last, next, an RFC 3339 timestamp (2024-05-01T12:00:00Z) or an offset (0 or more)`}},
 		{"queue: {offset: first}", []string{"test.yaml:1:17: driver.rabbitmq.queue.offset: applies to streams; set type: stream or leave it out"}},
 		{"nodes: 3\nqueue: {type: quorum, quorum-initial-group-size: 4}", []string{"test.yaml:2:50: driver.rabbitmq.queue.quorum-initial-group-size: must be at most the 3 nodes of the managed cluster, got 4"}},
