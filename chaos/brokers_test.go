@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -98,18 +99,24 @@ func loadScenario(t *testing.T, src string) *scenarios.Scenario {
 
 // runFaults runs sc's faults against drv on a timeline that starts now,
 // stops them after stopAfter (as the end of a run or an interrupt would)
-// and returns their results.
+// and returns their results. It runs in a synctest bubble: the timeline's
+// clock is the bubble's, so the faults' times are exact and nothing waits
+// for real.
 func runFaults(t *testing.T, sc *scenarios.Scenario, drv drivers.Driver, stopAfter time.Duration) []report.FaultResult {
 	t.Helper()
-	r := chaos.NewRunner(sc)
-	start := time.Now()
-	tr := report.NewTracker(1, 1, start.UnixNano())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r.Start(context.Background(), &chaos.Env{Driver: drv, Log: log}, tr, func() time.Duration { return time.Since(start) })
-	time.Sleep(stopAfter)
-	r.Stop()
-	r.Close()
-	return r.Results()
+	var res []report.FaultResult
+	synctest.Test(t, func(t *testing.T) {
+		r := chaos.NewRunner(sc)
+		start := time.Now()
+		tr := report.NewTracker(1, 1, start.UnixNano())
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		r.Start(context.Background(), &chaos.Env{Driver: drv, Log: log}, tr, func() time.Duration { return time.Since(start) })
+		time.Sleep(stopAfter)
+		r.Stop()
+		r.Close()
+		res = r.Results()
+	})
+	return res
 }
 
 // TestNodeFaults: each node fault acts on the broker its target names

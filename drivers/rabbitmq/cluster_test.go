@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -269,9 +270,12 @@ func TestClusterStreamTwoConsumers(t *testing.T) {
 				break
 			}
 		}
-		// Every message the stream holds is one spate sent, each once:
-		// what landed of the unconfirmed too.
-		expect(t, fmt.Sprintf("consumer %d deliveries", id), int64(len(offs)), cnt.Acked+cnt.UnconfirmedDelivered)
+		// Every message the stream holds is one spate sent (what landed
+		// of the unconfirmed too), each read once by each consumer.
+		expect(t, fmt.Sprintf("consumer %d deliveries", id), int64(len(offs)), cnt.Received/2)
+	}
+	if fmt.Sprint(so.offsets[0]) != fmt.Sprint(so.offsets[1]) {
+		t.Error("the two consumers read different offsets")
 	}
 	if st["reconnects"] == 0 {
 		t.Error("no client reconnected: the restarted node had none of them")
@@ -502,10 +506,11 @@ drain: 5s
 }
 
 // TestManagedCluster: `url: managed` with `nodes: 2` starts a private
-// cluster, makes the driver able to restart, pause and partition its two
-// brokers and say which leads the queue, spreads clients over both nodes,
-// and Close stops everything it started, undoing the faults left in
-// effect: no node process, no listening port, no directory remains.
+// cluster, makes the driver able to restart (one node or all), pause and
+// partition its two brokers and say which leads the queue, spreads clients
+// over both nodes, and Close stops everything it started, undoing the
+// faults left in effect: no node process, no listening port, no directory
+// remains.
 func TestManagedCluster(t *testing.T) {
 	node(t) // the same requirements; the shared cluster is not used
 	o := rabbitmq.DefaultOptions()
@@ -602,6 +607,26 @@ func TestManagedCluster(t *testing.T) {
 	_ = p.Close(ctx)
 	stop()
 
+	// Every node killed at once, all started again in parallel: the
+	// cluster forms again and the quorum queue has a leader.
+	if err := md.RestartBroker(ctx, drivers.AllBrokers, drivers.Kill, 0); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer wcancel()
+	if err := c.WaitHealthy(wctx, 3*time.Minute); err != nil {
+		t.Fatalf("after restarting every node: %v", err)
+	}
+	waitFor(t, "a leader for the queue after every node restarted", time.Minute, func() bool {
+		l, err := md.Leaders(ctx)
+		return err == nil && l[md.Queue()] >= 0
+	})
+	if newBeams := c.PIDs(); len(newBeams) != 2 || newBeams[0] == beams[0] || newBeams[1] == beams[1] {
+		t.Errorf("node processes %v after restarting every node, were %v", newBeams, beams)
+	} else {
+		beams = append(beams, newBeams...)
+	}
+
 	// Faults left in effect: Close must undo them and stop everything.
 	if _, err := md.PauseBroker(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -663,7 +688,7 @@ producers: 3
 consumers: 3
 message: {size: 256B}
 traffic:
-  - constant: {rate: 600/s, for: 15s}
+  - constant: {rate: 600/s, for: 10s}
 drain: 60s
 thresholds: [loss == 0]
 `, urls[0], urls[1], urls[2])
@@ -679,12 +704,26 @@ thresholds: [loss == 0]
 	if drivers.HasAbility(sc.Driver.Options, drivers.AbilityBrokerRestart) {
 		t.Error("a driver on urls: lists broker-restart: it manages no broker")
 	}
+	// Node 2 is killed once 2,000 messages are confirmed (a third of the
+	// traffic), and started again.
+	var confirmed atomic.Int64
+	kind := rabbitmq.Kind
+	kind.Open = func(ctx context.Context, options any, env drivers.Env) (drivers.Driver, error) {
+		d, err := rabbitmq.Kind.Open(ctx, options, env)
+		if err != nil {
+			return nil, err
+		}
+		return &countingDriver{Driver: d, confirmed: &confirmed}, nil
+	}
 	killed := make(chan error, 1)
 	go func() {
-		time.Sleep(4 * time.Second)
+		deadline := time.Now().Add(time.Minute)
+		for confirmed.Load() < 2000 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		killed <- c.Restart(context.Background(), 2, drivers.Kill, 0)
 	}()
-	res, err := engine.Run(context.Background(), sc, engine.WithDrivers(rabbitmq.Kind), engine.WithLogger(testLogger(t)))
+	res, err := engine.Run(context.Background(), sc, engine.WithDrivers(kind), engine.WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -703,3 +742,25 @@ thresholds: [loss == 0]
 		t.Error("driver_stats has leader_broker on a cluster spate does not manage")
 	}
 }
+
+// countingDriver counts the messages its producers had confirmed, and
+// passes the driver's figures on.
+type countingDriver struct {
+	drivers.Driver
+	confirmed *atomic.Int64
+}
+
+func (d *countingDriver) NewProducer(ctx context.Context, id int, ack drivers.AckFunc) (drivers.Producer, error) {
+	return d.Driver.NewProducer(ctx, id, func(rs []drivers.Result) {
+		var ok int64
+		for _, r := range rs {
+			if r.Err == nil {
+				ok++
+			}
+		}
+		d.confirmed.Add(ok)
+		ack(rs)
+	})
+}
+
+func (d *countingDriver) Stats() map[string]int64 { return d.Driver.(drivers.StatsReporter).Stats() }
