@@ -145,8 +145,11 @@ func TestClusterQuorumKillLeader(t *testing.T) {
 	if cnt.Acked < cnt.Sent*9/10 {
 		t.Errorf("acked %d of %d sent", cnt.Acked, cnt.Sent)
 	}
-	if st["reconnects"] == 0 {
-		t.Error("no client reconnected: the killed node had none of them")
+	// Producers 0 and 1 and the consumer connect to nodes 0 and 1 (the
+	// queue's leader is node 0, where it was declared, unless RabbitMQ
+	// placed it elsewhere).
+	if killed < 2 && st["reconnects"] == 0 {
+		t.Errorf("no client reconnected, though node %d had clients", killed)
 	}
 	if f.RecoveryS == nil {
 		t.Errorf("the fault's recovery time was not measured: the node was back at %.1fs of %.0fs of traffic (restart took %v)", f.EndS, res.TrafficS, f.Details["took"])
@@ -277,8 +280,8 @@ func TestClusterStreamTwoConsumers(t *testing.T) {
 	if fmt.Sprint(so.offsets[0]) != fmt.Sprint(so.offsets[1]) {
 		t.Error("the two consumers read different offsets")
 	}
-	if st["reconnects"] == 0 {
-		t.Error("no client reconnected: the restarted node had none of them")
+	if restarted := leaderOf(t, f, "leaders_before", q); restarted < 2 && st["reconnects"] == 0 {
+		t.Errorf("no client reconnected, though node %d had clients", restarted)
 	}
 }
 
