@@ -3,6 +3,10 @@ GO ?= go
 PKGS := ./...
 # Each fuzz target's time in `make fuzz` (CI: 4 targets × 15s).
 FUZZTIME ?= 15s
+# Per test binary. drivers/rabbitmq runs a 3-node RabbitMQ cluster through
+# node kills, pauses and partitions: about 9 minutes on a busy 2-core
+# machine, against go test's default of 10.
+TEST_TIMEOUT ?= 20m
 
 .PHONY: build setup test lint fuzz bench demo clean
 
@@ -13,7 +17,7 @@ setup: ## install what the tests need when missing (rabbitmq-server, Chromium: r
 	.ci/setup.sh
 
 test: setup lint ## set up, vet, format check, and every test with the race detector (-tags kafka adds the report package's Kafka sweep)
-	$(GO) test -race -count=1 -tags kafka $(PKGS)
+	$(GO) test -race -count=1 -tags kafka -timeout $(TEST_TIMEOUT) $(PKGS)
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

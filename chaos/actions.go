@@ -3,7 +3,10 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -20,6 +23,8 @@ func init() {
 	register(Action{Name: "duplicate", Decode: decodeDuplicate})
 	register(Action{Name: "exec", Decode: decodeExec, Scope: Once})
 	register(Action{Name: "broker-restart", Decode: decodeRestart, Scope: Once})
+	register(Action{Name: "broker-pause", Decode: decodeBrokerPause, Scope: Once})
+	register(Action{Name: "broker-partition", Decode: decodeBrokerPartition, Scope: Once})
 	register(Action{Name: "leader-move", Decode: decodeLeaderMove, Scope: Once})
 	register(Action{Name: "protocol-error", Decode: decodeProtocolError, Scope: Once})
 	register(Action{Name: "produce-error", Decode: decodeProduceError, Scope: Once})
@@ -316,7 +321,7 @@ func (p *execSpec) run(ctx context.Context, env *Env, window time.Duration, f *f
 // `for` is the down time.
 
 type restartSpec struct {
-	broker      int
+	target      brokerTarget
 	mode        drivers.RestartMode
 	stop, start string
 	timeout     time.Duration
@@ -330,7 +335,7 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 		Timeout scenarios.Duration `yaml:"timeout"`
 	}
 	d.Decode(n, field, &p)
-	spec := &restartSpec{broker: drivers.AllBrokers, stop: p.Stop, start: p.Start, timeout: timeoutOr(p.Timeout)}
+	spec := &restartSpec{target: brokerTarget{id: drivers.AllBrokers}, stop: p.Stop, start: p.Start, timeout: timeoutOr(p.Timeout)}
 	switch p.Mode {
 	case "", "graceful":
 	case "kill":
@@ -338,29 +343,21 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 	default:
 		d.OneOf(node(n, "mode"), field+".mode", p.Mode, "graceful", "kill")
 	}
-	if a.Target != "" && a.Target != "all" {
-		id, err := strconv.Atoi(a.Target)
-		if err != nil || id < 0 {
-			d.Errorf(a.Node, field+".target", "want all or a broker id (0, 1, ...), got %q", a.Target)
-		} else if bc, ok := s.Driver.Options.(drivers.BrokerCounter); ok && p.Stop == "" && bc.ManagedBrokers() > 0 && id >= bc.ManagedBrokers() {
-			runs := fmt.Sprintf("%d brokers (ids 0 to %d)", bc.ManagedBrokers(), bc.ManagedBrokers()-1)
-			if bc.ManagedBrokers() == 1 {
-				runs = "one broker (id 0)"
-			}
-			d.Errorf(a.Node, field+".target", "broker %d does not exist: the %s driver runs %s; target one of them, or all", id, s.Driver.Kind, runs)
-		}
-		spec.broker = id
-	}
 	switch {
 	case (p.Stop == "") != (p.Start == ""):
 		d.Errorf(a.Node, field, "give both stop and start commands, or neither")
+		spec.target = decodeBrokerTarget(d, a, s, field, true, false)
 	case p.Stop != "":
 		if mn := scenarios.Child(n, "mode"); mn != nil {
 			d.Errorf(mn, field+".mode", "mode applies to brokers spate manages; with commands, say it in the stop command")
 		}
+		// The commands say what stops; target only names it.
+		spec.target = decodeBrokerTarget(d, a, s, field, true, false)
 	default:
-		needAbility(d, a, s, field, drivers.AbilityBrokerRestart,
-			"it manages no brokers; use brokers: embedded (kafka) or url: managed (rabbitmq), or give stop: and start: commands")
+		if needAbility(d, a, s, field, drivers.AbilityBrokerRestart,
+			"it manages no brokers; use brokers: embedded (kafka) or url: managed (rabbitmq), or give stop: and start: commands") {
+			spec.target = decodeBrokerTarget(d, a, s, field, true, true)
+		}
 	}
 	return spec
 }
@@ -380,14 +377,221 @@ func (p *restartSpec) run(ctx context.Context, env *Env, window time.Duration, f
 	if !ok {
 		return errorf("broker-restart", "the driver cannot restart brokers")
 	}
-	f.details["broker"] = brokerName(p.broker)
+	id, err := p.target.resolve(ctx, env, f)
+	if err != nil {
+		return errorf("broker-restart", "%v", err)
+	}
+	f.details["broker"] = brokerName(id)
 	f.details["mode"] = map[drivers.RestartMode]string{drivers.Graceful: "graceful", drivers.Kill: "kill"}[p.mode]
 	rctx, cancel := context.WithTimeout(context.Background(), window+p.timeout)
 	defer cancel()
+	f.applied()
 	began := time.Now()
-	err := rs.RestartBroker(rctx, p.broker, p.mode, window)
+	err = rs.RestartBroker(rctx, id, p.mode, window)
 	f.details["took"] = time.Since(began).Round(time.Millisecond).String()
+	f.reverting() // the broker is back: the window ends here
+	leadersAfter(env, f)
 	return err
+}
+
+// brokerTarget is the broker a node fault acts on: one broker, every
+// broker (drivers.AllBrokers), or the one leading the driver's queue when
+// the fault starts.
+type brokerTarget struct {
+	id     int
+	leader bool
+}
+
+// decodeBrokerTarget reads target: all (allowed when allowAll; also what
+// no target means), leader, or a broker id, checked against the brokers
+// the driver's options say it will manage (drivers.BrokerLister) when
+// managed is set.
+func decodeBrokerTarget(d *scenarios.Decoder, a *scenarios.Action, s *scenarios.Scenario, field string, allowAll, managed bool) brokerTarget {
+	switch a.Target {
+	case "", "all":
+		if !allowAll {
+			d.Errorf(a.Node, field+".target", "%s needs target: a broker id (0, 1, ...) or leader (the broker leading the queue when the fault starts)", a.Action)
+		}
+		return brokerTarget{id: drivers.AllBrokers}
+	case "leader":
+		if managed {
+			needAbility(d, a, s, field, drivers.AbilityLeaderLocate,
+				"target: leader needs a driver that can say which broker leads the queue (rabbitmq with url: managed); name a broker id instead")
+		} else {
+			d.Errorf(a.Node, field+".target", "target: leader needs a broker spate manages; with stop and start commands, the commands say which broker stops")
+		}
+		return brokerTarget{leader: true}
+	}
+	valid := "a broker id (0, 1, ...) or leader"
+	if allowAll {
+		valid = "all, " + valid
+	}
+	id, err := strconv.Atoi(a.Target)
+	if err != nil || id < 0 {
+		d.Errorf(a.Node, field+".target", "want %s, got %q", valid, a.Target)
+		return brokerTarget{id: drivers.AllBrokers}
+	}
+	if bl, ok := s.Driver.Options.(drivers.BrokerLister); ok && managed {
+		if ids := bl.BrokerIDs(); len(ids) > 0 && !slices.Contains(ids, id) {
+			d.Errorf(a.Node, field+".target", "no broker %d: the %s driver as configured manages brokers %s; want %s",
+				id, s.Driver.Kind, idRange(ids), valid)
+		}
+	}
+	return brokerTarget{id: id}
+}
+
+// idRange names a list of broker ids for messages: "0", "0 to 2".
+func idRange(ids []int) string {
+	if len(ids) == 1 {
+		return strconv.Itoa(ids[0])
+	}
+	return fmt.Sprintf("%d to %d", ids[0], ids[len(ids)-1])
+}
+
+// resolve returns the broker to act on, asking the driver which broker
+// leads the queue for target: leader, and records in f where every queue's
+// leader was before the fault (leaders_before) when the driver can say.
+func (t brokerTarget) resolve(ctx context.Context, env *Env, f *fault) (int, error) {
+	ll, ok := env.Driver.(drivers.LeaderLocator)
+	if !ok {
+		if t.leader {
+			return 0, errors.New("the driver cannot say which broker leads the queue")
+		}
+		return t.id, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, leaderTimeout)
+	defer cancel()
+	leaders, err := ll.Leaders(lctx)
+	if err != nil {
+		if t.leader {
+			return 0, fmt.Errorf("which broker leads the queue: %v", err)
+		}
+		f.details["leaders_before_error"] = err.Error()
+		return t.id, nil
+	}
+	f.details["leaders_before"] = leaders
+	if !t.leader {
+		return t.id, nil
+	}
+	names := make([]string, 0, len(leaders))
+	for q := range leaders {
+		names = append(names, q)
+	}
+	sort.Strings(names)
+	for _, q := range names {
+		if id := leaders[q]; id >= 0 {
+			f.details["leader_of"] = q
+			return id, nil
+		}
+	}
+	return 0, errors.New("no queue has a leader now")
+}
+
+// leaderTimeout bounds asking the driver which broker leads the queues.
+const leaderTimeout = 30 * time.Second
+
+// leadersAfter records in f where every queue's leader is once the fault
+// is taken back (leaders_after), when the driver can say. It is asked
+// then, not later: leadership that moved during the fault usually stays
+// where it went.
+func leadersAfter(env *Env, f *fault) {
+	ll, ok := env.Driver.(drivers.LeaderLocator)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaderTimeout)
+	defer cancel()
+	leaders, err := ll.Leaders(ctx)
+	if err != nil {
+		f.details["leaders_after_error"] = err.Error()
+		return
+	}
+	f.details["leaders_after"] = leaders
+}
+
+// broker-pause: a broker hangs (SIGSTOP) for the window, then goes on
+// (SIGCONT): alive to the operating system, silent to everyone else.
+
+type pauseBrokerSpec struct{ target brokerTarget }
+
+func decodeBrokerPause(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct{}
+	d.Decode(n, field, &p)
+	needFor(d, a, field, "the broker stays paused")
+	spec := &pauseBrokerSpec{target: brokerTarget{id: drivers.AllBrokers}}
+	if needAbility(d, a, s, field, drivers.AbilityBrokerPause,
+		"it cannot pause the brokers (rabbitmq with url: managed can); to freeze a broker of your own, use exec with kill -STOP and a revert with kill -CONT") {
+		spec.target = decodeBrokerTarget(d, a, s, field, true, true)
+	}
+	return spec
+}
+
+func (p *pauseBrokerSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	bp, ok := env.Driver.(drivers.BrokerPauser)
+	if !ok {
+		return errorf("broker-pause", "the driver cannot pause brokers")
+	}
+	id, err := p.target.resolve(ctx, env, f)
+	if err != nil {
+		return errorf("broker-pause", "%v", err)
+	}
+	f.details["broker"] = brokerName(id)
+	f.applied()
+	resume, err := bp.PauseBroker(ctx, id)
+	if err != nil {
+		return errorf("broker-pause", "%v", err)
+	}
+	hold(ctx, window, false)
+	f.reverting()
+	err = resume()
+	leadersAfter(env, f)
+	if err != nil {
+		return errorf("broker-pause", "resuming broker %s: %v", brokerName(id), err)
+	}
+	return nil
+}
+
+// broker-partition: one broker is cut off from the other brokers of its
+// cluster for the window; clients may still reach it.
+
+type partitionSpec struct{ target brokerTarget }
+
+func decodeBrokerPartition(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, s *scenarios.Scenario) any {
+	var p struct{}
+	d.Decode(n, field, &p)
+	needFor(d, a, field, "the broker stays cut off")
+	spec := &partitionSpec{}
+	if needAbility(d, a, s, field, drivers.AbilityBrokerPartition,
+		"it manages no cluster of two or more brokers to partition (rabbitmq with url: managed and nodes: 2 or more does); "+
+			"to cut clients off instead, use the network action") {
+		spec.target = decodeBrokerTarget(d, a, s, field, false, true)
+	}
+	return spec
+}
+
+func (p *partitionSpec) run(ctx context.Context, env *Env, window time.Duration, f *fault) error {
+	bp, ok := env.Driver.(drivers.BrokerPartitioner)
+	if !ok {
+		return errorf("broker-partition", "the driver cannot partition brokers")
+	}
+	id, err := p.target.resolve(ctx, env, f)
+	if err != nil {
+		return errorf("broker-partition", "%v", err)
+	}
+	f.details["broker"] = brokerName(id)
+	f.applied()
+	heal, err := bp.PartitionBroker(ctx, id)
+	if err != nil {
+		return errorf("broker-partition", "%v", err)
+	}
+	hold(ctx, window, false)
+	f.reverting()
+	err = heal()
+	leadersAfter(env, f)
+	if err != nil {
+		return errorf("broker-partition", "healing the partition of broker %s: %v", brokerName(id), err)
+	}
+	return nil
 }
 
 func brokerName(id int) string {

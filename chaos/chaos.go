@@ -3,8 +3,9 @@
 // the run, on Ctrl-C and on a runtime error. Each fault runs on real traffic
 // through the engine's controls (pause, throttle, crash and restart
 // consumers; make producers re-send) or a driver's optional abilities
-// (drivers.BrokerRestarter, LeaderMover, ProtocolFaulter, Crasher, Env.Dial),
-// found by type assertion: chaos never imports a concrete driver.
+// (drivers.BrokerRestarter, BrokerPauser, BrokerPartitioner, LeaderLocator,
+// LeaderMover, ProtocolFaulter, Crasher, Env.Dial), found by type
+// assertion: chaos never imports a concrete driver.
 //
 // Every fault becomes a report.FaultResult: when it started and ended,
 // whether it worked, the action's own details (injected counts, command
@@ -114,6 +115,16 @@ type spec interface {
 type fault struct {
 	details map[string]any
 	end     func() // closes the window; idempotent
+	began   time.Time
+}
+
+// applied records, for faults that first ask the driver something (which
+// broker leads the queue), how long after the window opened the fault was
+// applied (details.applied_after).
+func (f *fault) applied() {
+	if !f.began.IsZero() {
+		f.details["applied_after"] = time.Since(f.began).Round(time.Millisecond).String()
+	}
 }
 
 // reverting marks the end of the fault's window: traffic after this moment
@@ -250,7 +261,7 @@ func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
 	env.Log.Info("fault started", "action", o.action.Action, "target", o.action.Target)
 
 	var endOnce sync.Once
-	f := &fault{details: map[string]any{}}
+	f := &fault{details: map[string]any{}, began: time.Now()}
 	f.end = func() {
 		endOnce.Do(func() {
 			r.tracker.CloseSpan(o.win)

@@ -63,6 +63,46 @@ type BrokerRestarter interface {
 	RestartBroker(ctx context.Context, id int, mode RestartMode, down time.Duration) error
 }
 
+// BrokerPauser is a driver that can make a broker it manages hang without
+// dying (SIGSTOP): its sockets stay open and nothing answers, as on a
+// frozen host or in a very long GC pause, so peers and clients notice only
+// through their own timeouts.
+type BrokerPauser interface {
+	// PauseBroker freezes broker id (one of BrokerRestarter.Brokers, or
+	// AllBrokers) and returns a function that resumes it, safe to call
+	// more than once. A paused broker is resumed when the driver closes at
+	// the latest.
+	PauseBroker(ctx context.Context, id int) (resume func() error, err error)
+}
+
+// BrokerPartitioner is a driver that can cut one broker of a cluster it
+// manages off from the other brokers, while clients may still reach it.
+type BrokerPartitioner interface {
+	// PartitionBroker isolates broker id from the other brokers and
+	// returns a function that heals the partition, safe to call more than
+	// once. A partition is healed when the driver closes at the latest.
+	PartitionBroker(ctx context.Context, id int) (heal func() error, err error)
+}
+
+// LeaderLocator is a driver that can say which broker leads each of its
+// queues (RabbitMQ: a quorum queue's or a stream's Raft leader, the node a
+// classic queue lives on), so faults can target the leader and report
+// where leadership was before and after.
+type LeaderLocator interface {
+	// Leaders returns queue name -> broker id (as BrokerRestarter.Brokers
+	// names them) for each queue the driver's consumers read; -1 when the
+	// queue has no leader at the moment.
+	Leaders(ctx context.Context) (map[string]int, error)
+}
+
+// BrokerLister is implemented by a driver's options value (what
+// Kind.Options returns) when it knows, before the driver opens, which
+// brokers a driver so configured manages, so scenario validation can
+// reject a fault aimed at a broker that will not exist.
+type BrokerLister interface {
+	BrokerIDs() []int
+}
+
 // LeaderMover is a driver that can move partition leadership (Kafka).
 type LeaderMover interface {
 	// MoveLeaders gives every partition a different leader where possible
@@ -105,15 +145,6 @@ type Crasher interface {
 	Crash()
 }
 
-// BrokerCounter is implemented by a driver's options when the driver runs
-// its own brokers (embedded Kafka, a managed RabbitMQ node), so that
-// validation can refuse a fault aimed at a broker that will not exist.
-type BrokerCounter interface {
-	// ManagedBrokers is how many brokers the driver runs, ids 0 to n-1;
-	// 0 when it runs none (an external system).
-	ManagedBrokers() int
-}
-
 // Ability names, as AbilityLister reports them.
 const (
 	AbilityBrokerRestart = "broker-restart" // the driver implements BrokerRestarter
@@ -146,6 +177,20 @@ const (
 	// opened with Env.Attach, the driver neither creates nor removes what
 	// the coordinator provisions.
 	AbilityShared = scenarios.AbilityShared
+)
+
+// Ability names of node faults and leader location, as AbilityLister
+// reports them.
+const (
+	AbilityBrokerPause = "broker-pause" // the driver implements BrokerPauser
+	// AbilityBrokerPartition: BrokerPartitioner, on a cluster of at least
+	// two brokers.
+	AbilityBrokerPartition = "broker-partition"
+	AbilityLeaderLocate    = "leader-locate" // LeaderLocator
+	// AbilityOwnReader: each consumer reads every message by itself (a
+	// RabbitMQ stream read over AMQP 0.9.1 has no competing consumers),
+	// so a scenario must make each consumer a subscription of its own.
+	AbilityOwnReader = scenarios.AbilityOwnReader
 )
 
 // Processor modes, as ProcessorSpec.Mode and scenarios name them.

@@ -1145,3 +1145,47 @@ func checkSchedule(t *testing.T, sc *scenarios.Scenario) {
 		last = due
 	}
 }
+
+// ownReader is the options of a driver whose consumers each read every
+// message (a RabbitMQ stream).
+type ownReader struct{}
+
+func (ownReader) Abilities() []string {
+	return []string{scenarios.AbilityOwnReader, scenarios.AbilityFanOut}
+}
+
+// TestOwnReaderSubscriptions: on a driver whose consumers each read every
+// message, every consumer must be a subscription of its own.
+func TestOwnReaderSubscriptions(t *testing.T) {
+	l := &scenarios.Loader{}
+	l.Driver("reader", func(d *scenarios.Decoder, n *yaml.Node, field string) any { return ownReader{} })
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{
+		{"one consumer", "consumers: 1", nil},
+		{"each consumer alone", "consumers: 3\nsubscriptions: 3", nil},
+		{"competing consumers", "consumers: 2", []string{
+			"s.yaml:3:12: consumers: the reader driver (driver), as configured, gives each consumer every message (no competing consumers; see the driver's documentation), so each consumer must be a subscription of its own: set subscriptions: 2 (as many as consumers), or consumers: 1",
+		}},
+		{"fewer subscriptions", "consumers: 4\nsubscriptions: 2", []string{
+			"~s.yaml:4:16: subscriptions: the reader driver (driver), as configured, gives each consumer every message",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := problems(t, l, "driver: {reader: {}}\ntraffic: [{constant: {rate: 10/s, for: 1s}}]\n"+tc.src+"\n")
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %q, want %q", got, tc.want)
+			}
+			for i, w := range tc.want {
+				if sub, ok := strings.CutPrefix(w, "~"); ok {
+					if !strings.Contains(got[i], sub) {
+						t.Errorf("problem %q does not contain %q", got[i], sub)
+					}
+				} else if got[i] != w {
+					t.Errorf("problem\n%q, want\n%q", got[i], w)
+				}
+			}
+		})
+	}
+}

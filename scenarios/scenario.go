@@ -454,20 +454,37 @@ func sortedKeys[V any](m map[string]V) []string {
 // is drivers.AbilityFanOut.
 const AbilityFanOut = "fan-out"
 
+// AbilityOwnReader is the ability a driver's options list (as
+// drivers.AbilityLister) when each of its consumers reads every message by
+// itself, with no competing consumers (a RabbitMQ stream read over AMQP
+// 0.9.1): each consumer must then be a subscription of its own, or the
+// copies the others read would count as duplicates. It is
+// drivers.AbilityOwnReader.
+const AbilityOwnReader = "own-reader"
+
 // validateSubscriptions checks subscriptions against the consumers and the
 // driver that consumes (in a pipeline, its output).
 func (l *Loader) validateSubscriptions(d *Decoder, root *yaml.Node, s *Scenario) {
 	n := Child(root, "subscriptions")
+	consuming, field := s.Driver, "driver"
+	if s.Pipeline != nil {
+		consuming, field = s.Pipeline.Output, "pipeline.output"
+	}
+	if s.Consumers > 1 && s.Subscriptions != s.Consumers && consuming.Options != nil && hasAbility(consuming.Options, AbilityOwnReader) {
+		at, key := n, "subscriptions"
+		if at == nil {
+			at, key = Child(root, "consumers"), "consumers"
+		}
+		d.Errorf(at, key, "the %s driver (%s), as configured, gives each consumer every message (no competing consumers; see the driver's documentation), "+
+			"so each consumer must be a subscription of its own: set subscriptions: %d (as many as consumers), or consumers: 1", consuming.Kind, field, s.Consumers)
+		return
+	}
 	if n == nil || s.Subscriptions <= 1 {
 		return
 	}
 	if s.Consumers >= 1 && s.Subscriptions > s.Consumers {
 		d.Errorf(n, "subscriptions", "%d subscriptions need at least as many consumers, got consumers: %d (fan-out, every consumer alone, is subscriptions: %d)",
 			s.Subscriptions, s.Consumers, s.Consumers)
-	}
-	consuming, field := s.Driver, "driver"
-	if s.Pipeline != nil {
-		consuming, field = s.Pipeline.Output, "pipeline.output"
 	}
 	if consuming.Kind != "" && consuming.Options != nil && !hasAbility(consuming.Options, AbilityFanOut) {
 		d.Errorf(n, "subscriptions", "the %s driver (%s), as configured, cannot give each of several subscriptions every message (see the driver's documentation of subscriptions); use subscriptions: 1 (competing consumers)", consuming.Kind, field)

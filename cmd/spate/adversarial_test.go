@@ -261,7 +261,7 @@ func TestAdversarialInputs(t *testing.T) {
 		{name: "eventbridge without options", files: map[string]string{"s.yaml": "driver: eventbridge\ntraffic:\n" + oneSecond},
 			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml:1:9: driver: needs options"}},
 		{name: "a broker the cluster does not have", files: map[string]string{"s.yaml": "driver: kafka\ntraffic:\n  - constant: {rate: 10/s, for: 3s}\nchaos:\n  - {action: broker-restart, at: 1s, target: 7}\n"},
-			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml:5:5: chaos[0].target: broker 7 does not exist: the kafka driver runs 3 brokers (ids 0 to 2)"}},
+			args: []string{"validate", "s.yaml"}, code: 2, want: []string{"s.yaml:5:5: chaos[0].target: no broker 7: the kafka driver as configured manages brokers 0 to 2"}},
 	}
 	if len(cases) < 40 {
 		t.Fatalf("%d cases; the issue asks for at least 40", len(cases))

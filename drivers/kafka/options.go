@@ -257,13 +257,17 @@ var (
 // IsEmbedded reports whether o starts the in-process cluster.
 func (o Options) IsEmbedded() bool { return len(o.Brokers) == 0 }
 
-// ManagedBrokers is the embedded cluster's size (drivers.BrokerCounter);
-// 0 on an external cluster.
-func (o Options) ManagedBrokers() int {
-	if o.IsEmbedded() {
-		return o.Embedded.Brokers
+// BrokerIDs lists the embedded cluster's brokers, 0 to embedded.brokers-1,
+// and none on an external cluster (drivers.BrokerLister).
+func (o Options) BrokerIDs() []int {
+	if !o.IsEmbedded() {
+		return nil
 	}
-	return 0
+	ids := make([]int, o.Embedded.Brokers)
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
 }
 
 // fillDefaults gives zero fields their defaults; some depend on whether the

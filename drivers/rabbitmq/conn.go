@@ -24,6 +24,10 @@ type connSlot struct {
 	d    *Driver
 	side drivers.Side
 	name string // for logs and the connection_name property
+	// pref is the node (index in Driver.urls) the slot connects to first;
+	// slots spread over the nodes, and each goes to the next node that
+	// answers when its own does not.
+	pref int
 
 	dialMu sync.Mutex // one dial at a time; not held by crash or close
 
@@ -53,7 +57,7 @@ func (s *connSlot) get(ctx context.Context) (*amqp.Connection, error) {
 	if s.d.isClosed() {
 		return nil, ErrClosed
 	}
-	conn, raw, err := s.d.dial(ctx, s.side, s.name)
+	conn, raw, err := s.d.dialAny(ctx, s.side, s.name, s.pref)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +126,35 @@ func (s *connSlot) close(deadline time.Time) {
 	s.conn, s.raw = nil, nil
 }
 
-// dial opens one AMQP connection for side, through Env.Dial when set.
-func (d *Driver) dial(ctx context.Context, side drivers.Side, name string) (*amqp.Connection, net.Conn, error) {
+// dialAny opens one AMQP connection for side to the node pref, or when it
+// cannot, to each other node in turn (each attempt bounded by
+// connect-timeout). With one node it is dial.
+func (d *Driver) dialAny(ctx context.Context, side drivers.Side, name string, pref int) (*amqp.Connection, net.Conn, error) {
+	n := len(d.urls)
+	var errs []error
+	for i := range n {
+		u := d.urls[(pref+i)%n]
+		conn, raw, err := d.dial(ctx, side, name, u)
+		if err == nil {
+			if i > 0 {
+				d.log.Info("rabbitmq: connected to another node", "connection", name, "node", address(u))
+			}
+			return conn, raw, nil
+		}
+		if n == 1 {
+			return nil, nil, err
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil || d.ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("rabbitmq: %s: no node of %d answered: %w", side, n, errors.Join(errs...))
+}
+
+// dial opens one AMQP connection for side to url, through Env.Dial when
+// set.
+func (d *Driver) dial(ctx context.Context, side drivers.Side, name, url string) (*amqp.Connection, net.Conn, error) {
 	timeout := d.opts.ConnectTimeout
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -159,26 +190,26 @@ func (d *Driver) dial(ctx context.Context, side drivers.Side, name string) (*amq
 			return c, nil
 		},
 	}
-	conn, err := amqp.DialConfig(d.url, cfg)
+	conn, err := amqp.DialConfig(url, cfg)
 	if err != nil {
 		if raw != nil {
 			_ = raw.Close()
 		}
-		return nil, nil, d.explainDial(err, side)
+		return nil, nil, d.explainDial(err, side, url)
 	}
 	return conn, raw, nil
 }
 
 // explainDial turns a connection error into one that says what to check.
-func (d *Driver) explainDial(err error, side drivers.Side) error {
-	where := d.address()
+func (d *Driver) explainDial(err error, side drivers.Side, url string) error {
+	where := address(url)
 	var aerr *amqp.Error
 	var nerr net.Error
 	switch {
 	case errors.Is(err, amqp.ErrCredentials) || errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused:
 		return fmt.Errorf("rabbitmq: %s: the broker at %s refused the username or password of url (%v); check them (the default guest user may only connect from localhost)", side, where, err)
 	case errors.Is(err, amqp.ErrVhost) || errors.As(err, &aerr) && aerr.Code == amqp.NotAllowed:
-		return fmt.Errorf("rabbitmq: %s: the broker at %s refused the virtual host of url %s (%v); check that it exists and the user may use it", side, where, redact(d.url), err)
+		return fmt.Errorf("rabbitmq: %s: the broker at %s refused the virtual host of url %s (%v); check that it exists and the user may use it", side, where, redact(url), err)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("rabbitmq: %s: cannot connect to %s: connection refused; is the broker running and is url right?", side, where)
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() ||
@@ -189,12 +220,21 @@ func (d *Driver) explainDial(err error, side drivers.Side) error {
 	return fmt.Errorf("rabbitmq: %s: connect to %s: %w", side, where, err)
 }
 
-// address is host:port of the broker, for messages (no credentials).
-func (d *Driver) address() string {
-	if u, err := amqp.ParseURI(d.url); err == nil {
+// address is host:port of a broker's URL, for messages (no credentials).
+func address(url string) string {
+	if u, err := amqp.ParseURI(url); err == nil {
 		return net.JoinHostPort(u.Host, fmt.Sprint(u.Port))
 	}
-	return redact(d.url)
+	return redact(url)
+}
+
+// addresses is host:port of every node, for messages.
+func (d *Driver) addresses() string {
+	out := make([]string, len(d.urls))
+	for i, u := range d.urls {
+		out[i] = address(u)
+	}
+	return strings.Join(out, ",")
 }
 
 // sleep waits for dur, or until ctx is done or the driver closes.

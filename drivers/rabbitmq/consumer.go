@@ -49,7 +49,12 @@ type subscription struct {
 	stream int32
 	dead   bool // the dead-letter queue
 	manual bool // deliveries are acknowledged
+	log    bool // a stream: deliveries carry their offset
 	free   chan []amqp.Delivery
+	// next is, on a stream, the offset after the last delivery pump queued
+	// for Consume (-1: none yet): where to read on after a reconnection,
+	// so that nothing is read twice or skipped.
+	next atomic.Int64
 }
 
 // inBatch is deliveries of one channel, in delivery-tag order.
@@ -84,6 +89,10 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	c.life, c.stop = context.WithCancel(d.ctx)
 	for range d.opts.ConsumerChannels {
 		c.subs = append(c.subs, &subscription{c: c, queue: d.queues[c.sub], stream: QueueStream, manual: !d.opts.AutoAck})
+	}
+	for _, s := range c.subs {
+		s.log = d.opts.Queue.Type == "stream"
+		s.next.Store(-1)
 	}
 	if dlq := d.dlqs[c.sub]; dlq != "" {
 		c.subs = append(c.subs, &subscription{c: c, queue: dlq, stream: DeadLetterStream, dead: true, manual: true})
@@ -136,11 +145,50 @@ func (s *subscription) subscribe(ctx context.Context) (*amqp.Channel, <-chan amq
 	d.consumed++
 	tag := fmt.Sprintf("spate-%s-c%d-%d", stampRun(d.env.RunID), c.id, d.consumed)
 	d.mu.Unlock()
-	dels, err := ch.Consume(s.queue, tag, !s.manual, false, false, false, nil)
+	var args amqp.Table
+	if s.log {
+		args = amqp.Table{"x-stream-offset": s.startOffset()}
+	}
+	dels, err := ch.Consume(s.queue, tag, !s.manual, false, false, false, args)
 	if err != nil {
 		return fail(fmt.Errorf("rabbitmq: consume from queue %q: %w", s.queue, err))
 	}
 	return ch, dels, nil
+}
+
+// startOffset is where a stream subscription starts reading: after what
+// it queued already (it reconnects), else after what the last consumer
+// with its id handled (it replaces a crashed one), else queue.offset.
+func (s *subscription) startOffset() any {
+	if n := s.next.Load(); n >= 0 {
+		return n
+	}
+	d := s.c.d
+	d.mu.Lock()
+	n, ok := d.resume[s.c.id]
+	d.mu.Unlock()
+	if ok {
+		return n
+	}
+	if d.opts.Queue.Offset == "" {
+		return "next"
+	}
+	v, _ := streamOffset(d.opts.Queue.Offset) // checked by Options.check
+	return v
+}
+
+// streamOffsetOf returns a stream delivery's offset (its x-stream-offset
+// header).
+func streamOffsetOf(h amqp.Table) (int64, bool) {
+	switch v := h["x-stream-offset"].(type) {
+	case int64:
+		return v, true
+	case int32:
+		return int64(v), true
+	case int:
+		return int64(v), true
+	}
+	return 0, false
 }
 
 func stampRun(id uint64) string { return stamp.RunIDString(id) }
@@ -205,10 +253,18 @@ func (s *subscription) pump(ch *amqp.Channel, dels <-chan amqp.Delivery) {
 				break gather
 			}
 		}
+		// (Read before the batch is handed over: Consume recycles it.)
+		off, hasOffset := int64(0), false
+		if s.log {
+			off, hasOffset = streamOffsetOf(buf[len(buf)-1].Headers)
+		}
 		select {
 		case c.batches <- &inBatch{sub: s, ch: ch, ds: buf}:
 		case <-done:
 			return
+		}
+		if hasOffset {
+			s.next.Store(off + 1)
 		}
 		if !open {
 			return
@@ -297,6 +353,7 @@ func (c *consumer) handle(b *inBatch, h drivers.Handler) {
 	out := c.out[:0]
 	var last uint64 // the highest delivery tag handed to h
 	var redelivered int64
+	next := int64(-1) // on a stream, the offset after the last delivery handed
 	for i := range b.ds {
 		dv := &b.ds[i]
 		s := stampOf(dv.Headers, dv.Body)
@@ -306,7 +363,14 @@ func (c *consumer) handle(b *inBatch, h drivers.Handler) {
 			}
 			continue
 		}
-		out = append(out, drivers.Delivery{Stamp: s, Stream: b.sub.stream, Redelivered: dv.Redelivered, DeadLetter: b.sub.dead})
+		dl := drivers.Delivery{Stamp: s, Stream: b.sub.stream, Redelivered: dv.Redelivered, DeadLetter: b.sub.dead}
+		if b.sub.log {
+			if off, ok := streamOffsetOf(dv.Headers); ok {
+				dl.HasOffset, dl.Offset = true, off
+				next = off + 1
+			}
+		}
+		out = append(out, dl)
 		last = dv.DeliveryTag
 		if dv.Redelivered {
 			redelivered++
@@ -327,6 +391,13 @@ func (c *consumer) handle(b *inBatch, h drivers.Handler) {
 		// nacked already. A failure means the channel is gone, and the
 		// broker requeues the batch.
 		_ = b.ch.Ack(last, true)
+		if next >= 0 {
+			// The stream offset a replacement of this consumer
+			// reads from: it was handled, like an acked batch.
+			d.mu.Lock()
+			d.resume[c.id] = next
+			d.mu.Unlock()
+		}
 	}
 	for i := range out {
 		out[i] = drivers.Delivery{}

@@ -122,7 +122,7 @@ func TestOpenErrors(t *testing.T) {
 	})
 	t.Run("invalid options", func(t *testing.T) {
 		o := options(t)
-		o.Queue.Type = "stream"
+		o.Queue.Type = "streams"
 		o.Reject = 2
 		err := openErr(t, o)
 		if err == nil || !strings.Contains(err.Error(), "queue.type") || !strings.Contains(err.Error(), "reject") {
@@ -475,4 +475,48 @@ func TestCloseDeletesWhatItCreated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPauseNode: a paused managed node hangs (it accepts TCP connections,
+// the kernel does that, but completes no AMQP handshake) until resumed; a
+// pause left in effect is resumed when the driver closes.
+func TestPauseNode(t *testing.T) {
+	n := node(t)
+	d := openDriver(t, options(t), testEnv(t, 1, 1)).(*rabbitmq.ManagedDriver)
+	ctx := context.Background()
+	if _, err := d.PauseBroker(ctx, 1); err == nil || !strings.Contains(err.Error(), "no broker 1") {
+		t.Errorf("PauseBroker(1) = %v, want no broker 1", err)
+	}
+	handshake := func() error {
+		conn, err := amqp.DialConfig(n.URL(), amqp.Config{Dial: amqp.DefaultDial(time.Second)})
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	}
+	resume, err := d.PauseBroker(ctx, drivers.AllBrokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Paused() {
+		t.Fatal("the node is not paused")
+	}
+	if err := handshake(); err == nil {
+		t.Error("a paused node completed an AMQP handshake")
+	}
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := resume(); err != nil {
+		t.Errorf("resume twice: %v", err)
+	}
+	waitFor(t, "an AMQP handshake after resume", time.Minute, func() bool { return handshake() == nil })
+	if _, err := d.PauseBroker(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Close(ctx)
+	if n.Paused() {
+		t.Error("Close left the node paused")
+	}
+	waitFor(t, "an AMQP handshake after Close", time.Minute, func() bool { return handshake() == nil })
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spate-dev/spate/chaos"
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/rabbitmq"
 	"github.com/spate-dev/spate/drivers/stamp"
@@ -30,6 +31,9 @@ import (
 type harness struct {
 	t     *testing.T
 	tweak func(*rabbitmq.Options)
+	// onCluster runs the scenario on the shared 3-node cluster instead of
+	// the shared node.
+	onCluster bool
 	// ctx, when not nil, is the run's context: cancelling it interrupts
 	// the run (traffic stops, a short drain follows).
 	ctx context.Context
@@ -72,7 +76,11 @@ func (h *harness) kind() drivers.Kind {
 		Options: rabbitmq.Kind.Options,
 		Open: func(ctx context.Context, options any, env drivers.Env) (drivers.Driver, error) {
 			o := options.(rabbitmq.Options)
-			o.Node = node(h.t)
+			if h.onCluster {
+				o.Cluster = cluster(h.t)
+			} else {
+				o.Node = node(h.t)
+			}
 			if h.tweak != nil {
 				h.tweak(&o)
 			}
@@ -108,6 +116,9 @@ func (h *harness) runErr(src string) (*report.Results, error) {
 	h.t.Helper()
 	l := &scenarios.Loader{}
 	l.Driver("rabbitmq", rabbitmq.Kind.Options)
+	for _, a := range chaos.Actions() {
+		l.Action(a.Name, a.Decode)
+	}
 	sc, err := l.Parse(h.t.Name()+".yaml", []byte(src))
 	if err != nil {
 		h.t.Fatalf("scenario: %v", err)
@@ -169,6 +180,26 @@ type hDriver struct {
 // Stats passes the driver's figures on to the results.
 func (w *hDriver) Stats() map[string]int64 {
 	return w.Driver.(drivers.StatsReporter).Stats()
+}
+
+// The managed driver's abilities, passed on so that chaos finds them.
+
+func (w *hDriver) Brokers() []int { return w.h.driver().Brokers() }
+
+func (w *hDriver) RestartBroker(ctx context.Context, id int, mode drivers.RestartMode, down time.Duration) error {
+	return w.h.driver().RestartBroker(ctx, id, mode, down)
+}
+
+func (w *hDriver) PauseBroker(ctx context.Context, id int) (func() error, error) {
+	return w.h.driver().PauseBroker(ctx, id)
+}
+
+func (w *hDriver) PartitionBroker(ctx context.Context, id int) (func() error, error) {
+	return w.h.driver().PartitionBroker(ctx, id)
+}
+
+func (w *hDriver) Leaders(ctx context.Context) (map[string]int, error) {
+	return w.h.driver().Leaders(ctx)
 }
 
 func (w *hDriver) NewProducer(ctx context.Context, id int, ack drivers.AckFunc) (drivers.Producer, error) {

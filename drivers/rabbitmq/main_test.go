@@ -27,7 +27,17 @@ var (
 	shared    *rabbitmq.Node
 	sharedErr error
 	skipAll   = os.Getenv("SPATE_SKIP_RABBITMQ") == "1"
+
+	// The cluster tests share one 3-node cluster, started by the first
+	// test that needs it (so that running other tests alone does not pay
+	// for it) and stopped by TestMain.
+	clusterOnce   sync.Once
+	sharedCluster *rabbitmq.Cluster
+	clusterErr    error
 )
+
+// clusterNodes is the size of the shared cluster.
+const clusterNodes = 3
 
 func TestMain(m *testing.M) {
 	if !skipAll {
@@ -45,7 +55,31 @@ func TestMain(m *testing.M) {
 	if shared != nil {
 		_ = shared.Stop(context.Background())
 	}
+	if sharedCluster != nil {
+		pids, ports, dir := sharedCluster.PIDs(), sharedCluster.Ports(), sharedCluster.Dir()
+		_ = sharedCluster.Stop(context.Background())
+		// Nothing of the cluster may outlive it.
+		lt := &leakCheck{}
+		checkGone(lt, pids, ports, dir)
+		if lt.failed {
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// leakCheck is the testing.TB of the checks TestMain makes after every
+// test ran: it prints failures and remembers them.
+type leakCheck struct {
+	testing.TB
+	failed bool
+}
+
+func (l *leakCheck) Helper() {}
+
+func (l *leakCheck) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "drivers/rabbitmq: after stopping the shared cluster: "+format+"\n", args...)
+	l.failed = true
 }
 
 // node returns the shared node, or skips or fails t when there is none.
@@ -58,6 +92,32 @@ func node(t testing.TB) *rabbitmq.Node {
 		t.Fatalf("no RabbitMQ node: %v\n(CI installs it with .ci/rabbitmq.sh; set SPATE_SKIP_RABBITMQ=1 to skip)", sharedErr)
 	}
 	return shared
+}
+
+// cluster returns the shared 3-node cluster, starting it the first time,
+// once it is healthy: every node up and in the cluster, none paused, no
+// partition (a test that leaves it otherwise fails the next one here).
+func cluster(t testing.TB) *rabbitmq.Cluster {
+	t.Helper()
+	node(t) // the same requirements
+	clusterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		began := time.Now()
+		sharedCluster, clusterErr = rabbitmq.StartCluster(ctx, rabbitmq.ClusterOptions{
+			Nodes: clusterNodes, Server: os.Getenv("SPATE_RABBITMQ_SERVER"),
+		})
+		fmt.Fprintf(os.Stderr, "drivers/rabbitmq: shared %d-node cluster started in %v (err %v)\n", clusterNodes, time.Since(began).Round(time.Millisecond), clusterErr)
+	})
+	if clusterErr != nil {
+		t.Fatalf("no RabbitMQ cluster: %v", clusterErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := sharedCluster.WaitHealthy(ctx, 3*time.Minute); err != nil {
+		t.Fatalf("the shared cluster is not healthy: %v", err)
+	}
+	return sharedCluster
 }
 
 // options returns the default options on the shared node, with a queue of

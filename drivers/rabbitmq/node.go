@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/spate-dev/spate/drivers"
 )
 
@@ -81,8 +83,13 @@ type Node struct {
 	removeDir bool
 	name      string // Erlang node name, name@localhost
 	amqpPort  int
+	distPort  int
 	epmdPort  int
 	env       []string
+
+	// member is set for a node of a managed cluster, which shares the
+	// cluster's port mapper and cookie instead of running its own epmd.
+	member *member
 
 	mu      sync.Mutex
 	epmd    *exec.Cmd
@@ -91,45 +98,37 @@ type Node struct {
 	stdin   io.Closer
 	done    chan struct{} // closed when the running server process exited
 	beamPID int
+	paused  bool // SIGSTOPped by Pause
 	stopped bool
+}
+
+// member is a node's place in a managed cluster (cluster.go).
+type member struct {
+	index    int
+	name     string // the full node name, name@localhost
+	epmdPort int    // the cluster's port mapper
+	cookie   []byte // shared by every node of the cluster
+	conf     string // extra rabbitmq.conf lines
 }
 
 // Start runs a new node and returns once it accepts AMQP connections. ctx
 // bounds the start (and so does opts.StartTimeout). On error nothing it
 // started is left running.
 func Start(ctx context.Context, opts NodeOptions) (*Node, error) {
-	if opts.Server == "" {
-		opts.Server = DefaultServer
-	}
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = DefaultStartTimeout
-	}
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	opts = opts.withDefaults()
 	if opts.Port < 0 || opts.Port > 65535 {
 		return nil, fmt.Errorf("rabbitmq: managed broker: port %d is not a port (1..65535, or 0 for a free one)", opts.Port)
 	}
-	if _, err := os.Stat(opts.Server); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w (looked for %s)", ErrNotInstalled, opts.Server)
-		}
-		return nil, fmt.Errorf("rabbitmq: managed broker: %v", err)
-	}
-	epmd, err := findEPMD(opts.Server)
+	epmd, err := checkInstall(opts.Server)
 	if err != nil {
 		return nil, err
-	}
-	ctl := filepath.Join(filepath.Dir(opts.Server), "rabbitmqctl")
-	if _, err := os.Stat(ctl); err != nil {
-		return nil, fmt.Errorf("rabbitmq: managed broker: %s is missing (%v); reinstall the rabbitmq-server package", ctl, err)
 	}
 
 	// A port picked free can be taken before the node binds it; then the
 	// node fails to start and another set of ports is tried.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		n, err := newNode(opts)
+		n, err := newNode(opts, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -150,8 +149,44 @@ func Start(ctx context.Context, opts NodeOptions) (*Node, error) {
 
 var errPortTaken = errors.New("a port was taken")
 
-func newNode(opts NodeOptions) (*Node, error) {
-	n := &Node{opts: opts, log: opts.Log, dir: opts.Dir}
+// withDefaults fills in the defaults of NodeOptions.
+func (opts NodeOptions) withDefaults() NodeOptions {
+	if opts.Server == "" {
+		opts.Server = DefaultServer
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = DefaultStartTimeout
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return opts
+}
+
+// checkInstall checks that the rabbitmq-server package is there and returns
+// the path of epmd.
+func checkInstall(server string) (string, error) {
+	if _, err := os.Stat(server); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%w (looked for %s)", ErrNotInstalled, server)
+		}
+		return "", fmt.Errorf("rabbitmq: managed broker: %v", err)
+	}
+	epmd, err := findEPMD(server)
+	if err != nil {
+		return "", err
+	}
+	ctl := filepath.Join(filepath.Dir(server), "rabbitmqctl")
+	if _, err := os.Stat(ctl); err != nil {
+		return "", fmt.Errorf("rabbitmq: managed broker: %s is missing (%v); reinstall the rabbitmq-server package", ctl, err)
+	}
+	return epmd, nil
+}
+
+// newNode lays out a node in opts.Dir (or a new temporary directory) on
+// free ports; m is nil for a node of its own, or its place in a cluster.
+func newNode(opts NodeOptions, m *member) (*Node, error) {
+	n := &Node{opts: opts, log: opts.Log, dir: opts.Dir, member: m}
 	if n.dir == "" {
 		dir, err := os.MkdirTemp("", "spate-rabbitmq-")
 		if err != nil {
@@ -159,10 +194,14 @@ func newNode(opts NodeOptions) (*Node, error) {
 		}
 		n.dir, n.removeDir = dir, true
 	}
-	var err error
-	if n.name, err = nodeName(n.dir, !n.removeDir); err != nil {
-		n.cleanup()
-		return nil, err
+	if m != nil {
+		n.name = m.name
+	} else {
+		var err error
+		if n.name, err = nodeName(n.dir, !n.removeDir); err != nil {
+			n.cleanup()
+			return nil, err
+		}
 	}
 	ports, err := freePorts(8)
 	for try := 0; err == nil && opts.Port != 0 && slices.Contains(ports, opts.Port) && try < 10; try++ {
@@ -172,12 +211,15 @@ func newNode(opts NodeOptions) (*Node, error) {
 		n.cleanup()
 		return nil, err
 	}
-	n.amqpPort = ports[0]
+	n.amqpPort, n.distPort = ports[0], ports[1]
 	if opts.Port != 0 {
 		n.amqpPort = opts.Port
 	}
 	distPort, ctlMin, ctlMax := ports[1], ports[3], ports[7]
 	n.epmdPort = ports[2]
+	if m != nil {
+		n.epmdPort = m.epmdPort // ports[2] stays unused
+	}
 	if err := n.writeFiles(); err != nil {
 		n.cleanup()
 		return nil, err
@@ -246,12 +288,12 @@ func (n *Node) writeFiles() error {
 			return fmt.Errorf("rabbitmq: managed broker: %v", err)
 		}
 	}
-	cookie := make([]byte, 20)
-	for i := range cookie {
-		v, _ := rand.Int(rand.Reader, big.NewInt(26))
-		cookie[i] = byte('A' + v.Int64())
-	}
+	cookie := newCookie()
 	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nlog.file.level = info\nlog.console = false\n", n.amqpPort)
+	if m := n.member; m != nil {
+		cookie = m.cookie
+		conf += m.conf
+	}
 	files := []struct {
 		name string
 		data []byte
@@ -272,6 +314,16 @@ func (n *Node) writeFiles() error {
 	return nil
 }
 
+// newCookie returns a random Erlang cookie.
+func newCookie() []byte {
+	cookie := make([]byte, 20)
+	for i := range cookie {
+		v, _ := rand.Int(rand.Reader, big.NewInt(26))
+		cookie[i] = byte('A' + v.Int64())
+	}
+	return cookie
+}
+
 func (n *Node) pidFile() string { return filepath.Join(n.dir, "rabbit.pid") }
 
 // consolePath is the file that collects the node's standard output and error.
@@ -286,8 +338,15 @@ func (n *Node) URL() string {
 // Dir is the directory holding the node's data and logs.
 func (n *Node) Dir() string { return n.dir }
 
-// startAll starts epmd and the node.
+// Name returns the node's Erlang node name, name@localhost.
+func (n *Node) Name() string { return n.name }
+
+// startAll starts epmd (unless the node belongs to a cluster, whose port
+// mapper runs in this process) and the node.
 func (n *Node) startAll(ctx context.Context, epmd string) error {
+	if n.member != nil {
+		return n.startServer(ctx)
+	}
 	n.epmd = exec.Command(epmd, "-port", strconv.Itoa(n.epmdPort), "-address", "127.0.0.1")
 	n.epmd.Env = n.env
 	n.epmd.SysProcAttr = childAttr()
@@ -341,10 +400,17 @@ func (n *Node) startServer(ctx context.Context) error {
 	n.log.Debug("rabbitmq: node starting", "node", n.name, "pid", cmd.Process.Pid, "dir", n.dir)
 
 	// rabbitmqctl wait follows the pid file, then the node's boot; it is
-	// reliable right after launch where await_startup is not.
+	// reliable right after launch where await_startup is not. A cluster's
+	// node is waited for by its AMQP listener instead, which opens at the
+	// end of the boot: that spares a second Erlang VM starting beside it
+	// on a machine that is busy with the rest of the cluster.
 	secs := int(n.opts.StartTimeout / time.Second)
 	waitErr := make(chan error, 1)
 	go func() {
+		if n.member != nil {
+			waitErr <- waitAMQP(ctx, n.URL(), done)
+			return
+		}
 		_, err := n.ctl(ctx, "wait", n.pidFile(), "--timeout", strconv.Itoa(max(secs, 1)))
 		waitErr <- err
 	}()
@@ -396,10 +462,22 @@ func (n *Node) ctl(ctx context.Context, args ...string) (string, error) {
 // connections and flushes; Kill: SIGKILL to the node's VM, nothing
 // flushed), waits down, starts it again on the same ports with the same
 // data, and returns once it accepts AMQP connections. Durable queues and
-// persistent messages survive; transient ones do not.
+// persistent messages survive; transient ones do not. A paused node is
+// resumed first.
 func (n *Node) Restart(ctx context.Context, mode drivers.RestartMode, down time.Duration) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if err := n.takeDown(ctx, mode); err != nil {
+		return err
+	}
+	if err := n.hold(ctx, down); err != nil {
+		return err
+	}
+	return n.bringUp(ctx)
+}
+
+// takeDown stops the node as mode says. n.mu is held.
+func (n *Node) takeDown(ctx context.Context, mode drivers.RestartMode) error {
 	if n.stopped {
 		return errors.New("rabbitmq: managed broker: restart after Stop")
 	}
@@ -413,21 +491,87 @@ func (n *Node) Restart(ctx context.Context, mode drivers.RestartMode, down time.
 	default:
 		return fmt.Errorf("rabbitmq: unknown restart mode %d", mode)
 	}
-	n.log.Info("rabbitmq: managed node down", "node", n.name, "mode", modeName(mode), "down", down)
-	if down > 0 {
-		t := time.NewTimer(down)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("rabbitmq: managed broker left down: %w", ctx.Err())
-		case <-t.C:
-		}
+	n.log.Info("rabbitmq: managed node down", "node", n.name, "mode", modeName(mode))
+	return nil
+}
+
+// hold waits down, or until ctx is done (an error: the node stays down).
+func (n *Node) hold(ctx context.Context, down time.Duration) error {
+	if down <= 0 {
+		return nil
+	}
+	t := time.NewTimer(down)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("rabbitmq: managed broker %s left down: %w", n.name, ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
+// bringUp starts the node again after takeDown. n.mu is held.
+func (n *Node) bringUp(ctx context.Context) error {
+	if n.stopped {
+		return errors.New("rabbitmq: managed broker: start after Stop")
 	}
 	if err := n.startServer(ctx); err != nil {
 		n.killServer()
 		return err
 	}
 	return nil
+}
+
+// Pause stops the node's VM with SIGSTOP: the node hangs, its sockets stay
+// open and nothing answers, as a node stuck in a long GC pause or on a
+// frozen host would, until Resume. Erlang peers and AMQP clients notice
+// only through their own timeouts (heartbeats, net_ticktime, Raft's
+// failure detector). Stop and Restart resume a paused node first.
+func (n *Node) Pause() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.stopped:
+		return errors.New("rabbitmq: managed broker: pause after Stop")
+	case n.server == nil:
+		return fmt.Errorf("rabbitmq: managed broker %s is down; cannot pause it", n.name)
+	case n.paused:
+		return fmt.Errorf("rabbitmq: managed broker %s is paused already", n.name)
+	}
+	if err := syscall.Kill(n.beamPID, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("rabbitmq: pause managed broker %s: %v", n.name, err)
+	}
+	n.paused = true
+	n.log.Info("rabbitmq: managed node paused (SIGSTOP)", "node", n.name, "pid", n.beamPID)
+	return nil
+}
+
+// Resume sends SIGCONT to a node Pause stopped; it does nothing to a node
+// that is not paused, so it is safe to call more than once.
+func (n *Node) Resume() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.resume()
+}
+
+// resume is Resume with n.mu held.
+func (n *Node) resume() error {
+	if !n.paused {
+		return nil
+	}
+	n.paused = false
+	if err := syscall.Kill(n.beamPID, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("rabbitmq: resume managed broker %s: %v", n.name, err)
+	}
+	n.log.Info("rabbitmq: managed node resumed (SIGCONT)", "node", n.name, "pid", n.beamPID)
+	return nil
+}
+
+// Paused reports whether the node is paused.
+func (n *Node) Paused() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paused
 }
 
 func modeName(m drivers.RestartMode) string {
@@ -443,6 +587,7 @@ func (n *Node) stopGracefully(ctx context.Context) error {
 	if n.server == nil {
 		return nil
 	}
+	_ = n.resume()
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	_, err := n.ctl(sctx, "stop", n.pidFile())
@@ -465,6 +610,7 @@ func (n *Node) killServer() {
 	if n.server == nil {
 		return
 	}
+	n.paused = false // SIGKILL ends a stopped process too
 	select {
 	case <-n.done:
 	default:
@@ -618,6 +764,25 @@ func waitListening(ctx context.Context, addr string, timeout time.Duration, exit
 		case <-exited:
 			return errors.New("the process exited")
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitAMQP waits until url completes an AMQP handshake, the process behind
+// it exits (exited is closed) or ctx is done.
+func waitAMQP(ctx context.Context, url string, exited <-chan struct{}) error {
+	for {
+		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no AMQP handshake: %w (last: %v)", ctx.Err(), err)
+		case <-exited:
+			return errors.New("the node exited during startup")
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -46,15 +46,19 @@ const (
 // Exchange kinds, queue types and stamp placements the options accept.
 var (
 	ExchangeKinds  = []string{"direct", "topic", "fanout", "headers"}
-	QueueTypes     = []string{"classic", "quorum"}
+	QueueTypes     = []string{"classic", "quorum", "stream"}
 	StampPlacement = []string{"body", "header"}
 )
+
+// StreamOffsets are the named positions a stream consumer may start from;
+// an RFC 3339 timestamp or an offset (a whole number) are valid too.
+var StreamOffsets = []string{"first", "last", "next"}
 
 // Options configures the driver. The zero value is not ready for use: start
 // from DefaultOptions. See the package documentation for each field's YAML
 // name and meaning.
 type Options struct {
-	URL        string // amqp://..., amqps://... or Managed
+	URL        string // amqp://..., amqps://... or Managed; "" with URLs
 	Exchange   ExchangeOptions
 	Queue      QueueOptions
 	RoutingKey string // fixed routing key; "" means the queue's name
@@ -83,10 +87,23 @@ type Options struct {
 	Heartbeat        time.Duration // 0: the server's choice
 	Keep             bool          // keep the queues and exchange spate created
 
+	// URLs are the nodes of an existing cluster (instead of URL): clients
+	// spread over them and reconnect to another when one goes away.
+	URLs []string
+	// Nodes is the size of the managed cluster url: managed starts
+	// (1..MaxNodes); 0 or 1 is a single node.
+	Nodes int
+	// PartitionHandling is the managed cluster's
+	// cluster_partition_handling ("" for DefaultPartitionHandling).
+	PartitionHandling string
+
 	// Node, when not nil, is a managed node started by the caller (a test
 	// suite sharing one node); the driver uses it as if url were managed,
 	// can restart it, and does not stop it. Not settable from YAML.
 	Node *Node
+	// Cluster, when not nil, is a managed cluster started by the caller,
+	// used as Node is (Nodes is then its size). Not settable from YAML.
+	Cluster *Cluster
 	// NodeOptions configures the node that url: managed starts.
 	NodeOptions NodeOptions
 }
@@ -102,8 +119,17 @@ type ExchangeOptions struct {
 type QueueOptions struct {
 	Name      string // "" means spate-<run id>, deleted at the end
 	Durable   bool
-	Type      string // classic or quorum
+	Type      string // classic, quorum or stream
 	Exclusive bool
+	// QuorumInitialGroupSize is a quorum queue's replicas
+	// (x-quorum-initial-group-size); 0: every node, as RabbitMQ decides.
+	QuorumInitialGroupSize int
+	// DeliveryLimit is how often a quorum queue delivers a message before
+	// it drops (or dead-letters) it (x-delivery-limit); 0: no limit.
+	DeliveryLimit int
+	// Offset is where a stream's consumers start (x-stream-offset): first,
+	// last, next, an RFC 3339 timestamp or an offset; "" is next.
+	Offset string
 	// Arguments are extra x-arguments, e.g. x-max-length: int64(1000).
 	// Values are bool, int64, float64 or string.
 	Arguments map[string]any
@@ -134,32 +160,66 @@ func DefaultOptions() Options {
 }
 
 // Abilities lists what a driver opened with o can do, for scenario
-// validation (drivers.AbilityLister): restart its broker when it manages
-// one (url: managed or Node), crash consumers, dial through Env.Dial,
-// reject poison messages unless auto-ack, and fan out (several
-// subscriptions, a queue each) when o names an exchange: the default
-// exchange routes each message to one queue.
+// validation (drivers.AbilityLister): restart, pause and locate the
+// leaders of its brokers when it manages them (url: managed, Node or
+// Cluster), partition them when it manages two or more, crash consumers,
+// dial through Env.Dial, reject poison messages unless auto-ack or a
+// stream (which keeps every message), and fan out (several subscriptions)
+// when o names an exchange (a queue each) or reads a stream (each
+// subscription reads it all): the default exchange routes each message to
+// one queue. A stream's consumers each read every message (own-reader).
 func (o Options) Abilities() []string {
 	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
-	if o.URL == Managed || o.Node != nil {
-		a = append(a, drivers.AbilityBrokerRestart)
+	if o.managed() {
+		a = append(a, drivers.AbilityBrokerRestart, drivers.AbilityBrokerPause, drivers.AbilityLeaderLocate)
+		if o.brokers() >= 2 {
+			a = append(a, drivers.AbilityBrokerPartition)
+		}
 	} else {
-		a = append(a, drivers.AbilityShared) // a broker of its own: shards can share it
+		a = append(a, drivers.AbilityShared) // brokers of their own: shards can share them
 	}
-	if o.Exchange.Name != "" {
+	stream := o.Queue.Type == "stream"
+	if o.Exchange.Name != "" || stream {
 		a = append(a, drivers.AbilityFanOut)
 	}
-	if !o.AutoAck { // rejecting needs manual acknowledgements
+	if stream {
+		a = append(a, drivers.AbilityOwnReader)
+	}
+	if !o.AutoAck && !stream { // rejecting needs manual acknowledgements
 		a = append(a, drivers.AbilityPoison)
 	}
 	return a
 }
 
-// ManagedBrokers is 1 for the node of url: managed (broker 0), 0 for an
-// external broker (drivers.BrokerCounter).
-func (o Options) ManagedBrokers() int {
-	if o.URL == Managed || o.Node != nil {
+// BrokerIDs lists the brokers a driver opened with o manages: 0 ..
+// nodes-1 with url: managed (or Node, Cluster), none otherwise
+// (drivers.BrokerLister).
+func (o Options) BrokerIDs() []int {
+	if !o.managed() {
+		return nil
+	}
+	ids := make([]int, o.brokers())
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
+}
+
+// managed reports whether the driver runs on a node or cluster spate
+// manages.
+func (o *Options) managed() bool {
+	return o.Node != nil || o.Cluster != nil || o.URL == Managed && len(o.URLs) == 0
+}
+
+// brokers is the number of managed nodes (0 for an external broker).
+func (o *Options) brokers() int {
+	switch {
+	case o.Cluster != nil:
+		return o.Cluster.Size()
+	case o.Node != nil:
 		return 1
+	case o.managed():
+		return max(o.Nodes, 1)
 	}
 	return 0
 }
@@ -174,9 +234,33 @@ func (o *Options) check() []problem {
 	add := func(key, format string, args ...any) {
 		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
 	}
-	if o.URL != Managed {
+	switch {
+	case len(o.URLs) > 0:
+		if o.URL != "" {
+			add("urls", "give url or urls, not both: urls names the nodes of an existing cluster, url one broker or %q", Managed)
+		}
+		for i, u := range o.URLs {
+			if err := checkURL(u); err != nil {
+				add(fmt.Sprintf("urls[%d]", i), "%v", err)
+			}
+		}
+	case o.URL != Managed:
 		if err := checkURL(o.URL); err != nil {
 			add("url", "%v", err)
+		}
+	}
+	switch {
+	case o.Nodes != 1 && o.Nodes != 0 && !(o.URL == Managed && len(o.URLs) == 0):
+		add("nodes", "applies to a cluster spate starts (url: managed); for an existing cluster list its nodes in urls")
+	case o.Nodes < 0 || o.Nodes > MaxNodes:
+		add("nodes", "must be a whole number from 1 to %d, got %d", MaxNodes, o.Nodes)
+	}
+	if o.PartitionHandling != "" {
+		switch {
+		case !oneOf(o.PartitionHandling, PartitionHandlings):
+			add("partition-handling", "unknown partition handling %q; valid: %s", o.PartitionHandling, strings.Join(PartitionHandlings, ", "))
+		case !o.managed() || o.brokers() < 2 || o.Node != nil || o.Cluster != nil:
+			add("partition-handling", "applies to a cluster spate starts (url: managed, nodes: 2 or more)")
 		}
 	}
 	if !oneOf(o.Exchange.Kind, ExchangeKinds) {
@@ -186,14 +270,17 @@ func (o *Options) check() []problem {
 	}
 	if !oneOf(o.Queue.Type, QueueTypes) {
 		add("queue.type", "unknown queue type %q; valid: %s", o.Queue.Type, strings.Join(QueueTypes, ", "))
-	} else if o.Queue.Type == "quorum" {
+	} else if o.Queue.Type != "classic" {
+		t := o.Queue.Type
 		if !o.Queue.Durable {
-			add("queue.durable", "a quorum queue is always durable; set durable: true or use type: classic")
+			add("queue.durable", "a %s queue is always durable; set durable: true or use type: classic", t)
 		}
 		if o.Queue.Exclusive {
-			add("queue.exclusive", "a quorum queue cannot be exclusive; use type: classic")
+			add("queue.exclusive", "a %s queue cannot be exclusive; use type: classic", t)
 		}
 	}
+	ps = append(ps, o.checkQuorum()...)
+	ps = append(ps, o.checkStream()...)
 	if o.Queue.Exclusive && o.ConsumerConnections != 1 {
 		add("queue.exclusive", "an exclusive queue belongs to one connection; set connections: {consumers: 1} so every consumer shares it")
 	}
@@ -248,6 +335,85 @@ func (o *Options) check() []problem {
 	return ps
 }
 
+// checkQuorum checks the options of quorum queues.
+func (o *Options) checkQuorum() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
+	q := &o.Queue
+	if q.QuorumInitialGroupSize != 0 {
+		switch n := o.brokers(); {
+		case q.Type != "quorum":
+			add("queue.quorum-initial-group-size", "applies to quorum queues; set type: quorum or leave it out")
+		case q.QuorumInitialGroupSize < 1:
+			add("queue.quorum-initial-group-size", "must be at least 1, got %d", q.QuorumInitialGroupSize)
+		case n > 0 && q.QuorumInitialGroupSize > n:
+			add("queue.quorum-initial-group-size", "must be at most the %d nodes of the managed cluster, got %d", n, q.QuorumInitialGroupSize)
+		}
+	}
+	if q.DeliveryLimit != 0 {
+		switch {
+		case q.Type != "quorum":
+			add("queue.delivery-limit", "applies to quorum queues; set type: quorum or leave it out")
+		case q.DeliveryLimit < 1:
+			add("queue.delivery-limit", "must be at least 1 (leave it out for no limit), got %d", q.DeliveryLimit)
+		}
+	}
+	return ps
+}
+
+// checkStream checks the options of streams: consumed over AMQP 0.9.1, a
+// stream needs manual acknowledgements with a prefetch limit, and keeps
+// every message, so nothing is rejected or dead-lettered.
+func (o *Options) checkStream() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
+	if o.Queue.Type != "stream" {
+		if o.Queue.Offset != "" {
+			add("queue.offset", "applies to streams; set type: stream or leave it out")
+		}
+		return ps
+	}
+	if o.Queue.Offset != "" {
+		if _, err := streamOffset(o.Queue.Offset); err != nil {
+			add("queue.offset", "%v", err)
+		}
+	}
+	if o.Prefetch < 1 {
+		add("prefetch", "a stream needs prefetch (1 to 65535): RabbitMQ delivers a stream only to consumers with a prefetch limit")
+	}
+	if o.AutoAck {
+		add("auto-ack", "a stream's consumers must acknowledge what they read (auto-ack: false)")
+	}
+	if o.Reject > 0 {
+		add("reject", "a stream keeps every message: consumers cannot reject one (reject: 0)")
+	}
+	if o.DeadLetter != "" {
+		add("dead-letter", "a stream does not dead-letter; leave dead-letter out")
+	}
+	if o.SingleActive {
+		add("single-active", "RabbitMQ has no single active consumer on a stream read over AMQP 0.9.1; leave single-active out")
+	}
+	if o.ConsumerChannels > 1 {
+		add("channels.consumers", "a consumer reads a stream once per channel, so with %d channels it would read every message %d times; set channels: {consumers: 1}", o.ConsumerChannels, o.ConsumerChannels)
+	}
+	return ps
+}
+
+// streamOffset turns queue.offset into the x-stream-offset argument: a
+// named position, a timestamp or an offset.
+func streamOffset(s string) (any, error) {
+	if oneOf(s, StreamOffsets) {
+		return s, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return n, nil
+	}
+	return nil, fmt.Errorf("unknown stream offset %q; valid: %s, an RFC 3339 timestamp (2024-05-01T12:00:00Z) or an offset (0 or more)", s, strings.Join(StreamOffsets, ", "))
+}
+
 // checkArguments checks queue.arguments against the options that set
 // arguments themselves, and the types of the well-known ones.
 func (o *Options) checkArguments() []problem {
@@ -264,8 +430,15 @@ func (o *Options) checkArguments() []problem {
 		}
 		switch k {
 		case "x-queue-type":
-			add("set the queue type with queue.type (classic or quorum), not an argument")
-		case "x-max-length", "x-max-length-bytes", "x-message-ttl", "x-expires", "x-delivery-limit", "x-max-priority":
+			add("set the queue type with queue.type (classic, quorum or stream), not an argument")
+		case "x-quorum-initial-group-size", "x-delivery-limit":
+			field := strings.TrimPrefix(k, "x-")
+			if n, ok := v.(int64); !ok || n < 1 {
+				add("must be a whole number of 1 or more, got %v", v)
+			} else if k == "x-quorum-initial-group-size" && o.Queue.QuorumInitialGroupSize != 0 || k == "x-delivery-limit" && o.Queue.DeliveryLimit != 0 {
+				add("given twice: as queue.%s and as an argument; keep queue.%s", field, field)
+			}
+		case "x-max-length", "x-max-length-bytes", "x-message-ttl", "x-expires", "x-max-priority":
 			if n, ok := v.(int64); !ok || n < 0 {
 				add("must be a whole number of 0 or more, got %v", v)
 			}
@@ -364,6 +537,10 @@ type yamlOptions struct {
 	Reconnect      scenarios.Duration `yaml:"reconnect"`
 	Heartbeat      scenarios.Duration `yaml:"heartbeat"`
 	Keep           bool               `yaml:"keep"`
+
+	URLs              []string `yaml:"urls"`
+	Nodes             int      `yaml:"nodes"`
+	PartitionHandling string   `yaml:"partition-handling"`
 }
 
 type yamlExchange struct {
@@ -373,11 +550,14 @@ type yamlExchange struct {
 }
 
 type yamlQueue struct {
-	Name      string     `yaml:"name"`
-	Durable   bool       `yaml:"durable"`
-	Type      string     `yaml:"type"`
-	Exclusive bool       `yaml:"exclusive"`
-	Arguments *yaml.Node `yaml:"arguments"`
+	Name                   string     `yaml:"name"`
+	Durable                bool       `yaml:"durable"`
+	Type                   string     `yaml:"type"`
+	Exclusive              bool       `yaml:"exclusive"`
+	QuorumInitialGroupSize *int       `yaml:"quorum-initial-group-size"`
+	DeliveryLimit          *int       `yaml:"delivery-limit"`
+	Offset                 string     `yaml:"offset"`
+	Arguments              *yaml.Node `yaml:"arguments"`
 }
 
 type yamlCounts struct {
@@ -408,10 +588,22 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 		Heartbeat:      scenarios.Duration(def.Heartbeat),
 	}
 	d.Decode(n, field, &y)
+	if len(y.URLs) > 0 && scenarios.Child(n, "url") == nil {
+		y.URL = "" // urls replaces the default url
+	}
+	if un := scenarios.Child(n, "urls"); un != nil && len(y.URLs) == 0 && un.Kind == yaml.SequenceNode {
+		d.Errorf(un, field+".urls", "needs at least one amqp:// or amqps:// URL, one per node of the cluster")
+	}
+	if nn := scenarios.Child(n, "nodes"); nn != nil && nn.Tag == "!!int" && y.Nodes == 0 {
+		d.Errorf(nn, field+".nodes", "must be a whole number from 1 to %d, got 0", MaxNodes)
+	}
 	o := Options{
 		URL:                 y.URL,
+		URLs:                y.URLs,
+		Nodes:               y.Nodes,
+		PartitionHandling:   y.PartitionHandling,
 		Exchange:            ExchangeOptions(y.Exchange),
-		Queue:               QueueOptions{Name: y.Queue.Name, Durable: y.Queue.Durable, Type: y.Queue.Type, Exclusive: y.Queue.Exclusive},
+		Queue:               QueueOptions{Name: y.Queue.Name, Durable: y.Queue.Durable, Type: y.Queue.Type, Exclusive: y.Queue.Exclusive, Offset: y.Queue.Offset},
 		RoutingKey:          y.RoutingKey,
 		RoutingKeys:         y.RoutingKeys,
 		Persistent:          y.Persistent,
@@ -436,6 +628,24 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 	}
 	if y.Queue.Arguments != nil {
 		o.Queue.Arguments = decodeArguments(d, y.Queue.Arguments, field+".queue.arguments")
+	}
+	// Given as 0, these must be reported (0 is "not set" in Options).
+	for _, f := range []struct {
+		key string
+		v   *int
+		out *int
+	}{
+		{"quorum-initial-group-size", y.Queue.QuorumInitialGroupSize, &o.Queue.QuorumInitialGroupSize},
+		{"delivery-limit", y.Queue.DeliveryLimit, &o.Queue.DeliveryLimit},
+	} {
+		if f.v == nil {
+			continue
+		}
+		if *f.v == 0 {
+			d.Errorf(nodeAt(n, "queue."+f.key), field+".queue."+f.key, "must be at least 1 (leave it out for RabbitMQ's default), got 0")
+			continue
+		}
+		*f.out = *f.v
 	}
 
 	// Cross-field and range checks, on fields that decoded: each mistake
@@ -501,16 +711,25 @@ func decodeArguments(d *scenarios.Decoder, n *yaml.Node, field string) map[strin
 	return args
 }
 
-// nodeAt returns the node of a dotted option path in n, or the nearest
-// ancestor that exists, for problem positions.
+// nodeAt returns the node of a dotted option path in n (a part may end in
+// an index, urls[1]), or the nearest ancestor that exists, for problem
+// positions.
 func nodeAt(n *yaml.Node, path string) *yaml.Node {
 	at := n
 	for _, part := range strings.Split(path, ".") {
-		c := scenarios.Child(at, part)
+		key, index, indexed := strings.Cut(strings.TrimSuffix(part, "]"), "[")
+		c := scenarios.Child(at, key)
 		if c == nil {
 			return at
 		}
 		at = c
+		if indexed {
+			i, err := strconv.Atoi(index)
+			if err != nil || at.Kind != yaml.SequenceNode || i < 0 || i >= len(at.Content) {
+				return at
+			}
+			at = at.Content[i]
+		}
 	}
 	return at
 }

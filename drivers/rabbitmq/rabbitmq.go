@@ -3,10 +3,12 @@
 // without publisher confirms, and consumers compete on one queue (with
 // several subscriptions, on a queue per subscription), with manual or
 // automatic acknowledgements. With `url: managed` spate runs its
-// own private node from the installed rabbitmq-server package and can
-// restart it. `spate serve rabbitmq` runs such a node on its own, for
-// several processes to share (give its url), and can restart it when it is
-// killed (--supervise).
+// own private node from the installed rabbitmq-server package (with
+// `nodes: 3`, a private cluster) and can restart, pause and partition it.
+// `spate serve rabbitmq` runs such a node on its own, for several processes
+// to share (give its url), and can restart it when it is killed
+// (--supervise). The README next to this file has the options as a table
+// and the cluster claims spate checks.
 //
 // # Options
 //
@@ -16,6 +18,13 @@
 //
 //	url              amqp://user:pass@host:port/vhost, amqps://..., or managed
 //	                 (default): a private node on loopback, stopped at the end
+//	nodes            with url: managed, the nodes of a private cluster, 1..5
+//	                 (default 1); see Managed cluster below
+//	partition-handling with nodes: 2 or more, RabbitMQ's
+//	                 cluster_partition_handling: pause_minority (default),
+//	                 autoheal or ignore
+//	urls             the nodes of an existing cluster, instead of url:
+//	                 clients spread over them (see Nodes below)
 //	exchange         {name, kind, durable}: name "" (default) is the default
 //	                 exchange, which routes by queue name; kind direct
 //	                 (default), topic, fanout or headers; durable (default true)
@@ -128,6 +137,32 @@
 // Consumers that lose their connection reconnect and subscribe again; what
 // they had not acked is redelivered, flagged.
 //
+// # Streams
+//
+// With queue.type: stream, consumers read the stream over AMQP 0.9.1 with
+// x-stream-offset (queue.offset) and a prefetch limit, which RabbitMQ
+// requires; acknowledging only grants credit. A stream is not consumed
+// away: every consumer reads all of it, so each consumer is a
+// subscription of its own (the scenario sets subscriptions equal to
+// consumers; Options.Abilities lists drivers.AbilityOwnReader, which
+// scenario validation enforces), and every subscription reads the one
+// stream. Each delivery carries its stream offset (Delivery.Offset). A
+// consumer that reconnects reads on from the offset after the last
+// delivery it received, so nothing is read twice or skipped; a new
+// consumer made with the id of a crashed one starts from the offset after
+// the last batch the crashed one handled (whose Handler returned), as an
+// application storing its offset after processing would: what the crashed
+// one was handling is read again, and counted as duplicates. Rejecting,
+// dead-lettering and single-active are not available on a stream.
+//
+// # Nodes
+//
+// With several nodes (urls, or a managed cluster), connection slot i
+// (producer i, consumer i, with shared connections the slot's number; the
+// admin connection is slot 0) connects to node i mod N first, and to the
+// next node that answers when that one does not, so clients spread over
+// the nodes and reconnect to another when theirs goes away.
+//
 // Order is checked per producer on the queue. With several consumers (or
 // consumer channels) the broker's FIFO deliveries are handled in parallel,
 // so the reordering counted is what an application with competing
@@ -147,12 +182,29 @@
 // directory. Without the package, Open fails with the command to install
 // it (apt-get install -y rabbitmq-server).
 //
+// # Managed cluster
+//
+// With url: managed and nodes: N (2..5), Open starts a private cluster
+// (see StartCluster): N such nodes, started in parallel, each with its own
+// node name, ports and data directory, joined to node 0 with rabbitmqctl
+// join_cluster, sharing an Erlang cookie. Their Erlang port mapper runs
+// inside spate, and every connection between two nodes passes through a
+// proxy of spate's in front of each node's distribution port, which is
+// how a partition cuts one node off from the others while clients still
+// reach it (see Cluster.Partition). Close stops every node; the port
+// mapper and proxies end with it.
+//
 // # Abilities
 //
-// A driver on a managed node (url: managed, or Options.Node) is a
-// drivers.BrokerRestarter with one broker, 0: Graceful runs rabbitmqctl
+// A driver on a managed node or cluster (url: managed, or Options.Node or
+// Options.Cluster) is a ManagedDriver: a drivers.BrokerRestarter whose
+// broker i is node i (0 for a single node): Graceful runs rabbitmqctl
 // stop, Kill sends SIGKILL to the node's VM; both start the node again on
-// the same ports with the same data. Consumers are drivers.Crasher: Crash
+// the same ports with the same data. It is a drivers.BrokerPauser
+// (SIGSTOP, then SIGCONT), a drivers.LeaderLocator (which node leads each
+// queue, asked with rabbitmqctl list_queues), and on a cluster a
+// drivers.BrokerPartitioner. Faults still in effect when the driver closes
+// are taken back first. Consumers are drivers.Crasher: Crash
 // closes the consumer's socket without a goodbye, so the broker requeues
 // what it had not acked (and other consumers on the same connection, if
 // connections are shared, lose theirs too). When Env.Dial is set every
@@ -224,7 +276,7 @@ func open(ctx context.Context, options any, env drivers.Env) (drivers.Driver, er
 	if err != nil {
 		return nil, err
 	}
-	if d.node != nil {
+	if d.node != nil || d.cluster != nil {
 		return &ManagedDriver{d}, nil
 	}
 	return d, nil
@@ -235,9 +287,11 @@ type Driver struct {
 	opts     Options
 	env      drivers.Env
 	log      *slog.Logger
-	url      string
-	node     *Node // nil for an external broker
+	urls     []string // every node's URL; clients spread over them
+	node     *Node    // the managed node, or nil
 	ownsNode bool
+	cluster  *Cluster // the managed cluster, or nil
+	ownsCl   bool
 	queue    string // the queue's name, or with several subscriptions the stem of theirs
 	dlq      string // the dead-letter queue's name (or stem), or ""
 	// queues, dlqs and args are the queue, the dead-letter queue ("" for
@@ -261,6 +315,14 @@ type Driver struct {
 	bindMu   sync.Mutex      // serializes binds of new keys
 	created  []string        // what Open declared that did not exist: "exchange:x", "queue:y"
 	consumed int             // consumer tags handed out
+	// resume is, per consumer id, the stream offset after the last batch
+	// its Handler returned from: where a new consumer with the same id
+	// (replacing a crashed one) starts reading.
+	resume map[int]int64
+	// undo holds the faults in effect (paused brokers, partitions), each
+	// taken back at the latest by Close.
+	undo   map[int]func() error
+	undoID int
 
 	stats counters
 }
@@ -277,33 +339,136 @@ var (
 	_ drivers.Driver          = (*Driver)(nil)
 	_ drivers.StatsReporter   = (*Driver)(nil)
 	_ drivers.BrokerRestarter = (*ManagedDriver)(nil)
+	_ drivers.BrokerPauser    = (*ManagedDriver)(nil)
+	_ drivers.LeaderLocator   = (*ManagedDriver)(nil)
+	_ drivers.BrokerLister    = Options{}
 	_ drivers.Crasher         = (*consumer)(nil)
 	_ drivers.AbilityLister   = Options{}
 )
 
-// ManagedDriver is a Driver on a managed node (url: managed, or
-// Options.Node), which it can restart: a drivers.BrokerRestarter. Its
-// methods are safe for concurrent use.
+// ManagedDriver is a Driver on a managed node or cluster (url: managed, or
+// Options.Node or Options.Cluster), whose brokers it can restart and pause
+// (drivers.BrokerRestarter, drivers.BrokerPauser), partition when there
+// are two or more (drivers.BrokerPartitioner), and ask which leads each
+// queue (drivers.LeaderLocator). Broker i is node i. Its methods are safe
+// for concurrent use.
 type ManagedDriver struct{ *Driver }
 
-// Brokers returns [0]: the one managed node.
-func (m *ManagedDriver) Brokers() []int { return []int{0} }
+var _ drivers.BrokerPartitioner = (*ManagedDriver)(nil)
 
-// RestartBroker restarts the managed node (id 0 or drivers.AllBrokers):
-// Graceful runs rabbitmqctl stop, Kill sends SIGKILL to the node's VM; the
-// node is down for down, then starts on the same ports with its data, and
-// RestartBroker returns once it accepts connections. Clients reconnect on
-// their own.
+// Brokers returns the ids of the managed nodes: [0] for one node, 0 ..
+// nodes-1 for a cluster.
+func (m *ManagedDriver) Brokers() []int {
+	if m.cluster == nil {
+		return []int{0}
+	}
+	ids := make([]int, m.cluster.Size())
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
+}
+
+// RestartBroker restarts managed node id, or every node
+// (drivers.AllBrokers): Graceful runs rabbitmqctl stop, Kill sends SIGKILL
+// to the node's VM; the node is down for down, then starts on the same
+// ports with its data (a cluster's nodes rejoin by themselves; all of them
+// start in parallel), and RestartBroker returns once it accepts
+// connections. Clients reconnect on their own, to another node while
+// theirs is down.
 func (m *ManagedDriver) RestartBroker(ctx context.Context, id int, mode drivers.RestartMode, down time.Duration) error {
+	m.log.Info("rabbitmq: restarting managed broker", "broker", id, "mode", modeName(mode), "down", down)
+	if m.cluster != nil {
+		return m.cluster.Restart(ctx, id, mode, down)
+	}
 	if id != 0 && id != drivers.AllBrokers {
 		return fmt.Errorf("rabbitmq: no broker %d; the managed node is broker 0", id)
 	}
-	m.log.Info("rabbitmq: restarting the managed node", "mode", modeName(mode), "down", down)
 	return m.node.Restart(ctx, mode, down)
+}
+
+// PauseBroker freezes managed node id (or every node) with SIGSTOP and
+// returns a function that resumes it with SIGCONT (drivers.BrokerPauser).
+// Close resumes it at the latest.
+func (m *ManagedDriver) PauseBroker(ctx context.Context, id int) (func() error, error) {
+	var resume func() error
+	if m.cluster != nil {
+		var err error
+		if resume, err = m.cluster.Pause(id); err != nil {
+			return nil, err
+		}
+	} else {
+		if id != 0 && id != drivers.AllBrokers {
+			return nil, fmt.Errorf("rabbitmq: no broker %d; the managed node is broker 0", id)
+		}
+		if err := m.node.Pause(); err != nil {
+			return nil, err
+		}
+		resume = m.node.Resume
+	}
+	return m.keepUndo(resume), nil
+}
+
+// PartitionBroker cuts managed node id off from the other nodes of the
+// cluster (see Cluster.Partition) and returns a function that heals the
+// partition (drivers.BrokerPartitioner). Close heals it at the latest.
+func (m *ManagedDriver) PartitionBroker(ctx context.Context, id int) (func() error, error) {
+	if m.cluster == nil {
+		return nil, errors.New("rabbitmq: a partition needs a managed cluster (url: managed with nodes: 2 or more)")
+	}
+	heal, err := m.cluster.Partition(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.keepUndo(func() error { heal(); return nil }), nil
+}
+
+// keepUndo records undo until it is called, so that Close can call it, and
+// returns it, made safe to call more than once.
+func (m *ManagedDriver) keepUndo(undo func() error) func() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.undoID++
+	id := m.undoID
+	m.undo[id] = undo
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() {
+			m.mu.Lock()
+			delete(m.undo, id)
+			m.mu.Unlock()
+			err = undo()
+		})
+		return err
+	}
+}
+
+// Leaders returns which managed node leads each queue the consumers read
+// (drivers.LeaderLocator): a quorum queue's or stream's Raft leader, the
+// node a classic queue lives on; -1 when a queue has no leader now. A
+// cluster is asked with rabbitmqctl list_queues on a node that is up
+// (about a second); on a single node every queue is node 0's.
+func (m *ManagedDriver) Leaders(ctx context.Context) (map[string]int, error) {
+	queues := m.distinctQueues()
+	if m.cluster != nil {
+		return m.cluster.QueueLeaders(ctx, queues)
+	}
+	out := map[string]int{}
+	for _, q := range queues {
+		out[q] = 0
+	}
+	return out, nil
 }
 
 // Node returns the managed node the driver runs on, or nil.
 func (d *Driver) Node() *Node { return d.node }
+
+// Cluster returns the managed cluster the driver runs on, or nil.
+func (d *Driver) Cluster() *Cluster { return d.cluster }
+
+// URLs returns the URL of every node the driver's clients connect to.
+func (d *Driver) URLs() []string { return slices.Clone(d.urls) }
 
 // New opens a driver with options o for the run env: it starts the managed
 // node if url is managed, connects, and declares the exchange, the queue,
@@ -322,13 +487,14 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 		opts:   o,
 		env:    env,
 		log:    env.Log,
-		url:    o.URL,
 		queue:  o.Queue.Name,
 		dlq:    o.DeadLetter,
 		closed: make(chan struct{}),
 		pslots: map[int]*connSlot{},
 		cslots: map[int]*connSlot{},
 		bound:  map[string]bool{},
+		resume: map[int]int64{},
+		undo:   map[int]func() error{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if d.queue == "" {
@@ -338,9 +504,25 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 		return nil, err
 	}
 	switch {
+	case o.Cluster != nil:
+		d.cluster = o.Cluster
+		d.urls = o.Cluster.URLs()
 	case o.Node != nil:
 		d.node = o.Node
-		d.url = o.Node.URL()
+		d.urls = []string{o.Node.URL()}
+	case len(o.URLs) > 0:
+		d.urls = slices.Clone(o.URLs)
+	case o.URL == Managed && o.Nodes > 1:
+		no := o.NodeOptions
+		if no.Log == nil {
+			no.Log = env.Log
+		}
+		c, err := StartCluster(ctx, ClusterOptions{Nodes: o.Nodes, Server: no.Server, StartTimeout: no.StartTimeout,
+			PartitionHandling: o.PartitionHandling, Log: no.Log})
+		if err != nil {
+			return nil, err
+		}
+		d.cluster, d.ownsCl, d.urls = c, true, c.URLs()
 	case o.URL == Managed:
 		no := o.NodeOptions
 		if no.Log == nil {
@@ -350,14 +532,16 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.node, d.ownsNode, d.url = n, true, n.URL()
+		d.node, d.ownsNode, d.urls = n, true, []string{n.URL()}
+	default:
+		d.urls = []string{o.URL}
 	}
 	d.admin = &connSlot{d: d, side: drivers.AdminSide, name: "admin"}
 	if err := d.provision(ctx); err != nil {
 		_ = d.Close(context.Background())
 		return nil, err
 	}
-	d.log.Info("rabbitmq: driver open", "broker", d.address(), "queues", strings.Join(d.queues, ","), "exchange", o.Exchange.Name,
+	d.log.Info("rabbitmq: driver open", "broker", d.addresses(), "queues", strings.Join(d.distinctQueues(), ","), "exchange", o.Exchange.Name,
 		"dead-letter", strings.Join(d.dlqs, ","))
 	return d, nil
 }
@@ -370,7 +554,7 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 func (d *Driver) subscriptions() error {
 	o := &d.opts
 	n := max(1, d.env.Subscriptions)
-	if n > 1 && o.Exchange.Name == "" {
+	if n > 1 && o.Exchange.Name == "" && o.Queue.Type != "stream" {
 		return fmt.Errorf("rabbitmq: subscriptions: %d needs a named exchange: each subscription reads a queue of its own (%s-0 .. %s-%d), "+
 			"and the default exchange (no exchange name) routes each message to one queue only; "+
 			"name one, e.g. exchange: {name: spate, kind: fanout}, or use subscriptions: 1", n, d.queue, d.queue, n-1)
@@ -379,15 +563,27 @@ func (d *Driver) subscriptions() error {
 	for k, v := range o.Queue.Arguments {
 		base[k] = v
 	}
-	if o.Queue.Type == "quorum" {
+	switch q := o.Queue; q.Type {
+	case "quorum":
 		base["x-queue-type"] = "quorum"
+		if q.QuorumInitialGroupSize > 0 {
+			base["x-quorum-initial-group-size"] = int64(q.QuorumInitialGroupSize)
+		}
+		if q.DeliveryLimit > 0 {
+			base["x-delivery-limit"] = int64(q.DeliveryLimit)
+		}
+	case "stream":
+		base["x-queue-type"] = "stream"
 	}
+	// Every subscription reads the one stream: a stream is not consumed
+	// away, so each subscription (each consumer) reads all of it.
+	stream := o.Queue.Type == "stream"
 	if o.SingleActive {
 		base["x-single-active-consumer"] = true
 	}
 	for sub := range n {
 		q, dlq := d.queue, d.dlq
-		if n > 1 {
+		if n > 1 && !stream {
 			q = fmt.Sprintf("%s-%d", d.queue, sub)
 			if dlq != "" {
 				dlq = fmt.Sprintf("%s-%d", d.dlq, sub)
@@ -403,6 +599,18 @@ func (d *Driver) subscriptions() error {
 		d.args = append(d.args, args)
 	}
 	return nil
+}
+
+// distinctQueues returns the queues the consumers read, each once (the
+// subscriptions of a stream share it).
+func (d *Driver) distinctQueues() []string {
+	var out []string
+	for _, q := range d.queues {
+		if !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // owner is the slot whose connection declares the queue and its bindings:
@@ -447,7 +655,7 @@ func (d *Driver) provision(ctx context.Context) error {
 		objects = append(objects, object{"exchange", d.opts.Exchange.Name})
 	}
 	if !d.opts.Queue.Exclusive {
-		for _, q := range d.queues {
+		for _, q := range d.distinctQueues() {
 			objects = append(objects, object{"queue", q})
 		}
 	}
@@ -501,6 +709,9 @@ func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
 		return nil
 	}
 	for sub, q := range d.queues {
+		if sub > 0 && q == d.queues[0] {
+			break // a stream: the one queue of every subscription
+		}
 		if dlq := d.dlqs[sub]; dlq != "" {
 			if _, err := ch.QueueDeclare(dlq, o.Queue.Durable, false, false, false, nil); err != nil {
 				return explainDeclare("queue", dlq, err)
@@ -528,7 +739,7 @@ func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
 		}
 		d.mu.Unlock()
 	}
-	for _, q := range d.queues {
+	for _, q := range d.distinctQueues() {
 		for _, k := range keys {
 			if err := ch.QueueBind(q, k, o.Exchange.Name, false, args); err != nil {
 				return fmt.Errorf("rabbitmq: bind queue %q to exchange %q with key %q: %w", q, o.Exchange.Name, k, err)
@@ -580,7 +791,7 @@ func (d *Driver) bindKey(ctx context.Context, key string) error {
 		if err == nil {
 			var ch *amqp.Channel
 			if ch, err = d.owner().channel(ctx); err == nil {
-				for _, queue = range d.queues {
+				for _, queue = range d.distinctQueues() {
 					if err = ch.QueueBind(queue, key, d.opts.Exchange.Name, false, nil); err != nil {
 						break
 					}
@@ -626,7 +837,7 @@ func (d *Driver) slot(slots map[int]*connSlot, side drivers.Side, id, n int) *co
 	defer d.mu.Unlock()
 	s := slots[i]
 	if s == nil {
-		s = &connSlot{d: d, side: side, name: slotName(side, i)}
+		s = &connSlot{d: d, side: side, name: slotName(side, i), pref: i % len(d.urls)}
 		slots[i] = s
 	}
 	return s
@@ -670,7 +881,18 @@ func (d *Driver) isClosed() bool {
 // n's. The depths are asked of the broker, waiting at most 2 s in all; a
 // driver opened attached (drivers.Env.Attach, a shard of a distributed
 // run) leaves them to the coordinator, so they are not added up once per
-// shard.
+// shard. A stream is not consumed away, so its depth says nothing of a
+// backlog: queue_depth is -1 for a stream.
+//
+// On a managed node or cluster (ManagedDriver) there are also:
+//
+//	brokers           the managed nodes
+//	leader_broker     the node leading the queue at the end (Leaders): a
+//	                  quorum queue's or stream's Raft leader, the node of a
+//	                  classic queue; -1 when it has none or it could not be
+//	                  asked (rabbitmqctl, within 20 s)
+//	leader_broker_<n> with several subscriptions reading several queues,
+//	                  the leader of subscription n's queue
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
 	m := map[string]int64{
@@ -708,11 +930,43 @@ func (d *Driver) Stats() map[string]int64 {
 	if d.env.Attach {
 		return m // the depths are the system's: the coordinator reports them, once
 	}
-	depths("queue_depth", d.queues)
+	if d.opts.Queue.Type == "stream" {
+		m["queue_depth"] = -1
+	} else {
+		depths("queue_depth", d.queues)
+	}
 	if d.dlq != "" {
 		depths("dead_letter_depth", d.dlqs)
 	}
+	if d.node != nil || d.cluster != nil {
+		d.leaderStats(m)
+	}
 	return m
+}
+
+// leaderStats adds the managed figures to m.
+func (d *Driver) leaderStats(m map[string]int64) {
+	md := &ManagedDriver{d}
+	m["brokers"] = int64(len(md.Brokers()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	leaders, err := md.Leaders(ctx)
+	if err != nil {
+		d.log.Warn("rabbitmq: which node leads the queue", "err", err)
+	}
+	queues := d.distinctQueues()
+	for i, q := range queues {
+		l, ok := leaders[q]
+		if !ok {
+			l = -1
+		}
+		if i == 0 {
+			m["leader_broker"] = int64(l)
+		}
+		if len(queues) > 1 {
+			m[fmt.Sprintf("leader_broker_%d", i)] = int64(l)
+		}
+	}
 }
 
 // depth returns the number of ready messages in queue, or -1.
@@ -770,11 +1024,22 @@ func (d *Driver) DeadLetterQueues() []string {
 	return slices.Clone(d.dlqs)
 }
 
-// Close stops consumers and clients, deletes the queues and exchange Open
+// Close resumes the brokers it paused and heals the partitions it made,
+// stops consumers and clients, deletes the queues and exchange Open
 // created (unless keep), closes every connection and stops the managed
-// node it started. Calling it again does nothing.
+// node or cluster it started. Calling it again does nothing.
 func (d *Driver) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() {
+		// Faults first: a paused node would hold up every clean close.
+		d.mu.Lock()
+		undo := slices.Collect(maps.Values(d.undo))
+		clear(d.undo)
+		d.mu.Unlock()
+		for _, f := range undo {
+			if err := f(); err != nil {
+				d.log.Warn("rabbitmq: taking back a fault at close", "err", err)
+			}
+		}
 		close(d.closed)
 		d.cancel()
 		deadline := time.Now().Add(5 * time.Second)
@@ -805,6 +1070,9 @@ func (d *Driver) Close(ctx context.Context) error {
 		if d.ownsNode {
 			_ = d.node.Stop(ctx)
 		}
+		if d.ownsCl {
+			_ = d.cluster.Stop(ctx)
+		}
 	})
 	return nil
 }
@@ -817,7 +1085,7 @@ func (d *Driver) unprovision(deadline time.Time) {
 	go func() {
 		defer close(done)
 		// The driver is closed: the admin slot must not refuse to dial.
-		conn, raw, err := d.dial(ctx, drivers.AdminSide, "admin-cleanup")
+		conn, raw, err := d.dialAny(ctx, drivers.AdminSide, "admin-cleanup", 0)
 		if err != nil {
 			d.log.Warn("rabbitmq: could not delete what the run created", "err", err)
 			return
