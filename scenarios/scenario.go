@@ -31,7 +31,9 @@ type Scenario struct {
 	// under test instead of one driver (pipeline.go).
 	Pipeline  *Pipeline `yaml:"pipeline"`
 	Producers int       `yaml:"producers"` // default 1
-	Consumers int       `yaml:"consumers"` // default 1
+	// Consumers is how many consumers receive (default 1); 0 makes a
+	// produce-only run, which measures no deliveries (produceonly.go).
+	Consumers int `yaml:"consumers"`
 	// Subscriptions is how many independent subscriptions the consumers
 	// form, each receiving every message (default 1: the consumers
 	// compete for one stream of messages). Consumer i belongs to
@@ -361,16 +363,16 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	case s.Pipeline != nil:
 		l.validatePipeline(d, pn, s)
 	}
-	count := func(key string, v *int) {
+	count := func(key string, v *int, least int, why string) {
 		if n := Child(root, key); n == nil {
 			*v = 1
-		} else if *v < 1 && n.Tag == "!!int" { // a non-number is already reported
-			d.Errorf(n, key, "must be at least 1, got %d", *v)
+		} else if *v < least && n.Tag == "!!int" { // a non-number is already reported
+			d.Errorf(n, key, "must be at least %d%s, got %d", least, why, *v)
 		}
 	}
-	count("producers", &s.Producers)
-	count("consumers", &s.Consumers)
-	count("subscriptions", &s.Subscriptions)
+	count("producers", &s.Producers, 1, "")
+	count("consumers", &s.Consumers, 0, " (0: a produce-only run)")
+	count("subscriptions", &s.Subscriptions, 1, "")
 	l.validateSubscriptions(d, root, s)
 	if Child(root, "message") == nil || Child(Child(root, "message"), "size") == nil {
 		s.Message.Size.Fixed = DefaultSize
@@ -427,6 +429,7 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	}
 	l.validateChaos(d, Child(root, "chaos"), s)
 	validatePipelineChaos(d, Child(root, "chaos"), s)
+	validateProduceOnly(d, root, s)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -451,7 +454,7 @@ const AbilityFanOut = "fan-out"
 // driver that consumes (in a pipeline, its output).
 func (l *Loader) validateSubscriptions(d *Decoder, root *yaml.Node, s *Scenario) {
 	n := Child(root, "subscriptions")
-	if n == nil || s.Subscriptions <= 1 {
+	if n == nil || s.Subscriptions <= 1 || s.Consumers == 0 { // without consumers: validateProduceOnly
 		return
 	}
 	if s.Consumers >= 1 && s.Subscriptions > s.Consumers {
