@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test lint bench demo clean
+.PHONY: build test lint bench bench-compare demo clean
 
 build: ## build bin/spate
 	$(GO) build -o bin/spate ./cmd/spate
@@ -15,8 +15,11 @@ lint: ## gofmt and go vet must be clean
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags kafka $(PKGS)
 
-bench: ## benchmarks: harness throughput, tracker cost, pacer accuracy
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+bench: ## benchmarks: harness throughput, tracker cost, pacer accuracy (bench-compare has the comparisons with bare clients)
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkCompare$$' -benchmem $(PKGS)
+
+bench-compare: ## spate against each driver's bare client, interleaved pairs, one table of msgs/s and ratios (ARGS='-drivers kafka -rounds 3')
+	$(GO) run ./internal/benchcompare/cmd/bench-compare $(ARGS)
 
 demo: ## run the quickstart scenario
 	$(GO) run ./cmd/spate run examples/quickstart.yaml
