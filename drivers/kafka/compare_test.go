@@ -58,11 +58,12 @@ func comparePairs(cfg benchcompare.Config, partitions []int) []benchcompare.Pair
 				p := benchcompare.Pair{Direction: dir, Size: size, Partitions: parts}
 				switch dir {
 				case benchcompare.Produce:
-					p.Spate, p.Bare = s.Produce(size, d), bareKafka(size, parts, d, dir)
+					p.Spate, p.Bare = s.Produce(size, d), bareKafka(size, parts, d, dir, nil)
 				case benchcompare.Max:
-					p.Spate, p.Bare = s.Max(size, d), bareKafka(size, parts, d, dir)
+					p.Spate, p.Bare = s.Max(size, d), bareKafka(size, parts, d, dir, nil)
 				case benchcompare.Consume:
-					p.Spate, p.Bare = s.Consume(size, d), bareKafka(size, parts, d, dir)
+					backlog := new(benchcompare.Backlog)
+					p.Spate, p.Bare = s.Consume(size, d, backlog), bareKafka(size, parts, d, dir, backlog)
 				}
 				pairs = append(pairs, p)
 			}
@@ -73,9 +74,10 @@ func comparePairs(cfg benchcompare.Config, partitions []int) []benchcompare.Pair
 
 // bareKafka is the bare franz-go side of a direction on a fresh embedded
 // cluster of the given partitions: a produce loop for d (with a consumer
-// polling meanwhile for max; held until the backlog is made, then timed
-// while it drains, for consume).
-func bareKafka(size, partitions int, d time.Duration, direction string) benchcompare.Side {
+// polling meanwhile for max); for consume, a consumer held until the loop
+// has produced as many records as spate's last backlog (or for d), then
+// timed while it drains them.
+func bareKafka(size, partitions int, d time.Duration, direction string, backlog *benchcompare.Backlog) benchcompare.Side {
 	return func(ctx context.Context) (benchcompare.Sample, error) {
 		o := kafka.DefaultOptions()
 		o.Partitions = partitions
@@ -100,7 +102,11 @@ func bareKafka(size, partitions int, d time.Duration, direction string) benchcom
 		if direction == benchcompare.Max {
 			count = func(*atomic.Int64) int64 { return cons.received.Load() }
 		}
-		w, total, err := bareProduce(ctx, ed, size, d, count)
+		var limit int64
+		if backlog != nil {
+			limit = backlog.Size()
+		}
+		w, total, err := bareProduce(ctx, ed, size, d, limit, count)
 		if err != nil {
 			return benchcompare.Sample{}, err
 		}
@@ -114,11 +120,11 @@ func bareKafka(size, partitions int, d time.Duration, direction string) benchcom
 func acked(a *atomic.Int64) int64 { return a.Load() }
 
 // bareProduce produces records of size bytes (a 48-byte spate-stamp
-// header, the rest value) as fast as the client's buffer allows for d,
-// then flushes. It returns the sample of count (given the records acked so
-// far) from benchcompare.Warmup to d, and the records produced, every one
-// acked.
-func bareProduce(ctx context.Context, ed *kafka.EmbeddedDriver, size int, d time.Duration, count func(acked *atomic.Int64) int64) (benchcompare.Sample, int64, error) {
+// header, the rest value) as fast as the client's buffer allows for d, or
+// until it has produced limit records when limit > 0, then flushes. It
+// returns the sample of count (given the records acked so far) from
+// benchcompare.Warmup to d, and the records produced, every one acked.
+func bareProduce(ctx context.Context, ed *kafka.EmbeddedDriver, size int, d time.Duration, limit int64, count func(acked *atomic.Int64) int64) (benchcompare.Sample, int64, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(ed.BrokerAddrs()...),
 		kgo.DefaultProduceTopic(ed.Topic()),
@@ -149,22 +155,28 @@ func bareProduce(ctx context.Context, ed *kafka.EmbeddedDriver, size int, d time
 		n   int64
 		cpu time.Duration
 	}
+	var produced int64
 	start := time.Now()
 	for end := start.Add(d); ; {
 		now := time.Now()
 		if from.at.IsZero() && now.Sub(start) >= benchcompare.Warmup {
 			from.at, from.n, from.cpu = now, count(&ok), benchcompare.CPUTime()
 		}
-		if !now.Before(end) {
+		if limit > 0 && produced >= limit || limit <= 0 && !now.Before(end) {
 			to.at, to.n, to.cpu = now, count(&ok), benchcompare.CPUTime()
 			break
 		}
-		for range 256 {
+		n := int64(256)
+		if limit > 0 {
+			n = min(n, limit-produced)
+		}
+		for range n {
 			cl.Produce(ctx, &kgo.Record{
 				Value:   value,
 				Headers: []kgo.RecordHeader{{Key: kafka.StampHeader, Value: header}},
 			}, promise)
 		}
+		produced += n
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return benchcompare.Sample{}, 0, err
@@ -232,21 +244,22 @@ func (c *bareConsumer) start() {
 	}()
 }
 
-// drain polls until it has received want records, at most limit, and
-// returns them and the time from the first poll to the last record.
+// drain polls until it has received want records, at most limit, timed
+// as every consume side is (benchcompare.CatchUp).
 func (c *bareConsumer) drain(ctx context.Context, want int64, limit time.Duration) (benchcompare.Sample, error) {
-	start, cpu := time.Now(), benchcompare.CPUTime()
 	dctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	var n int64
-	for n < want {
+	var cu benchcompare.CatchUp
+	for cu.Received() < want {
 		fs := c.cl.PollRecords(dctx, 4096)
 		if dctx.Err() != nil {
-			return benchcompare.Sample{}, fmt.Errorf("drained %d of %d records in %v", n, want, limit)
+			return benchcompare.Sample{}, fmt.Errorf("drained %d of %d records in %v", cu.Received(), want, limit)
 		}
-		n += int64(fs.NumRecords())
+		if n := fs.NumRecords(); n > 0 {
+			cu.Batch(n)
+		}
 	}
-	return benchcompare.Sample{Messages: n, Elapsed: time.Since(start), CPU: benchcompare.CPUTime() - cpu}, nil
+	return cu.Sample(), nil
 }
 
 func (c *bareConsumer) close() {

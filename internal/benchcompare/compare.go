@@ -3,9 +3,9 @@
 // same work (the same messages of the same size, through the same client
 // library with the same settings, against the same kind of broker), one
 // through spate's engine and tracker, one as a plain client loop. Measure
-// runs a pair's sides alternately in one process (spate, bare, bare,
-// spate, ...), so drift on a shared machine falls on both, and sums each
-// side's messages and time over the rounds.
+// runs a pair's sides alternately in one process (spate, bare, spate,
+// bare, ...), so drift on a shared machine falls on both, and sums each
+// side's messages, time and CPU over the rounds.
 //
 // Each driver's tests build their pairs (drivers/*/compare_test.go) and
 // hand them to Bench, which makes one sub-benchmark per pair named
@@ -32,6 +32,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -132,9 +133,11 @@ func (r Result) Ratio() float64 {
 	return 0
 }
 
-// Measure runs each side of p rounds times, alternating which goes first
-// (spate then bare, then bare then spate, ...), and sums each side's
-// samples. A side that fails, or counts no messages, is an error.
+// Measure runs the sides of p alternately, spate then bare, rounds times,
+// and sums each side's samples. Spate goes first in every round so that a
+// consume pair's bare side can drain as large a backlog as spate's side
+// just did (Backlog). A side that fails, or counts no messages, is an
+// error.
 func Measure(ctx context.Context, p Pair, rounds int) (Result, error) {
 	res := Result{Pair: p, Rounds: max(rounds, 1)}
 	for i := range res.Rounds {
@@ -143,9 +146,6 @@ func Measure(ctx context.Context, p Pair, rounds int) (Result, error) {
 			side Side
 			sum  *Sample
 		}{{"spate", p.Spate, &res.Spate}, {"bare", p.Bare, &res.Bare}}
-		if i%2 == 1 {
-			order[0], order[1] = order[1], order[0]
-		}
 		for _, o := range order {
 			s, err := o.side(ctx)
 			if err == nil && (s.Messages <= 0 || s.Elapsed <= 0) {
@@ -159,6 +159,20 @@ func Measure(ctx context.Context, p Pair, rounds int) (Result, error) {
 	}
 	return res, nil
 }
+
+// Backlog hands the size of the backlog a consume pair's spate side built
+// and drained to its bare side, which runs next (Measure) and builds one
+// as large: draining costs more per message in a longer queue on some
+// systems, so both sides must drain as many messages. It is safe for
+// concurrent use; the zero value is ready.
+type Backlog struct{ n atomic.Int64 }
+
+// Set records the size of the backlog spate drained.
+func (b *Backlog) Set(n int64) { b.n.Store(n) }
+
+// Size is the last size Set, or 0 when spate's side has not run: then the
+// bare side builds its backlog for the pair's duration.
+func (b *Backlog) Size() int64 { return b.n.Load() }
 
 // Metric units of the sub-benchmarks' results, as ParseBench reads them.
 const (

@@ -67,7 +67,7 @@ func TestMeasureAlternates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(order, " "); got != "spate bare bare spate spate bare bare spate" {
+	if got := strings.Join(order, " "); got != "spate bare spate bare spate bare spate bare" {
 		t.Errorf("order %s", got)
 	}
 	if res.Spate.Messages != 3600 || res.Bare.Elapsed != 4*time.Second || res.Ratio() != 0.9 || res.Spate.CPUPerMessage() != 1000 {
