@@ -143,3 +143,45 @@ func TestProduceOnlyWriters(t *testing.T) {
 		t.Error("lost is defined after a round trip through results.json")
 	}
 }
+
+// TestProduceOnlySweepRow: a sweep point without consumers leaves its
+// delivery columns empty in every table, rather than showing 0 lost.
+func TestProduceOnlySweepRow(t *testing.T) {
+	row := NewSweepRow(1, []string{"5000/s"}, "", "points/01", produceOnlyResults(t), nil)
+	if !row.ProduceOnly {
+		t.Fatal("the row does not say produce_only")
+	}
+	s := &SweepResults{SchemaVersion: SchemaVersion, Name: "producer-rates", Axes: []SweepAxis{{Path: "traffic[0].constant.rate", Values: []string{"5000/s"}}},
+		Along: "traffic[0].constant.rate", Planned: 1, Points: []SweepRow{row}}
+	var text, csv bytes.Buffer
+	if err := WriteSweepText(&text, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSweepCSV(&csv, s); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(text.String()), "\n")
+	if last := strings.Fields(lines[len(lines)-1]); len(last) < 10 || last[2] != "-" || last[7] != "-" || last[8] != "-" || last[9] != "-" {
+		t.Errorf("text row %q: achieved, lost, dup and reord should be -", lines[len(lines)-1])
+	}
+	rows := strings.Split(strings.TrimSpace(csv.String()), "\n")
+	header, rec := strings.Split(rows[0], ","), strings.Split(rows[1], ",")
+	checked := 0
+	for i, col := range header {
+		switch col {
+		case "achieved_rate", "received", "lost", "duplicates", "reordered":
+			checked++
+			if rec[i] != "" {
+				t.Errorf("csv %s = %q, want empty", col, rec[i])
+			}
+		case "acked":
+			checked++
+			if rec[i] != "990" {
+				t.Errorf("csv acked = %q, want 990", rec[i])
+			}
+		}
+	}
+	if checked != 6 {
+		t.Errorf("found %d of the 6 columns checked in %q", checked, rows[0])
+	}
+}
