@@ -61,6 +61,11 @@ func comparePairs(cfg benchcompare.Config, partitions []int) []benchcompare.Pair
 				case benchcompare.Max:
 					p.Spate, p.Bare = s.Max(size, d), bareKafka(size, parts, d, dir, nil)
 				case benchcompare.Consume:
+					// A smaller window: the backlog's size does not depend
+					// on it, and the records still buffered when the phase
+					// ends (up to the window) must be confirmed before the
+					// consumers start.
+					s.InFlight = 2000
 					backlog := new(benchcompare.Backlog)
 					p.Spate, p.Bare = s.Consume(size, d, backlog), bareKafka(size, parts, d, dir, backlog)
 				}

@@ -60,6 +60,9 @@ func rabbitPairs(t testing.TB, cfg benchcompare.Config) []benchcompare.Pair {
 		pairs = append(pairs, benchcompare.Pair{Direction: benchcompare.Produce, Size: size,
 			Spate: s.Produce(size, cfg.Duration), Bare: bareRabbit(n, size, cfg.Duration, nil)})
 	}
+	// Consume: the confirm window alone, so that what is unconfirmed when
+	// the backlog's phase ends is confirmed before the consumers start.
+	s.InFlight = rabbitmq.DefaultConfirmWindow
 	for _, size := range cfg.Sizes {
 		backlog := new(benchcompare.Backlog)
 		pairs = append(pairs, benchcompare.Pair{Direction: benchcompare.Consume, Size: size,

@@ -68,7 +68,28 @@ func ParseBench(r io.Reader) (Outcome, error) {
 			last = nil
 		}
 	}
+	out.Failed = withoutParents(out.Failed)
 	return out, sc.Err()
+}
+
+// withoutParents drops a failed benchmark whose sub-benchmark failed too
+// ("kafka: BenchmarkCompare" after "kafka: BenchmarkCompare/max/1KiB/3p:
+// ..."): its failure is theirs.
+func withoutParents(failed []string) []string {
+	var out []string
+	for _, f := range failed {
+		parent := false
+		for _, g := range failed {
+			if g != f && strings.HasPrefix(g, f+"/") {
+				parent = true
+				break
+			}
+		}
+		if !parent {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // parseRow reads one result line:
