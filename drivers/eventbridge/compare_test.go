@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
@@ -101,14 +103,19 @@ func bareEventBridge(t testing.TB, k *eventbridge.Kumo, size int, d time.Duratio
 	}
 }
 
-// bareClients are SDK clients of the emulator whose transport keeps conns
-// connections open, as the driver's clients do for their concurrency (the
-// SDK's default keeps 2 per host, and opens a connection per call beyond).
+// bareClients are SDK clients of the emulator configured as the driver's
+// are: a transport that keeps conns connections open for their
+// concurrency (the SDK's default keeps 2 per host, and opens a connection
+// per call beyond), cached credentials and retries without the SDK's
+// client-side retry quota.
 func bareClients(k *eventbridge.Kumo, conns int) (*awseb.Client, *sqs.Client) {
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 2*conns, conns
 	})
-	cfg := aws.Config{Region: "us-east-1", Credentials: staticCreds{}, HTTPClient: hc}
+	cfg := aws.Config{Region: "us-east-1", Credentials: aws.NewCredentialsCache(staticCreds{}), HTTPClient: hc,
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
+		}}
 	eb := awseb.NewFromConfig(cfg, func(o *awseb.Options) { o.BaseEndpoint = aws.String(k.URL()) })
 	q := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(k.URL()) })
 	return eb, q
