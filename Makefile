@@ -8,7 +8,7 @@ FUZZTIME ?= 15s
 # machine, against go test's default of 10.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: build setup test lint fuzz bench demo clean
+.PHONY: build setup test lint fuzz bench bench-compare demo clean
 
 build: ## build bin/spate
 	$(GO) build -o bin/spate ./cmd/spate
@@ -27,8 +27,11 @@ lint: ## gofmt and go vet must be clean
 fuzz: ## run each fuzz target (every YAML and JSON input spate reads) for FUZZTIME, bounded in time and memory
 	.ci/fuzz.sh $(FUZZTIME)
 
-bench: ## benchmarks: harness throughput, tracker cost, pacer accuracy
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+bench: ## benchmarks: harness throughput, tracker cost, pacer accuracy (bench-compare has the comparisons with bare clients)
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkCompare$$' -benchmem $(PKGS)
+
+bench-compare: ## spate against each driver's bare client, interleaved pairs, one table of msgs/s and ratios (ARGS='-drivers kafka -rounds 3')
+	$(GO) run ./internal/benchcompare/cmd/bench-compare $(ARGS)
 
 demo: ## run the quickstart scenario
 	$(GO) run ./cmd/spate run examples/quickstart.yaml

@@ -272,11 +272,13 @@ func (t *Tracker) owns(p uint32) bool { return t.shards <= 1 || int(p)%t.shards 
 // received, duplicates, lost, reordered, unconfirmed-delivered and aborted
 // reads are summed over the subscriptions, latencies are recorded for each
 // subscription's first delivery, and the backlog is acked × subscriptions −
-// deliveries owed and made. Call it before traffic starts; n < 1 counts as
-// 1.
+// deliveries owed and made. n = 0 is a run without consumers (produce
+// only): no delivery is owed, so nothing is lost, the backlog stays 0 and
+// every delivery counts as malformed. Call it before traffic starts; n < 0
+// counts as 0.
 func (t *Tracker) SetSubscriptions(n int) {
 	t.mu.Lock()
-	t.setSubs(max(n, 1))
+	t.setSubs(max(n, 0))
 	t.mu.Unlock()
 }
 

@@ -97,6 +97,9 @@ type Progress struct {
 	// Subscriptions is how many subscriptions each message is owed to
 	// (1 unless fan-out): received counts them all.
 	Subscriptions int
+	// ProduceOnly is set when the run has no consumers: received, the
+	// backlog and e2e latency are not measured.
+	ProduceOnly bool
 	// ActiveFaults names the chaos actions in effect at Elapsed, in the
 	// order they started (empty when none is).
 	ActiveFaults []string
@@ -287,7 +290,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	}
 	r.tracker = accounting.NewTracker(r.runID, sc.Producers, r.baseNS)
 	r.tracker.SetShard(r.shard, r.shards)
-	r.tracker.SetSubscriptions(sc.Subscriptions)
+	r.tracker.SetSubscriptions(owedSubscriptions(sc))
 	if sc.Pipeline != nil {
 		// A message of an aborted input transaction must never come out
 		// of a pipeline, whatever the output's isolation.
@@ -312,6 +315,7 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 	if sc.Subscriptions > 1 {
 		res.Subscriptions = sc.Subscriptions
 	}
+	res.ProduceOnly = sc.Consumers == 0
 	if p := sc.Pipeline; p != nil {
 		res.Pipeline = &report.PipelineResult{Input: kind.Name, Output: r.outKind.Name, Processor: p.Processor.Kind}
 		if p.Processor.Builtin() {
@@ -515,6 +519,9 @@ const drainQuiet = 500 * time.Millisecond
 // waitDrained returns when every acked message has been received and no
 // delivery has arrived for drainQuiet, or when ctx ends.
 func (r *run) waitDrained(ctx context.Context) {
+	if r.sc.Consumers == 0 {
+		return // produce only: nothing to receive
+	}
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	deliveries := func() int64 {
@@ -612,6 +619,7 @@ func (r *run) tick(last bool) {
 			Live:     r.tracker.Live(),
 
 			Subscriptions: max(r.sc.Subscriptions, 1),
+			ProduceOnly:   r.sc.Consumers == 0,
 		}
 		if seg, ok := r.segmentAt(prof, iv.End); ok {
 			p.Phase = r.sc.Traffic[seg.Phase].Name

@@ -189,6 +189,9 @@ func Compare(base, run *Results, baseLabel, runLabel string, tols []Tolerance) (
 	if base.Scenario != run.Scenario {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("different scenarios: %q and %q", base.Scenario, run.Scenario))
 	}
+	if base.ProduceOnly != run.ProduceOnly {
+		c.Warnings = append(c.Warnings, "one run is produce-only (no consumers): its delivery figures are not measured")
+	}
 	if base.Driver != run.Driver {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("different drivers: %s and %s", base.Driver, run.Driver))
 	}

@@ -124,23 +124,34 @@ func WriteHTML(w io.Writer, r *Results) error {
 		tclass = "bad"
 	}
 	card("thresholds", fmt.Sprintf("%d / %d", len(r.Thresholds)-failed, len(r.Thresholds)), "held", tclass)
-	if l := r.LatencyUS.E2E; l.Count > 0 {
+	if r.ProduceOnly {
+		if l := r.LatencyUS.Publish; l.Count > 0 {
+			card("publish p99", FormatMicros(l.P99), "max "+FormatMicros(l.Max), "")
+		} else {
+			card("publish p99", "–", "nothing confirmed", "")
+		}
+		card("acked rate", formatRate(r.Rate.AckedMean)+"/s", "confirmed per second", "")
+		card("failed", group(c.Failed), pctOf(c.Failed, c.Sent, "sent"), badIf(c.Failed > 0))
+		card("deliveries", "–", NotMeasured+": a produce-only run", "")
+	} else if l := r.LatencyUS.E2E; l.Count > 0 {
 		card("e2e p99", FormatMicros(l.P99), "max "+FormatMicros(l.Max), "")
 	} else {
 		card("e2e p99", "–", "nothing received", "")
 	}
-	note := "received per second"
-	if t := r.Rate.TargetMean; t != nil && *t > 0 {
-		note = formatPercent(r.Rate.AchievedMean / *t) + " of target " + formatRate(*t) + "/s"
+	if !r.ProduceOnly {
+		note := "received per second"
+		if t := r.Rate.TargetMean; t != nil && *t > 0 {
+			note = formatPercent(r.Rate.AchievedMean / *t) + " of target " + formatRate(*t) + "/s"
+		}
+		card("achieved rate", formatRate(r.Rate.AchievedMean)+"/s", note, "")
+		owed := "acked"
+		if r.Subs() > 1 {
+			owed = fmt.Sprintf("acked × %d subscriptions", r.Subs())
+		}
+		card("lost", group(c.Lost), pctOf(c.Lost, c.Acked*int64(r.Subs()), owed), badIf(c.Lost > 0))
+		card("duplicates", group(c.Duplicates), pctOf(c.Duplicates, c.Received, "received"), badIf(c.Duplicates > 0))
+		card("reordered", group(c.Reordered), pctOf(c.Reordered, c.Received, "received"), badIf(c.Reordered > 0))
 	}
-	card("achieved rate", formatRate(r.Rate.AchievedMean)+"/s", note, "")
-	owed := "acked"
-	if r.Subs() > 1 {
-		owed = fmt.Sprintf("acked × %d subscriptions", r.Subs())
-	}
-	card("lost", group(c.Lost), pctOf(c.Lost, c.Acked*int64(r.Subs()), owed), badIf(c.Lost > 0))
-	card("duplicates", group(c.Duplicates), pctOf(c.Duplicates, c.Received, "received"), badIf(c.Duplicates > 0))
-	card("reordered", group(c.Reordered), pctOf(c.Reordered, c.Received, "received"), badIf(c.Reordered > 0))
 	if c.Aborted > 0 || c.AbortedReads > 0 {
 		card("aborted reads", group(c.AbortedReads), "of "+group(c.Aborted)+" aborted", badIf(c.AbortedReads > 0))
 	}
@@ -186,10 +197,16 @@ func WriteHTML(w io.Writer, r *Results) error {
 	}
 	row("sent", c.Sent, 0, "")
 	row("acked", c.Acked, c.Sent, "sent")
-	row("received", c.Received, c.Sent, "sent")
-	row("lost", c.Lost, c.Acked, "acked")
-	row("duplicates", c.Duplicates, c.Received, "received")
-	row("reordered", c.Reordered, c.Received, "received")
+	if r.ProduceOnly {
+		for _, name := range []string{"received", "lost", "duplicates", "reordered"} {
+			p("<tr><th>%s</th><td colspan=\"2\" class=\"muted\">%s</td></tr>\n", name, NotMeasured)
+		}
+	} else {
+		row("received", c.Received, c.Sent, "sent")
+		row("lost", c.Lost, c.Acked, "acked")
+		row("duplicates", c.Duplicates, c.Received, "received")
+		row("reordered", c.Reordered, c.Received, "received")
+	}
 	row("unconfirmed", c.Unconfirmed, c.Sent, "sent")
 	for _, x := range []struct {
 		name  string
@@ -213,6 +230,10 @@ func WriteHTML(w io.Writer, r *Results) error {
 	p("<thead><tr><th></th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr></thead>\n<tbody>\n")
 	for _, kind := range accounting.Kinds {
 		l := r.LatencyUS.Get(kind)
+		if r.ProduceOnly && kind != accounting.Publish {
+			p("<tr><th>%s</th><td colspan=\"6\" class=\"muted\">%s</td></tr>\n", kind, NotMeasured)
+			continue
+		}
 		if l.Count == 0 {
 			p("<tr><th>%s</th><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td></tr>\n", kind)
 			continue
@@ -239,8 +260,12 @@ func WriteHTML(w io.Writer, r *Results) error {
 	} else {
 		p("<tr><th>target</th><td>– <span class=\"muted\">(a max phase ran)</span></td></tr>\n")
 	}
-	p("<tr><th>achieved (received)</th><td>%s/s</td></tr>\n<tr><th>sent</th><td>%s/s</td></tr>\n<tr><th>acked</th><td>%s/s</td></tr>\n",
-		formatRate(r.Rate.AchievedMean), formatRate(r.Rate.SentMean), formatRate(r.Rate.AckedMean))
+	achieved := formatRate(r.Rate.AchievedMean) + "/s"
+	if r.ProduceOnly {
+		achieved = "<span class=\"muted\">" + NotMeasured + "</span>"
+	}
+	p("<tr><th>achieved (received)</th><td>%s</td></tr>\n<tr><th>sent</th><td>%s/s</td></tr>\n<tr><th>acked</th><td>%s/s</td></tr>\n",
+		achieved, formatRate(r.Rate.SentMean), formatRate(r.Rate.AckedMean))
 	p("</tbody>\n</table>\n</div>\n</section>\n")
 
 	// Charts.
@@ -271,6 +296,15 @@ func WriteHTML(w io.Writer, r *Results) error {
 			if !f.OK {
 				ok, okClass = "✗ "+f.Error, " class=\"bad\""
 			}
+			window := formatSeconds(f.StartS) + " – " + formatSeconds(f.EndS)
+			if f.EndS <= f.StartS {
+				window = "at " + formatSeconds(f.StartS)
+			}
+			if r.ProduceOnly {
+				p("<tr><td>%d</td><th>%s</th><td>%s</td><td%s>%s</td><td colspan=\"7\" class=\"muted\">%s</td></tr>\n",
+					i+1, esc(action), esc(window), okClass, esc(ok), NotMeasured)
+				continue
+			}
 			lat := [3]string{"–", "–", "–"}
 			if l := f.WindowLatencyUS; l != nil && l.Count > 0 {
 				lat = [3]string{FormatMicros(l.P50), FormatMicros(l.P99), FormatMicros(l.Max)}
@@ -279,10 +313,6 @@ func WriteHTML(w io.Writer, r *Results) error {
 			recClass := " class=\"bad\""
 			if f.RecoveryS != nil {
 				rec, recClass = formatSeconds(*f.RecoveryS), ""
-			}
-			window := formatSeconds(f.StartS) + " – " + formatSeconds(f.EndS)
-			if f.EndS <= f.StartS {
-				window = "at " + formatSeconds(f.StartS)
 			}
 			p("<tr><td>%d</td><th>%s</th><td>%s</td><td%s>%s</td><td>%s</td><td>%s</td><td>%s</td><td%s>%s</td><td%s>%s</td><td>%s</td><td%s>%s</td></tr>\n",
 				i+1, esc(action), esc(window), okClass, esc(ok), lat[0], lat[1], lat[2],
@@ -359,9 +389,13 @@ func timeCharts(r *Results) []Chart {
 			target = append(target, Point{x, t})
 			sent = append(sent, Point{x, float64(iv.Counts.Sent) / secs})
 			acked = append(acked, Point{x, float64(iv.Counts.Acked) / secs})
-			received = append(received, Point{x, float64(iv.Counts.Received) / secs / float64(r.Subs())})
+			if !r.ProduceOnly {
+				received = append(received, Point{x, float64(iv.Counts.Received) / secs / float64(r.Subs())})
+			}
 		}
-		backlog = append(backlog, Point{x, float64(iv.Backlog)})
+		if !r.ProduceOnly {
+			backlog = append(backlog, Point{x, float64(iv.Backlog)})
+		}
 		for _, kind := range []string{accounting.E2E, accounting.Publish} {
 			l := iv.LatencyUS.Get(kind)
 			s := lat[kind]
@@ -380,7 +414,10 @@ func timeCharts(r *Results) []Chart {
 	if n := len(r.Intervals); n > 0 && r.Intervals[n-1].EndS > 0 {
 		xDomain = [2]float64{0, r.Intervals[n-1].EndS}
 	}
-	empty := "no intervals were recorded"
+	empty, unmeasured := "no intervals were recorded", "no intervals were recorded"
+	if r.ProduceOnly {
+		unmeasured = NotMeasured
+	}
 	charts := []Chart{
 		{
 			ID: ChartThroughput, Title: "Throughput", XLabel: timeLabel, YLabel: "messages per second",
@@ -394,7 +431,7 @@ func timeCharts(r *Results) []Chart {
 		},
 		{
 			ID: ChartBacklog, Title: "Backlog (acked, not yet received)", XLabel: timeLabel, YLabel: "messages",
-			XFormat: tickSeconds, XDomain: xDomain, Windows: windows, Empty: empty,
+			XFormat: tickSeconds, XDomain: xDomain, Windows: windows, Empty: unmeasured,
 			Series: []Series{{Name: "backlog", Color: Palette[3], Points: backlog}},
 		},
 	}
@@ -403,9 +440,13 @@ func timeCharts(r *Results) []Chart {
 		{ChartPublish, accounting.Publish, "Publish latency (confirmation − send)"},
 	} {
 		s := lat[kind.name]
+		empty := "no " + kind.name + " latencies were recorded"
+		if r.ProduceOnly && kind.name == accounting.E2E {
+			empty = NotMeasured
+		}
 		charts = append(charts, Chart{
 			ID: kind.id, Title: kind.what + " per interval", XLabel: timeLabel, YLabel: kind.name + " latency (log scale)",
-			YLog: true, XFormat: tickSeconds, XDomain: xDomain, YFormat: tickMicros, Windows: windows, Empty: "no " + kind.name + " latencies were recorded",
+			YLog: true, XFormat: tickSeconds, XDomain: xDomain, YFormat: tickMicros, Windows: windows, Empty: empty,
 			Series: []Series{
 				{Name: "p50", Color: Palette[0], Points: s[0]},
 				{Name: "p99", Color: Palette[1], Points: s[1]},

@@ -21,7 +21,9 @@ import (
 //     duplicates, duplicates.ratio; reordered, reordered.ratio) failed;
 //     otherwise it passes and its figure is in system-out. Whether a figure
 //     is acceptable is the scenario's decision, made by its thresholds, so
-//     a run without a loss threshold does not fail on loss here either;
+//     a run without a loss threshold does not fail on loss here either. In
+//     a produce-only run (no consumers) the checks are skipped: nothing
+//     was received, so they were not measured;
 //   - run: one test case, "completed", with an error when the run hit a
 //     runtime error and a failure when it was interrupted;
 //   - chaos (only when the scenario injected faults): one test case per
@@ -69,6 +71,7 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitProblem `xml:"failure,omitempty"`
 	Error     *junitProblem `xml:"error,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut *junitText    `xml:"system-out,omitempty"`
 	out       string        // SystemOut before escaping
 }
@@ -89,6 +92,11 @@ type junitProblem struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
 	Body    string `xml:",innerxml"` // escaped by problem
+}
+
+// junitSkipped marks a test case that was not run, and says why.
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 func problem(message, typ, body string) *junitProblem {
@@ -152,6 +160,11 @@ func WriteJUnit(w io.Writer, r *Results) error {
 	correctness := junitSuite{Name: "correctness", Timestamp: timestamp}
 	for _, chk := range correctnessChecks {
 		if chk.name == "isolation" && !r.transactional() {
+			continue
+		}
+		if r.ProduceOnly {
+			correctness.Cases = append(correctness.Cases, junitCase{Name: chk.name, Classname: class("correctness"), Time: "0",
+				Skipped: &junitSkipped{Message: NotMeasured + ": a produce-only run receives nothing"}})
 			continue
 		}
 		c := junitCase{Name: chk.name, Classname: class("correctness"), Time: "0", out: correctnessFigure(r, chk.name)}
@@ -234,6 +247,9 @@ func WriteJUnit(w io.Writer, r *Results) error {
 			if c.Error != nil {
 				s.Errors++
 			}
+			if c.Skipped != nil {
+				s.Skipped++
+			}
 		}
 		doc.Tests += s.Tests
 		doc.Failures += s.Failures
@@ -284,8 +300,13 @@ func faultName(i int, f FaultResult) string {
 
 // faultFigures states a fault's window and what it did to the traffic.
 func (r *Results) faultFigures(f FaultResult) string {
+	produceOnly := r.ProduceOnly
 	var b strings.Builder
 	fmt.Fprintf(&b, "window %s..%s", formatSeconds(f.StartS), formatSeconds(f.EndS))
+	if produceOnly {
+		b.WriteString("; e2e, loss, duplicates, backlog and recovery " + NotMeasured)
+		return b.String()
+	}
 	if l := f.WindowLatencyUS; l != nil && l.Count > 0 {
 		fmt.Fprintf(&b, "; e2e in window p50 %s p99 %s max %s", FormatMicros(l.P50), FormatMicros(l.P99), FormatMicros(l.Max))
 	}

@@ -114,12 +114,19 @@ type Results struct {
 	// owed every message (omitted when 1): delivery counts (received,
 	// duplicates, lost, reordered, unconfirmed_delivered, aborted reads)
 	// are summed over them, and ratios divide by acked × subscriptions.
-	Subscriptions int                   `json:"subscriptions,omitempty"`
-	Counts        accounting.Counts     `json:"counts"`
-	LatencyUS     accounting.LatencySet `json:"latency_us"`
-	Rate          Rates                 `json:"rate"`
-	Thresholds    []ThresholdResult     `json:"thresholds"`
-	Verdict       string                `json:"verdict"` // pass or fail
+	Subscriptions int `json:"subscriptions,omitempty"`
+	// ProduceOnly is set when the run had no consumers (consumers: 0): it
+	// measured publishing alone. The delivery figures (received,
+	// duplicates, lost, reordered and the other delivery counts, their
+	// ratios, the e2e and service latencies, achieved_rate) are not
+	// measured: they are written as 0 or empty and mean nothing, and
+	// Metric reports them undefined (scenarios.DeliveryMetric).
+	ProduceOnly bool                  `json:"produce_only,omitempty"`
+	Counts      accounting.Counts     `json:"counts"`
+	LatencyUS   accounting.LatencySet `json:"latency_us"`
+	Rate        Rates                 `json:"rate"`
+	Thresholds  []ThresholdResult     `json:"thresholds"`
+	Verdict     string                `json:"verdict"` // pass or fail
 	// Examples names up to MaxExamples messages behind failed checks.
 	Examples  []accounting.Example `json:"examples,omitempty"`
 	Intervals []IntervalResult     `json:"intervals"`
@@ -280,14 +287,20 @@ func (r *Results) Histogram(kind string) (*hdr.Histogram, error) {
 // this run: target_rate when a max phase ran, any statistic of a latency
 // with no values (publish when the driver sends without confirmations,
 // e2e when nothing was received), a ratio whose denominator is zero (no
-// message acked, received or sent), and headroom without a find-max phase,
-// without a peak or when the search sustained no rate, and pipeline latency
-// outside a pipeline run. err is set for a name that is not a
-// metric or a histogram that cannot be decoded.
+// message acked, received or sent), headroom without a find-max phase,
+// without a peak or when the search sustained no rate, pipeline latency
+// outside a pipeline run, and every delivery figure of a produce-only run
+// (ProduceOnly). err is set for a name that is not a metric or a histogram
+// that cannot be decoded.
 func (r *Results) Metric(name string) (v float64, ok bool, err error) {
 	c := r.Counts
 	if r.Incomplete && slices.Contains(lossMetrics, name) {
 		return 0, false, nil // see incompleteReason
+	}
+	if r.ProduceOnly && scenarios.DeliveryMetric(name) {
+		if _, known := scenarios.LookupMetric(name); known {
+			return 0, false, nil // nothing was received
+		}
 	}
 	if kind, stat, found := strings.Cut(name, "."); found && stat != "ratio" {
 		if !slices.Contains(scenarios.LatencyKinds, kind) {
@@ -411,17 +424,20 @@ func (r *Results) Evaluate(ts []scenarios.Threshold) {
 	if !ok {
 		r.Verdict = Fail
 	}
-	r.Claim = r.claim(ts)
+	r.Claim = nil
+	if !r.ProduceOnly { // a delivery guarantee needs deliveries
+		r.Claim = r.claim(ts)
+	}
 	for i, t := range ts {
 		tr := &r.Thresholds[i]
-		if tr.Error != undefined {
-			continue
-		}
 		switch ms := t.Metrics(); {
+		case tr.Error != undefined:
 		case slices.Contains(ms, "headroom"):
 			tr.Error = r.headroomReason()
 		case r.Incomplete && slices.ContainsFunc(ms, func(m string) bool { return slices.Contains(lossMetrics, m) }):
 			tr.Error = incompleteReason
+		case r.ProduceOnly && slices.ContainsFunc(ms, scenarios.DeliveryMetric):
+			tr.Error = NotMeasured
 		}
 	}
 }
@@ -444,6 +460,11 @@ const incompleteReason = "not claimed: the run is incomplete (a shard's final ac
 
 // undefined is the error of a threshold whose metric has no value.
 const undefined = "undefined for this run"
+
+// NotMeasured is what the report writers show for a delivery figure of a
+// produce-only run (Results.ProduceOnly), and the error of a threshold on
+// one.
+const NotMeasured = "not measured (no consumers)"
 
 // evaluate applies thresholds with metric values from metric, and reports
 // whether all held. A threshold whose metric is undefined fails.

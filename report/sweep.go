@@ -65,6 +65,10 @@ type SweepRow struct {
 	Counts       accounting.Counts     `json:"counts"`
 	// FailedThresholds counts the point's thresholds that did not hold.
 	FailedThresholds int `json:"failed_thresholds"`
+	// ProduceOnly marks a point without consumers (Results.ProduceOnly):
+	// its achieved rate, received, lost, duplicates, reordered and e2e
+	// figures are not measured; the tables leave them empty.
+	ProduceOnly bool `json:"produce_only,omitempty"`
 	// SustainedRate is the find-max result when the scenario has a
 	// find-max phase.
 	SustainedRate *float64 `json:"sustained_rate,omitempty"`
@@ -88,7 +92,7 @@ func NewSweepRow(point int, values []string, line, dir string, r *Results, err e
 		row.Error = r.Error
 	}
 	row.TargetRate, row.AchievedRate = r.Rate.TargetMean, r.Rate.AchievedMean
-	row.LatencyUS, row.Counts = r.LatencyUS, r.Counts
+	row.LatencyUS, row.Counts, row.ProduceOnly = r.LatencyUS, r.Counts, r.ProduceOnly
 	for _, t := range r.Thresholds {
 		if !t.OK {
 			row.FailedThresholds++
@@ -193,10 +197,11 @@ func WriteSweepCSV(w io.Writer, s *SweepResults) error {
 		rec := []string{strconv.Itoa(p.Point)}
 		rec = append(rec, p.Values...)
 		c, e := p.Counts, p.LatencyUS.E2E
-		rec = append(rec, p.Verdict, opt(p.TargetRate), num(math.Round(p.AchievedRate*1000)/1000),
+		d := p.delivery(func(v float64) string { return num(math.Round(v*1000) / 1000) }, func(n int64) string { return strconv.FormatInt(n, 10) }, "")
+		rec = append(rec, p.Verdict, opt(p.TargetRate), d.achieved,
 			lat(e, e.P50), lat(e, e.P99), lat(e, e.P999), lat(e, e.Max), lat(p.LatencyUS.Publish, p.LatencyUS.Publish.P99),
-			strconv.FormatInt(c.Sent, 10), strconv.FormatInt(c.Acked, 10), strconv.FormatInt(c.Received, 10),
-			strconv.FormatInt(c.Lost, 10), strconv.FormatInt(c.Duplicates, 10), strconv.FormatInt(c.Reordered, 10),
+			strconv.FormatInt(c.Sent, 10), strconv.FormatInt(c.Acked, 10), d.received,
+			d.lost, d.duplicates, d.reordered,
 			strconv.FormatInt(c.Failed, 10), strconv.FormatInt(c.Unsent, 10), strconv.Itoa(p.FailedThresholds),
 			opt(p.SustainedRate), p.Error, p.Dir)
 		if err := cw.Write(rec); err != nil {
@@ -240,10 +245,25 @@ func WriteSweepText(w io.Writer, s *SweepResults) error {
 		if pt.Error != "" {
 			verdict += ": " + pt.Error
 		}
-		p(" %12s %9s %9s %9s %9s %8s %7s %6s  %s\n", formatRate(pt.AchievedRate), l(e, e.P50), l(e, e.P99), l(e, e.P999),
-			l(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), group(pt.Counts.Lost), group(pt.Counts.Duplicates), group(pt.Counts.Reordered), verdict)
+		d := pt.delivery(formatRate, group, "-")
+		p(" %12s %9s %9s %9s %9s %8s %7s %6s  %s\n", d.achieved, l(e, e.P50), l(e, e.P99), l(e, e.P999),
+			l(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), d.lost, d.duplicates, d.reordered, verdict)
 	}
 	return bw.Flush()
+}
+
+// deliveryCells are a sweep row's delivery figures, formatted.
+type deliveryCells struct{ achieved, received, lost, duplicates, reordered string }
+
+// delivery formats the row's delivery figures with rate and count, or
+// gives each as none in a produce-only point, where they were not
+// measured.
+func (r SweepRow) delivery(rate func(float64) string, count func(int64) string, none string) deliveryCells {
+	if r.ProduceOnly {
+		return deliveryCells{none, none, none, none, none}
+	}
+	c := r.Counts
+	return deliveryCells{rate(r.AchievedRate), count(c.Received), count(c.Lost), count(c.Duplicates), count(c.Reordered)}
 }
 
 // shortPath is a path's last key, for narrow column headers.
@@ -402,11 +422,12 @@ func WriteSweepHTML(w io.Writer, s *SweepResults) error {
 		if pt.HTML != "" {
 			link = fmt.Sprintf("<a href=\"%s\">%s</a>", esc(filepath.ToSlash(pt.HTML)), esc(pt.Dir))
 		}
+		d := pt.delivery(stepRate, group, "–")
 		p("<td class=\"left\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td%s>%s</td><td%s>%s</td><td%s>%s</td><td class=\"left\">%s</td></tr>\n",
-			esc(verdict), target, stepRate(pt.AchievedRate), lat(e, e.P50), lat(e, e.P99), lat(e, e.P999),
-			lat(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), group(pt.Counts.Sent), group(pt.Counts.Received),
-			badAttr(pt.Counts.Lost > 0), group(pt.Counts.Lost), badAttr(pt.Counts.Duplicates > 0), group(pt.Counts.Duplicates),
-			badAttr(pt.Counts.Reordered > 0), group(pt.Counts.Reordered), link)
+			esc(verdict), target, d.achieved, lat(e, e.P50), lat(e, e.P99), lat(e, e.P999),
+			lat(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), group(pt.Counts.Sent), d.received,
+			badAttr(pt.Counts.Lost > 0), d.lost, badAttr(pt.Counts.Duplicates > 0), d.duplicates,
+			badAttr(pt.Counts.Reordered > 0), d.reordered, link)
 	}
 	p("</tbody>\n</table>\n</div>\n</section>\n")
 	p("<footer>Written by spate from sweep.json (schema version %d); sweep.csv holds the same table. Each point's own report directory is under points/.</footer>\n", s.SchemaVersion)

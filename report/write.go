@@ -319,6 +319,9 @@ func WriteText(w io.Writer, r *Results) error {
 		p(" (%s)", r.File)
 	}
 	p("\n%-12s %s\n", "driver", r.Driver)
+	if r.ProduceOnly {
+		p("%-12s %s\n", "produce-only", "no consumers: publishing alone is measured; deliveries, loss and e2e are not")
+	}
 	if r.Subs() > 1 {
 		p("%-12s %d subscriptions, each owed every message, over %d consumers\n", "fan-out", r.Subs(), r.Consumers)
 	}
@@ -360,16 +363,22 @@ func WriteText(w io.Writer, r *Results) error {
 	if subs > 1 {
 		owed = fmt.Sprintf(" × %d subscriptions", subs)
 	}
-	row("received", c.Received, c.Sent*subs, "sent"+owed)
-	row("duplicates", c.Duplicates, c.Received, "received")
-	if r.Incomplete {
-		p("  %-*s %14s  (%s acked and not received by the shards that reported)\n", textWidth-2, "lost", "not claimed", group(c.Lost))
+	if r.ProduceOnly {
+		for _, name := range []string{"received", "duplicates", "lost", "unconfirmed_delivered", "reordered"} {
+			p("  %-*s %14s\n", textWidth-2, name, NotMeasured)
+		}
 	} else {
-		row("lost", c.Lost, c.Acked*subs, "acked"+owed)
+		row("received", c.Received, c.Sent*subs, "sent"+owed)
+		row("duplicates", c.Duplicates, c.Received, "received")
+		if r.Incomplete {
+			p("  %-*s %14s  (%s acked and not received by the shards that reported)\n", textWidth-2, "lost", "not claimed", group(c.Lost))
+		} else {
+			row("lost", c.Lost, c.Acked*subs, "acked"+owed)
+		}
+		row("unconfirmed_delivered", c.UnconfirmedDelivered, c.Received, "received")
+		row("reordered", c.Reordered, c.Received, "received")
+		row("redelivered", c.Redelivered, c.Received+c.Duplicates, "deliveries")
 	}
-	row("unconfirmed_delivered", c.UnconfirmedDelivered, c.Received, "received")
-	row("reordered", c.Reordered, c.Received, "received")
-	row("redelivered", c.Redelivered, c.Received+c.Duplicates, "deliveries")
 	if c.DeadLettered > 0 {
 		row("dead_lettered", c.DeadLettered, c.Received, "received")
 	}
@@ -395,6 +404,10 @@ func WriteText(w io.Writer, r *Results) error {
 	p("\n%-12s %12s %9s %9s %9s %9s %9s\n", "latency", "count", "p50", "p90", "p99", "p99.9", "max")
 	for _, kind := range accounting.Kinds {
 		l := r.LatencyUS.Get(kind)
+		if r.ProduceOnly && kind != accounting.Publish {
+			p("  %-10s %12s\n", kind, NotMeasured)
+			continue
+		}
 		if l.Count == 0 {
 			p("  %-10s %12s %9s %9s %9s %9s %9s\n", kind, "0", "-", "-", "-", "-", "-")
 			continue
@@ -420,7 +433,11 @@ func WriteText(w io.Writer, r *Results) error {
 	if t := r.Rate.TargetMean; t != nil && *t > 0 {
 		ofTarget = fmt.Sprintf("  %8s of target", formatPercent(r.Rate.AchievedMean / *t))
 	}
-	rate("achieved (received)", r.Rate.AchievedMean, ofTarget)
+	if r.ProduceOnly {
+		p("  %-*s %14s\n", textWidth-2, "achieved (received)", NotMeasured)
+	} else {
+		rate("achieved (received)", r.Rate.AchievedMean, ofTarget)
+	}
 	rate("sent", r.Rate.SentMean, "")
 	rate("acked", r.Rate.AckedMean, "")
 
@@ -646,19 +663,34 @@ func group(n int64) string {
 // writeFaultsText lists each fault with its window and what it did to the
 // traffic: e2e p99 inside the window, lost and duplicated messages sent
 // inside it, the peak backlog and the time to recover.
+//
+// In a produce-only run those figures are not measured: each fault gets
+// its window and whether it worked.
 func writeFaultsText(w io.Writer, r *Results) {
-	faults := r.Chaos
+	faults, produceOnly := r.Chaos, r.ProduceOnly
 	fmt.Fprintf(w, "\nfaults\n")
+	if produceOnly {
+		fmt.Fprintf(w, "  (e2e, loss, duplicates, backlog and recovery: %s)\n", NotMeasured)
+		for _, f := range faults {
+			name := f.Action
+			if f.Target != "" {
+				name += " " + f.Target
+			}
+			outcome := "ok"
+			if !f.OK {
+				outcome = "FAILED: " + f.Error
+			}
+			fmt.Fprintf(w, "  %-26s %-15s %s\n", trim(name, 26), faultWindow(f), outcome)
+		}
+		return
+	}
 	fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", "action", "window", "e2e p99", "lost", "dup", "backlog", "recovery")
 	for _, f := range faults {
 		name := f.Action
 		if f.Target != "" {
 			name += " " + f.Target
 		}
-		window := fmt.Sprintf("%.1fs-%.1fs", f.StartS, f.EndS)
-		if f.EndS-f.StartS < 0.05 {
-			window = fmt.Sprintf("at %.1fs", f.StartS)
-		}
+		window := faultWindow(f)
 		p99 := "-"
 		if f.WindowLatencyUS != nil {
 			p99 = formatMicros(float64(f.WindowLatencyUS.P99))
@@ -673,6 +705,15 @@ func writeFaultsText(w io.Writer, r *Results) {
 		fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", trim(name, 26), window, p99,
 			r.lostText(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog), recovery)
 	}
+}
+
+// faultWindow formats when a fault ran: "12.0s-15.0s", or "at 12.0s" for
+// a point event.
+func faultWindow(f FaultResult) string {
+	if f.EndS-f.StartS < 0.05 {
+		return fmt.Sprintf("at %.1fs", f.StartS)
+	}
+	return fmt.Sprintf("%.1fs-%.1fs", f.StartS, f.EndS)
 }
 
 func trim(s string, n int) string {

@@ -27,7 +27,9 @@ type Scenario struct {
 	// under test instead of one driver (pipeline.go).
 	Pipeline  *Pipeline `yaml:"pipeline"`
 	Producers int       `yaml:"producers"` // default 1
-	Consumers int       `yaml:"consumers"` // default 1
+	// Consumers is how many consumers receive (default 1); 0 makes a
+	// produce-only run, which measures no deliveries (produceonly.go).
+	Consumers int `yaml:"consumers"`
 	// Subscriptions is how many independent subscriptions the consumers
 	// form, each receiving every message (default 1: the consumers
 	// compete for one stream of messages). Consumer i belongs to
@@ -363,16 +365,16 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	case s.Pipeline != nil:
 		l.validatePipeline(d, pn, s)
 	}
-	count := func(key string, v *int) {
+	count := func(key string, v *int, least int, why string) {
 		if n := Child(root, key); n == nil {
 			*v = 1
-		} else if *v < 1 && n.Tag == "!!int" { // a non-number is already reported
-			d.Errorf(n, key, "must be at least 1, got %d", *v)
+		} else if *v < least && n.Tag == "!!int" { // a non-number is already reported
+			d.Errorf(n, key, "must be at least %d%s, got %d", least, why, *v)
 		}
 	}
-	count("producers", &s.Producers)
-	count("consumers", &s.Consumers)
-	count("subscriptions", &s.Subscriptions)
+	count("producers", &s.Producers, 1, "")
+	count("consumers", &s.Consumers, 0, " (0: a produce-only run)")
+	count("subscriptions", &s.Subscriptions, 1, "")
 	l.validateSubscriptions(d, root, s)
 	if Child(root, "message") == nil || Child(Child(root, "message"), "size") == nil {
 		s.Message.Size.Fixed = DefaultSize
@@ -433,6 +435,7 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 	validatePipelineChaos(d, Child(root, "chaos"), s)
 	checkLoad(d, root, s, l.processes())
 	checkFaults(d, Child(root, "chaos"), s)
+	validateProduceOnly(d, root, s)
 	l.validateShards(d, root, s)
 }
 
@@ -479,7 +482,7 @@ func (l *Loader) validateSubscriptions(d *Decoder, root *yaml.Node, s *Scenario)
 			"so each consumer must be a subscription of its own: set subscriptions: %d (as many as consumers), or consumers: 1", consuming.Kind, field, s.Consumers)
 		return
 	}
-	if n == nil || s.Subscriptions <= 1 {
+	if n == nil || s.Subscriptions <= 1 || s.Consumers == 0 { // without consumers: validateProduceOnly
 		return
 	}
 	if s.Consumers >= 1 && s.Subscriptions > s.Consumers {

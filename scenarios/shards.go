@@ -26,7 +26,7 @@ func (l *Loader) validateShards(d *Decoder, root *yaml.Node, s *Scenario) {
 		key   string
 		count int
 	}{{"producers", s.Producers}, {"consumers", s.Consumers}} {
-		if f.count >= 1 && f.count < n {
+		if f.count >= 1 && f.count < n { // consumers: 0 is a produce-only run: nothing to split
 			d.Errorf(at(root, f.key), f.key, "a run split over %d shards needs at least %d %s (%s i runs on shard i mod %d, so each shard runs at least one), got %d",
 				n, n, f.key, f.key[:len(f.key)-1], n, f.count)
 		}

@@ -41,6 +41,10 @@ traffic: [{constant: {rate: 100/s, for: 1s}}]
 	if _, err := l.Parse("ok.yaml", []byte(ok)); err != nil {
 		t.Fatalf("a valid sharded scenario: %v", err)
 	}
+	produceOnly := strings.Replace(ok, "consumers: 6", "consumers: 0", 1)
+	if _, err := l.Parse("produce-only.yaml", []byte(produceOnly)); err != nil {
+		t.Fatalf("a sharded produce-only scenario: %v", err)
+	}
 	for name, c := range map[string]struct{ src, want string }{
 		"few producers": {`
 driver: {fake: {external: true}}

@@ -60,6 +60,7 @@ func Merge(arts []*Artifact) (*report.Results, error) {
 		Producers:     base.Producers,
 		Consumers:     base.Consumers,
 		Subscriptions: base.Subscriptions,
+		ProduceOnly:   base.ProduceOnly,
 		Chaos:         []report.FaultResult{},
 	}
 	var errs []string

@@ -62,3 +62,21 @@ func TestProgressLine(t *testing.T) {
 		t.Error("truncateRunes")
 	}
 }
+
+// TestProgressLineProduceOnly: without consumers the line shows what the
+// producers see, never a received count, backlog or e2e latency.
+func TestProgressLineProduceOnly(t *testing.T) {
+	pg := engine.Progress{
+		Elapsed: 12 * time.Second, Total: time.Minute, Phase: "max", ProduceOnly: true,
+		Interval: accounting.Interval{Start: 11 * time.Second, End: 12 * time.Second,
+			Counts:  accounting.Counts{Sent: 50_000, Acked: 48_000},
+			Latency: accounting.LatencySet{Publish: accounting.LatencySummary{Count: 10, P99: 8_100}}},
+		Live:         accounting.Counts{Acked: 480_000},
+		InFlight:     2000,
+		ActiveFaults: []string{"broker-restart all"},
+	}
+	want := "[  12.0s/1m0s] max acked 48,000/s sent 50,000/s | in-flight 2,000 acked 480,000 failed 0 | publish p99 8.10ms | faults: broker-restart all"
+	if got := progressLine(pg); got != want {
+		t.Errorf("progress line\n got %q\nwant %q", got, want)
+	}
+}

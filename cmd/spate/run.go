@@ -397,6 +397,8 @@ func (p *progressPrinter) print(pg engine.Progress) {
 // progressLine formats one progress report:
 //
 //	[  12.0s/60s] spike target 5,000/s achieved 4,980/s sent 5,000/s | in-flight 12 recv 59,000 backlog 3 failed 0 dup 0 | e2e p99 12.3ms | faults: broker-restart
+//
+// or, in a produce-only run, writeProduceOnlyProgress's figures.
 func progressLine(pg engine.Progress) string {
 	iv := pg.Interval
 	secs := (iv.End - iv.Start).Seconds()
@@ -417,14 +419,23 @@ func progressLine(pg engine.Progress) string {
 	case pg.Phase != "":
 		fmt.Fprintf(&b, "%s ", pg.Phase)
 	}
+	if pg.ProduceOnly {
+		writeProduceOnlyProgress(&b, pg, secs)
+		return withFaults(&b, pg)
+	}
 	fmt.Fprintf(&b, "achieved %s/s sent %s/s | in-flight %s recv %s backlog %s failed %s dup %s",
 		groupInt(int64(float64(iv.Counts.Received)/secs/float64(max(pg.Subscriptions, 1))+0.5)), groupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
 		groupInt(pg.InFlight), groupInt(pg.Live.Received), groupInt(iv.Backlog), groupInt(pg.Live.Failed), groupInt(pg.Live.Duplicates))
 	if iv.Latency.E2E.Count > 0 {
 		fmt.Fprintf(&b, " | e2e p99 %s", report.FormatMicros(iv.Latency.E2E.P99))
 	}
+	return withFaults(&b, pg)
+}
+
+// withFaults ends a progress line with the active faults and returns it.
+func withFaults(b *strings.Builder, pg engine.Progress) string {
 	if len(pg.ActiveFaults) > 0 {
-		fmt.Fprintf(&b, " | faults: %s", strings.Join(pg.ActiveFaults, ", "))
+		fmt.Fprintf(b, " | faults: %s", strings.Join(pg.ActiveFaults, ", "))
 	}
 	return b.String()
 }

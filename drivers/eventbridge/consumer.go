@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -311,7 +312,7 @@ func (p *parser) parse(msgs []sqstypes.Message, s *stats) []drivers.Delivery {
 			dl.Redelivered = true
 			s.redelivered.Add(1)
 		}
-		switch kind := StampOf([]byte(aws.ToString(m.Body)), &p.stamps[i]); kind {
+		switch kind := StampOf(aws.ToString(m.Body), &p.stamps[i]); kind {
 		case StampFound:
 			dl.Stamp = p.stamps[i][:]
 		case StampProbe:
@@ -334,22 +335,25 @@ const (
 	StampProbe                    // a probe event of spate's Open check
 )
 
-var (
-	stampKey = []byte(`"spate":"`)
-	probeB64 = []byte(notStamp)
-)
+// stampKey opens the stamp's field in a body.
+const stampKey = `"spate":"`
+
+var probeB64 = []byte(notStamp)
 
 // StampOf finds the stamp in an SQS message body holding an EventBridge
 // event and copies it to dst. The body may be the full envelope, as AWS
 // writes it (with "resources") or as kumo does (with "event-bus-name"
 // instead), or only the detail (a target with InputPath $.detail). A fast
 // scan for the "spate" field is tried first and checked by the stamp's
-// magic; anything else goes through encoding/json.
-func StampOf(body []byte, dst *[stamp.Size]byte) StampKind {
-	if i := bytes.Index(body, stampKey); i >= 0 {
+// magic, copying only the field's 64 bytes; anything else goes through
+// encoding/json, which copies the body.
+func StampOf(body string, dst *[stamp.Size]byte) StampKind {
+	if i := strings.Index(body, stampKey); i >= 0 {
 		rest := body[i+len(stampKey):]
 		if len(rest) > stampB64 && rest[stampB64] == '"' {
-			if k := decodeStamp(rest[:stampB64], dst); k != StampMissing {
+			var field [stampB64]byte
+			copy(field[:], rest)
+			if k := decodeStamp(field[:], dst); k != StampMissing {
 				return k
 			}
 		}
@@ -360,7 +364,7 @@ func StampOf(body []byte, dst *[stamp.Size]byte) StampKind {
 		} `json:"detail"`
 		Spate *string `json:"spate"`
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
 		return StampMissing
 	}
 	field := env.Spate

@@ -73,7 +73,7 @@ func TestStampOf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var dst [stamp.Size]byte
-			kind := StampOf([]byte(tc.body), &dst)
+			kind := StampOf(tc.body, &dst)
 			if kind != tc.kind {
 				t.Fatalf("kind %d, want %d", kind, tc.kind)
 			}

@@ -195,7 +195,7 @@ func (rt *faultRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	for i, e := range entries {
 		var ent struct{ Detail string }
 		var st [stamp.Size]byte
-		if json.Unmarshal(e, &ent) == nil && eventbridge.StampOf([]byte(ent.Detail), &st) == eventbridge.StampFound {
+		if json.Unmarshal(e, &ent) == nil && eventbridge.StampOf(ent.Detail, &st) == eventbridge.StampFound {
 			s, _ := stamp.Parse(st[:])
 			key := [2]uint64{uint64(s.Producer), s.Seq}
 			if f.pick(s.Producer, s.Seq) && !f.done[key] {

@@ -82,12 +82,21 @@ func buildDetail(runHex string, fixed int, head, filler []byte) string {
 	base64.StdEncoding.Encode(enc[:], head)
 	b.Write(enc[:base64.StdEncoding.EncodedLen(len(head))])
 	b.WriteString(detailPad)
-	for i := range pad {
-		c := byte(i)
-		if i < len(filler) {
-			c = filler[i]
+	// The pad is mapped a chunk at a time (a byte at a time costs 4x):
+	// from the filler, then, should the filler be shorter, from the
+	// position.
+	var chunk [512]byte
+	src := filler[:min(len(filler), pad)]
+	for len(src) > 0 {
+		n := min(len(src), len(chunk))
+		for j, c := range src[:n] {
+			chunk[j] = padAlphabet[c&63]
 		}
-		b.WriteByte(padAlphabet[c&63])
+		b.Write(chunk[:n])
+		src = src[n:]
+	}
+	for i := len(filler); i < pad; i++ {
+		b.WriteByte(padAlphabet[byte(i)&63])
 	}
 	b.WriteString(detailEnd)
 	return b.String()

@@ -45,6 +45,11 @@ type pubChan struct {
 	tokens  chan struct{}
 	cur     *pubGen // the open channel; replaced after a loss by Send only
 	headers amqp.Table
+	// body is the scratch a message's body is assembled in (stamp and
+	// filler): Publish writes it out before it returns and keeps no
+	// reference, and only Send's goroutine publishes, so one buffer
+	// serves every message instead of an allocation each.
+	body []byte
 }
 
 // pubGen is one AMQP channel of a pubChan, from open to loss, with the
@@ -302,7 +307,8 @@ func (pc *pubChan) publish(ctx context.Context, m *drivers.Message, key string) 
 			<-pc.tokens
 		}
 	}
-	msg := amqp.Publishing{Body: m.AppendBody(make([]byte, 0, m.Size())), DeliveryMode: amqp.Transient}
+	pc.body = m.AppendBody(pc.body[:0])
+	msg := amqp.Publishing{Body: pc.body, DeliveryMode: amqp.Transient}
 	if d.opts.Persistent {
 		msg.DeliveryMode = amqp.Persistent
 	}
