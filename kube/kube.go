@@ -342,6 +342,7 @@ func Render(o Options) (*Manifests, error) {
 	if o.JoinTimeout == 0 {
 		o.JoinTimeout = DefaultJoinTimeout
 	}
+	selector := map[string]string{LabelName: "spate", LabelInstance: o.Name}
 	labels := map[string]string{LabelName: "spate", LabelInstance: o.Name, LabelManagedBy: "spate"}
 	meta := func() metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: clone(labels)}
@@ -368,7 +369,7 @@ func Render(o Options) (*Manifests, error) {
 		ObjectMeta: meta(),
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone, // headless: DNS names of the pods, no proxy
-			Selector:  clone(labels),
+			Selector:  clone(selector),
 			// The shards look pod 0 up as soon as it runs, before any
 			// readiness: publish its name at once.
 			PublishNotReadyAddresses: true,
@@ -457,7 +458,7 @@ func Render(o Options) (*Manifests, error) {
 	if o.Spread {
 		pod.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
-				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: "spate", LabelInstance: o.Name}},
+				LabelSelector: &metav1.LabelSelector{MatchLabels: clone(selector)},
 				TopologyKey:   "kubernetes.io/hostname",
 			}},
 		}}
@@ -523,8 +524,8 @@ func configMapKey(prefix, base string) string {
 func (m *Manifests) Objects() []any { return []any{m.ConfigMap, m.Service, m.Job} }
 
 // YAML renders the manifests as one YAML stream, the documents separated
-// by ---, as kubectl apply -f - reads it. Fields the API server would
-// fill (a null creationTimestamp, an empty status) are left out.
+// by ---, as kubectl apply -f - reads it. What the API server fills (a
+// null creationTimestamp, the status) is left out.
 func (m *Manifests) YAML() ([]byte, error) {
 	var out []byte
 	for i, obj := range m.Objects() {
@@ -536,9 +537,7 @@ func (m *Manifests) YAML() ([]byte, error) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			return nil, err
 		}
-		if st, ok := v["status"].(map[string]any); ok && len(st) == 0 {
-			delete(v, "status")
-		}
+		delete(v, "status") // the API server's to fill
 		pruneNulls(v)
 		y, err := yaml.Marshal(v)
 		if err != nil {

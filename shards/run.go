@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"time"
 
@@ -60,6 +61,15 @@ type Config struct {
 	// whose clock is off with it. Zero otherwise.
 	ClockSkew time.Duration
 	Log       *slog.Logger
+	// Files, on the coordinator, serves every path of its port that the
+	// API does not: the report files (ReportFiles), for fetching them
+	// after the run.
+	Files http.Handler
+	// KeepServing, when set on the coordinator, keeps its port answering
+	// (Files included) after Run returns, until KeepServing is closed:
+	// the caller writes the report, then serves it for a while. The
+	// caller must close it.
+	KeepServing <-chan struct{}
 }
 
 // Defaults of Config.
@@ -128,11 +138,15 @@ func Run(ctx context.Context, cfg Config, sc *scenarios.Scenario, opts ...engine
 		co.log = func(msg string, args ...any) { log.Info(msg, args...) }
 		co.progress, co.hists, co.interval = cfg.Progress, cfg.IntervalHistograms, sc.Report.Interval.D()
 		co.members[0] = &memberState{index: 0, host: cfg.Host, nonce: m.nonce, ready: true, lastSync: time.Now()}
-		srv, err := serve(cfg.Coordinator, co)
+		srv, err := serve(cfg.Coordinator, co, cfg.Files)
 		if err != nil {
 			return nil, err
 		}
-		defer srv.close()
+		if cfg.KeepServing != nil {
+			go func() { <-cfg.KeepServing; srv.close() }()
+		} else {
+			defer srv.close()
+		}
 		if cfg.Listening != nil {
 			cfg.Listening(srv.Addr())
 		}

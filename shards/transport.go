@@ -35,13 +35,14 @@ type server struct {
 	extra http.Handler
 }
 
-// serve listens on addr and serves co.
-func serve(addr string, co *coordinator) (*server, error) {
+// serve listens on addr and serves co, and extra (may be nil) on every
+// other path.
+func serve(addr string, co *coordinator, extra http.Handler) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("the coordinator cannot listen on %s: %w", addr, err)
 	}
-	s := &server{co: co, ln: ln, done: make(chan struct{})}
+	s := &server{co: co, ln: ln, done: make(chan struct{}), extra: extra}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathRegister, handle(maxSmallBody, func(r *http.Request, req registerRequest) (any, error) {
 		return co.register(r.Context(), req)

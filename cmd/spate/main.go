@@ -113,7 +113,7 @@ or usage, 3 thresholds failed (spate sweep: at some point; spate report
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newSweepCmd(), newValidateCmd(), newReportCmd(), newVersionCmd())
-	root.AddCommand(newMergeCmd(), newServeCmd())
+	root.AddCommand(newMergeCmd(), newServeCmd(), newFetchReportCmd(), newKubernetesCmd())
 	root.RunE = func(c *cobra.Command, _ []string) error {
 		return usageError(c, errors.New("no command given; the commands are listed above"))
 	}

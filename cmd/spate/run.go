@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -92,6 +93,7 @@ Exit codes: 0 pass, 1 runtime error, interrupted or incomplete run,
 	cmd.Flags().DurationVar(&f.lostAfter, "lost-after", shards.DefaultLostAfter, "how long without a report before the coordinator gives up on a shard (the run is then incomplete), or a shard on the coordinator")
 	cmd.Flags().DurationVar(&f.clockOffset, "test-clock-offset", 0, "shift this process's clock (tests of clock skew only)")
 	_ = cmd.Flags().MarkHidden("test-clock-offset")
+	cmd.Flags().DurationVar(&f.linger, "linger", 0, "after the run, keep serving the report files on the coordinator's port for this long (spate fetch-report HOST:PORT gets them), e.g. 10m; Ctrl-C, SIGTERM or fetch-report --done end it early")
 	return cmd
 }
 
@@ -217,7 +219,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	ctx, stopGuard := guardMemory(ctx)
 	defer stopGuard()
 	finished := make(chan struct{})
-	defer close(finished) // before stop: the deferred stop is no interrupt
+	finish := sync.OnceFunc(func() { close(finished) })
+	defer finish() // before stop: the deferred stop is no interrupt
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -246,6 +249,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		progress = func(p engine.Progress) { metrics.update(p); pr.print(p) }
 	}
 	opts = append(opts, engine.WithLogger(log))
+	lg := newLingering(plan, f.linger)
+	defer lg.close()
 	var res *report.Results
 	var runErr error
 	if plan.count > 1 {
@@ -265,6 +270,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 				fmt.Fprintf(stderr, "coordinator: listening on %s for %d shards\n", addr, plan.count-1)
 			},
 		}
+		cfg.Files, cfg.KeepServing = lg.handler()
 		res, runErr = shards.Run(ctx, cfg, sc, opts...)
 	} else {
 		res, runErr = engine.Run(ctx, sc, append(opts, engine.WithProgress(progress))...)
@@ -295,6 +301,8 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 		return &exitError{code: exitRuntime, err: fmt.Errorf("writing interval logs: %w", logErr)}
 	}
 	fmt.Fprintf(stdout, "report: %s\n", dir)
+	finish() // a signal from now on ends the lingering, not the run
+	lg.serve(ctx, stderr, dir)
 
 	if runErr != nil {
 		return &exitError{code: exitRuntime, err: runErr}

@@ -21,6 +21,8 @@ type shardFlags struct {
 	// clockOffset shifts this process's clock, to test skew handling:
 	// hidden, never for real runs.
 	clockOffset time.Duration
+	// linger keeps the coordinator serving the report after the run.
+	linger time.Duration
 }
 
 // shardPlan is which shard this process is, once flags and environment
@@ -37,6 +39,12 @@ const (
 	envShards      = "SPATE_SHARDS"
 	envCoordinator = "SPATE_COORDINATOR"
 	envJobIndex    = "JOB_COMPLETION_INDEX"
+	// envTestHosts maps host names to addresses for the coordinator's
+	// address only, as NAME=IP[,NAME=IP...]: a test runs the command line
+	// of a Kubernetes pod, which names the coordinator by its DNS name
+	// (<job>-0.<service>), as local processes with that name on loopback.
+	// Tests only; undocumented on purpose.
+	envTestHosts = "SPATE_TEST_HOSTS"
 )
 
 // planShard reads --shard i/N and --coordinator, or else the environment:
@@ -59,6 +67,7 @@ func planShard(f shardFlags, getenv func(string) string) (shardPlan, error) {
 	if p.coordinator == "" {
 		p.coordinator = getenv(envCoordinator)
 	}
+	p.coordinator = mapTestHost(p.coordinator, getenv(envTestHosts))
 	if count == "" {
 		if f.coordinator != "" {
 			return p, fmt.Errorf("--coordinator is for a distributed run: give --shard INDEX/COUNT too")
@@ -76,8 +85,8 @@ func planShard(f shardFlags, getenv func(string) string) (shardPlan, error) {
 	if err != nil || i < 0 || i >= n {
 		return p, fmt.Errorf("shard index %q: want 0..%d", index, n-1)
 	}
-	if n == 1 {
-		return shardPlan{}, nil // one shard is a run in one process
+	if n == 1 { // one shard is a run in one process; --linger serves on the coordinator's address
+		return shardPlan{coordinator: p.coordinator}, nil
 	}
 	if p.coordinator == "" {
 		return p, fmt.Errorf("a distributed run needs the coordinator's address: --coordinator HOST:PORT (shard 0 listens there)")
@@ -90,6 +99,21 @@ func planShard(f shardFlags, getenv func(string) string) (shardPlan, error) {
 	}
 	p.index, p.count = i, n
 	return p, nil
+}
+
+// mapTestHost replaces the host of addr by the address hosts (NAME=IP,...)
+// gives it, if any.
+func mapTestHost(addr, hosts string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || hosts == "" {
+		return addr
+	}
+	for _, kv := range strings.Split(hosts, ",") {
+		if name, ip, ok := strings.Cut(kv, "="); ok && strings.EqualFold(name, host) {
+			return net.JoinHostPort(ip, port)
+		}
+	}
+	return addr
 }
 
 // printShardSummary is what a shard other than the coordinator prints:
