@@ -22,6 +22,8 @@ func TestPlanShard(t *testing.T) {
 		{name: "kubernetes", env: map[string]string{envJobIndex: "0", envShards: "2"}, flags: shardFlags{coordinator: "job-0.svc:7070"}, want: shardPlan{0, 2, "job-0.svc:7070"}},
 		{name: "flag wins", flags: shardFlags{shard: "0/2", coordinator: "c:1"}, env: map[string]string{envShard: "1", envShards: "5"}, want: shardPlan{0, 2, "c:1"}},
 		{name: "one shard", flags: shardFlags{shard: "0/1"}, want: shardPlan{}},
+		{name: "one shard lingering", flags: shardFlags{shard: "0/1", coordinator: "job-0.job:7070"}, want: shardPlan{0, 0, "job-0.job:7070"}},
+		{name: "test hosts", flags: shardFlags{shard: "1/2", coordinator: "job-0.job:7070"}, env: map[string]string{envTestHosts: "other=10.0.0.1,JOB-0.job=127.0.0.1"}, want: shardPlan{1, 2, "127.0.0.1:7070"}},
 		{name: "no slash", flags: shardFlags{shard: "2"}, err: "want INDEX/COUNT"},
 		{name: "index too big", flags: shardFlags{shard: "3/3", coordinator: "c:1"}, err: "want 0..2"},
 		{name: "bad count", flags: shardFlags{shard: "0/x"}, err: `shard count "x"`},
