@@ -8,7 +8,7 @@ FUZZTIME ?= 15s
 # machine, against go test's default of 10.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: build setup test lint fuzz bench bench-compare demo clean
+.PHONY: build setup test lint fuzz bench bench-compare demo image clean
 
 build: ## build bin/spate
 	$(GO) build -o bin/spate ./cmd/spate
@@ -35,6 +35,11 @@ bench-compare: ## spate against each driver's bare client, interleaved pairs, on
 
 demo: ## run the quickstart scenario
 	$(GO) run ./cmd/spate run examples/quickstart.yaml
+
+IMAGE ?= spate:dev
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image: ## container image for spate kubernetes (needs Docker): make image IMAGE=registry.example.com/spate:v1
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 clean:
 	rm -rf bin spate-results
