@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,5 +337,49 @@ thresholds: [loss == 0, duplicates == 0]
 	}
 	if !strings.Contains(f.stdout, fmt.Sprintf("fetched %d files", len(want))) {
 		t.Errorf("fetch-report: %q, want %d files", f.stdout, len(want))
+	}
+}
+
+// TestLingerOneProcess: a run in one process with --linger serves its
+// report on --coordinator's address; spate fetch-report gets it while it
+// lingers, and SIGTERM ends the lingering with the run's exit code.
+func TestLingerOneProcess(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	out := filepath.Join(t.TempDir(), "run")
+	p := &shardProc{out: out}
+	p.cmd = exec.Command(binary, "run", writeScenario(t, passing), "--progress", "off", "--out", out,
+		"--shard", "0/1", "--coordinator", addr, "--linger", "2m")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+	})
+	fetched := t.TempDir()
+	f := spate(t, "fetch-report", addr, "-o", fetched, "--wait", "1m")
+	if f.code != 0 {
+		t.Fatalf("fetch-report exited %d: %s", f.code, f.stderr)
+	}
+	a, _ := os.ReadFile(filepath.Join(out, "results.json"))
+	b, _ := os.ReadFile(filepath.Join(fetched, "results.json"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("fetched results.json (%d bytes) differs from the run's (%d)", len(b), len(a))
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM while lingering, want the run's 0:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "stopped serving the report: interrupted") {
+		t.Errorf("log:\n%s", p.stderr.String())
+	}
+	if r := spate(t, "fetch-report", addr, "--wait", "1s", "-o", t.TempDir()); r.code != exitRuntime {
+		t.Errorf("fetch-report from a process that ended: exit %d, want 1", r.code)
 	}
 }
