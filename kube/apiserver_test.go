@@ -49,7 +49,7 @@ func kubeBinaries(t *testing.T) string {
 	}
 	for _, b := range []string{"kube-apiserver", "job-controller", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			msg := fmt.Sprintf("no %s in %s: build them with .ci/kube.sh (about 12 minutes once) or set SPATE_KUBE", b, dir)
+			msg := fmt.Sprintf("no %s in %s: build them with .ci/kube.sh (minutes, once) or set SPATE_KUBE", b, dir)
 			if os.Getenv("SPATE_REQUIRE_KUBE") == "1" {
 				t.Fatal(msg)
 			}
