@@ -42,7 +42,8 @@ type ReportFile struct {
 // published: GET /report lists its files, GET /report/files/PATH returns
 // one, POST /report/done says the fetcher is finished (Done is closed).
 // Before Publish every request is answered 503, "the run is not over".
-// Nothing outside the directory is served: paths are resolved in an
+// Hidden files (a name starting with ".", such as the run's lock) are not
+// the report's and are not served. Nothing outside the directory is served: paths are resolved in an
 // os.Root, which refuses .. and symbolic links that lead out. It is safe
 // for concurrent use.
 type ReportFiles struct {
@@ -114,6 +115,12 @@ func (f *ReportFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return err
 			}
+			if p != "." && hidden(p) {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
 			if !d.Type().IsRegular() {
 				return nil // directories are walked; links and devices are not served
 			}
@@ -131,7 +138,7 @@ func (f *ReportFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, list)
 	default:
 		name := strings.TrimPrefix(r.URL.Path, pathReportFile)
-		if !fs.ValidPath(name) || name == "." {
+		if !fs.ValidPath(name) || name == "." || hidden(name) {
 			writeJSON(w, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("%q is not a path inside the report", name)})
 			return
 		}
@@ -149,6 +156,17 @@ func (f *ReportFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		http.ServeContent(w, r, path.Base(name), info.ModTime(), file)
 	}
+}
+
+// hidden says whether a slash-separated path has a component starting
+// with ".".
+func hidden(p string) bool {
+	for _, c := range strings.Split(p, "/") {
+		if strings.HasPrefix(c, ".") {
+			return true
+		}
+	}
+	return false
 }
 
 // FetchReport downloads the report that the coordinator at addr serves

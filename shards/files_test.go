@@ -26,14 +26,14 @@ func get(t *testing.T, url string) (int, string) {
 
 // TestReportFiles: nothing before Publish; then the directory's regular
 // files, read-only, and nothing outside it, through .., an absolute path
-// or a symbolic link.
+// or a symbolic link, nor its hidden files (the run's lock).
 func TestReportFiles(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "secret.txt")
 	if err := os.WriteFile(outside, []byte("not in the report"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "run-1")
-	for name, body := range map[string]string{"results.json": `{"verdict":"pass"}`, "shards/1/shard.json": "{}"} {
+	for name, body := range map[string]string{"results.json": `{"verdict":"pass"}`, "shards/1/shard.json": "{}", ".spate.lock": "pid", ".hidden/x": "x"} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -67,7 +67,7 @@ func TestReportFiles(t *testing.T) {
 	if code, body := get(t, srv.URL+"/report/files/results.json"); code != http.StatusOK || body != `{"verdict":"pass"}` {
 		t.Errorf("results.json: %d %s", code, body)
 	}
-	for _, p := range []string{"../secret.txt", "link.txt", "shards", "shards/../../secret.txt", "%2e%2e/secret.txt", "/" + outside, "nothing"} {
+	for _, p := range []string{".spate.lock", ".hidden/x", "../secret.txt", "link.txt", "shards", "shards/../../secret.txt", "%2e%2e/secret.txt", "/" + outside, "nothing"} {
 		code, body := get(t, srv.URL+"/report/files/"+p)
 		if code == http.StatusOK || strings.Contains(body, "not in the report") {
 			t.Errorf("%s: %d %s", p, code, body)
