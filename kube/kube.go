@@ -383,6 +383,9 @@ func Render(o Options) (*Manifests, error) {
 		"run", o.ScenarioPath(),
 		"--shard", fmt.Sprintf("$(%s)/%d", JobIndexEnv, o.Shards),
 		"--coordinator", Coordinator(o.Name, o.Port),
+		// every interface: the other pods reach shard 0 at its pod
+		// address, kubectl port-forward on its loopback
+		"--listen", fmt.Sprintf(":%d", o.Port),
 		"--out", path.Join(ResultsDir, o.Name),
 		"--join-timeout", o.JoinTimeout.String(),
 		"--progress", "log",

@@ -26,8 +26,13 @@ import (
 type Config struct {
 	// Index and Count: this process is shard Index of Count (Count >= 2).
 	Index, Count int
-	// Coordinator is shard 0's HOST:PORT; shard 0 listens there.
+	// Coordinator is shard 0's HOST:PORT, where the other shards reach
+	// it.
 	Coordinator string
+	// Listen is the address shard 0 listens on (default Coordinator):
+	// ":7070" listens on every interface, as in a Kubernetes pod, whose
+	// port-forward reaches it on loopback and the other pods on its own.
+	Listen string
 	// Scenario is the scenario file's content: every shard must run the
 	// same (its digest is compared).
 	Scenario []byte
@@ -138,7 +143,11 @@ func Run(ctx context.Context, cfg Config, sc *scenarios.Scenario, opts ...engine
 		co.log = func(msg string, args ...any) { log.Info(msg, args...) }
 		co.progress, co.hists, co.interval = cfg.Progress, cfg.IntervalHistograms, sc.Report.Interval.D()
 		co.members[0] = &memberState{index: 0, host: cfg.Host, nonce: m.nonce, ready: true, lastSync: time.Now()}
-		srv, err := serve(cfg.Coordinator, co, cfg.Files)
+		listen := cfg.Listen
+		if listen == "" {
+			listen = cfg.Coordinator
+		}
+		srv, err := serve(listen, co, cfg.Files)
 		if err != nil {
 			return nil, err
 		}

@@ -238,7 +238,7 @@ func startPods(t *testing.T, cm *corev1.ConfigMap, svc *corev1.Service, job *bat
 		coordinatorHost := fmt.Sprintf("%s-0.%s", job.Name, spec.Subdomain)
 		sp.cmd.Env = append(append(os.Environ(), environ...),
 			kube.JobIndexEnv+"="+strconv.Itoa(i),
-			envTestHosts+"="+coordinatorHost+"=127.0.0.1")
+			envTestHosts+"="+coordinatorHost+"=127.0.0.1,=127.0.0.1") // --listen :PORT on loopback
 		sp.cmd.Stdout, sp.cmd.Stderr = &sp.stdout, &sp.stderr
 		if err := sp.cmd.Start(); err != nil {
 			t.Fatal(err)

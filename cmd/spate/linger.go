@@ -30,10 +30,10 @@ type lingering struct {
 // than the coordinator (every pod of a Job has the same flags), or
 // without --linger.
 func newLingering(plan shardPlan, d time.Duration) *lingering {
-	if d <= 0 || plan.index != 0 || plan.coordinator == "" {
+	if d <= 0 || plan.index != 0 || plan.listen == "" {
 		return &lingering{}
 	}
-	return &lingering{d: d, addr: plan.coordinator, own: plan.count <= 1, files: shards.NewReportFiles(), keep: make(chan struct{})}
+	return &lingering{d: d, addr: plan.listen, own: plan.count <= 1, files: shards.NewReportFiles(), keep: make(chan struct{})}
 }
 
 // handler is what the coordinator serves besides its API, and the

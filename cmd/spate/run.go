@@ -67,8 +67,8 @@ headroom checks (headroom >= 2).
 Distributed: --shard INDEX/COUNT runs this process as one of COUNT shards
 of the scenario (the same file on every host), each running the producers
 and consumers whose id mod COUNT is INDEX against one external system.
-Shard 0 is the coordinator: it listens on --coordinator HOST:PORT, where
-the others reach it, provisions the system, starts everyone at one time,
+Shard 0 is the coordinator: it listens on --coordinator HOST:PORT (or
+--listen ADDR), where the others reach it, provisions the system, starts everyone at one time,
 prints the run's progress, ends the drain for everyone, merges every
 shard's account exactly and writes the run's report; its exit code is the
 run's. The other shards print their own part and hand it to the
@@ -89,6 +89,7 @@ Exit codes: 0 pass, 1 runtime error, interrupted or incomplete run,
 	cmd.Flags().StringVar(&f.peak, "peak", "", "today's observed peak rate, e.g. 12000/s: with a find-max phase the report states the headroom (sustained ÷ peak), which the threshold metric headroom checks")
 	cmd.Flags().StringVar(&f.shard, "shard", "", "run as shard INDEX/COUNT of a distributed run, e.g. 0/3 (default: $SPATE_SHARD/$SPATE_SHARDS, or $JOB_COMPLETION_INDEX/$SPATE_SHARDS)")
 	cmd.Flags().StringVar(&f.coordinator, "coordinator", "", "HOST:PORT of shard 0, which listens there (default: $SPATE_COORDINATOR)")
+	cmd.Flags().StringVar(&f.listen, "listen", "", "the address shard 0 listens on, e.g. :7070 for every interface (default: --coordinator's; $SPATE_LISTEN)")
 	cmd.Flags().DurationVar(&f.joinTimeout, "join-timeout", shards.DefaultJoinTimeout, "how long the shards wait for each other at the start: a shard missing after it fails the run")
 	cmd.Flags().DurationVar(&f.lostAfter, "lost-after", shards.DefaultLostAfter, "how long without a report before the coordinator gives up on a shard (the run is then incomplete), or a shard on the coordinator")
 	cmd.Flags().DurationVar(&f.clockOffset, "test-clock-offset", 0, "shift this process's clock (tests of clock skew only)")
@@ -263,7 +264,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 			}
 		}
 		cfg := shards.Config{
-			Index: plan.index, Count: plan.count, Coordinator: plan.coordinator, Scenario: data, Dir: dir,
+			Index: plan.index, Count: plan.count, Coordinator: plan.coordinator, Listen: plan.listen, Scenario: data, Dir: dir,
 			JoinTimeout: f.joinTimeout, LostAfter: f.lostAfter, RunID: runID, ClockSkew: f.clockOffset, Log: log,
 			Progress: progress, IntervalHistograms: hists,
 			Listening: func(addr string) {

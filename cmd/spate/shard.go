@@ -16,6 +16,7 @@ import (
 type shardFlags struct {
 	shard       string // i/N
 	coordinator string // HOST:PORT
+	listen      string // shard 0's listening address, when not coordinator
 	joinTimeout time.Duration
 	lostAfter   time.Duration
 	// clockOffset shifts this process's clock, to test skew handling:
@@ -30,6 +31,9 @@ type shardFlags struct {
 type shardPlan struct {
 	index, count int
 	coordinator  string
+	// listen is where shard 0 listens (its API, and --linger's report):
+	// --listen, or else the coordinator's address.
+	listen string
 }
 
 // Environment variables read for a distributed run. JOB_COMPLETION_INDEX
@@ -38,11 +42,13 @@ const (
 	envShard       = "SPATE_SHARD"
 	envShards      = "SPATE_SHARDS"
 	envCoordinator = "SPATE_COORDINATOR"
+	envListen      = "SPATE_LISTEN"
 	envJobIndex    = "JOB_COMPLETION_INDEX"
 	// envTestHosts maps host names to addresses for the coordinator's
 	// address only, as NAME=IP[,NAME=IP...]: a test runs the command line
 	// of a Kubernetes pod, which names the coordinator by its DNS name
-	// (<job>-0.<service>), as local processes with that name on loopback.
+	// (<job>-0.<service>), as local processes with that name on loopback;
+	// an empty NAME maps the empty host of --listen :PORT.
 	// Tests only; undocumented on purpose.
 	envTestHosts = "SPATE_TEST_HOSTS"
 )
@@ -68,6 +74,17 @@ func planShard(f shardFlags, getenv func(string) string) (shardPlan, error) {
 		p.coordinator = getenv(envCoordinator)
 	}
 	p.coordinator = mapTestHost(p.coordinator, getenv(envTestHosts))
+	if p.listen = f.listen; p.listen == "" {
+		p.listen = getenv(envListen)
+	}
+	if p.listen != "" {
+		if _, port, err := net.SplitHostPort(p.listen); err != nil || port == "" {
+			return shardPlan{}, fmt.Errorf("--listen %q: want [HOST]:PORT, e.g. :7070 for every interface", p.listen)
+		}
+		p.listen = mapTestHost(p.listen, getenv(envTestHosts))
+	} else {
+		p.listen = p.coordinator
+	}
 	if count == "" {
 		if f.coordinator != "" {
 			return p, fmt.Errorf("--coordinator is for a distributed run: give --shard INDEX/COUNT too")
@@ -86,7 +103,7 @@ func planShard(f shardFlags, getenv func(string) string) (shardPlan, error) {
 		return p, fmt.Errorf("shard index %q: want 0..%d", index, n-1)
 	}
 	if n == 1 { // one shard is a run in one process; --linger serves on the coordinator's address
-		return shardPlan{coordinator: p.coordinator}, nil
+		return shardPlan{coordinator: p.coordinator, listen: p.listen}, nil
 	}
 	if p.coordinator == "" {
 		return p, fmt.Errorf("a distributed run needs the coordinator's address: --coordinator HOST:PORT (shard 0 listens there)")
@@ -108,7 +125,7 @@ func mapTestHost(addr, hosts string) string {
 	if err != nil || hosts == "" {
 		return addr
 	}
-	for _, kv := range strings.Split(hosts, ",") {
+	for _, kv := range strings.Split(hosts, ",") { // NAME=IP
 		if name, ip, ok := strings.Cut(kv, "="); ok && strings.EqualFold(name, host) {
 			return net.JoinHostPort(ip, port)
 		}
