@@ -17,19 +17,19 @@ import (
 )
 
 func init() {
-	register(Action{Name: "consumer-pause", Decode: decodePause})
-	register(Action{Name: "slow-consumer", Decode: decodeSlow})
-	register(Action{Name: "consumer-crash", Decode: decodeCrash})
-	register(Action{Name: "duplicate", Decode: decodeDuplicate})
-	register(Action{Name: "exec", Decode: decodeExec, Scope: Once})
-	register(Action{Name: "broker-restart", Decode: decodeRestart, Scope: Once})
-	register(Action{Name: "broker-pause", Decode: decodeBrokerPause, Scope: Once})
-	register(Action{Name: "broker-partition", Decode: decodeBrokerPartition, Scope: Once})
-	register(Action{Name: "leader-move", Decode: decodeLeaderMove, Scope: Once})
-	register(Action{Name: "protocol-error", Decode: decodeProtocolError, Scope: Once})
-	register(Action{Name: "produce-error", Decode: decodeProduceError, Scope: Once})
-	register(Action{Name: "network", Decode: decodeNetwork})
-	register(Action{Name: "poison", Decode: decodePoison})
+	register(Action{Name: "consumer-pause", Decode: decodePause, Target: scenarios.OnConsumers})
+	register(Action{Name: "slow-consumer", Decode: decodeSlow, Target: scenarios.OnConsumers})
+	register(Action{Name: "consumer-crash", Decode: decodeCrash, Target: scenarios.OnConsumers})
+	register(Action{Name: "duplicate", Decode: decodeDuplicate, Target: scenarios.OnProducers})
+	register(Action{Name: "exec", Decode: decodeExec, Target: scenarios.OnSystem})
+	register(Action{Name: "broker-restart", Decode: decodeRestart, Target: scenarios.OnSystem})
+	register(Action{Name: "broker-pause", Decode: decodeBrokerPause, Target: scenarios.OnSystem})
+	register(Action{Name: "broker-partition", Decode: decodeBrokerPartition, Target: scenarios.OnSystem})
+	register(Action{Name: "leader-move", Decode: decodeLeaderMove, Target: scenarios.OnSystem})
+	register(Action{Name: "protocol-error", Decode: decodeProtocolError, Target: scenarios.OnSystem})
+	register(Action{Name: "produce-error", Decode: decodeProduceError, Target: scenarios.OnSystem})
+	register(Action{Name: "network", Decode: decodeNetwork, Target: scenarios.OnConnections})
+	register(Action{Name: "poison", Decode: decodePoison, Target: scenarios.OnConsumers})
 }
 
 // checks shared by decoders.

@@ -204,21 +204,18 @@ func (l *Loader) validatePipeline(d *Decoder, pn *yaml.Node, s *Scenario) {
 	}
 }
 
-// processorActions are the chaos actions that, in a pipeline with the
-// built-in processor, act on the processor's instances rather than on
-// spate's consumers of the output.
-var processorActions = []string{"consumer-crash", "consumer-pause", "slow-consumer"}
-
-// validatePipelineChaos checks that the consumer actions of a pipeline with
-// the built-in processor name no more consumers than it has instances.
-func validatePipelineChaos(d *Decoder, cn *yaml.Node, s *Scenario) {
+// validatePipelineChaos checks that the actions on consumers of a pipeline
+// with the built-in processor, which act on the processor's instances
+// rather than on spate's consumers of the output, name no more consumers
+// than it has instances.
+func (l *Loader) validatePipelineChaos(d *Decoder, cn *yaml.Node, s *Scenario) {
 	if s.Pipeline == nil || !s.Pipeline.Processor.Builtin() || cn == nil || cn.Kind != yaml.SequenceNode {
 		return
 	}
 	n := s.Pipeline.Processor.Instances
 	for i := range s.Chaos {
 		a := &s.Chaos[i]
-		if !contains(processorActions, a.Action) || a.Node == nil {
+		if l.targets[a.Action] != OnConsumers || a.Node == nil {
 			continue
 		}
 		c := Child(a.Node, "count")

@@ -209,6 +209,7 @@ type Loader struct {
 
 	drivers map[string]OptionsFunc
 	actions map[string]ActionFunc
+	targets map[string]ActionTarget
 }
 
 // Driver registers a driver kind and its options decoder.
@@ -219,12 +220,14 @@ func (l *Loader) Driver(kind string, decode OptionsFunc) {
 	l.drivers[kind] = decode
 }
 
-// Action registers a chaos action and its decoder.
-func (l *Loader) Action(name string, decode ActionFunc) {
+// Action registers a chaos action, its decoder, and what it acts on.
+func (l *Loader) Action(name string, decode ActionFunc, target ActionTarget) {
 	if l.actions == nil {
 		l.actions = map[string]ActionFunc{}
+		l.targets = map[string]ActionTarget{}
 	}
 	l.actions[name] = decode
+	l.targets[name] = target
 }
 
 // Load reads and validates the scenario in file. Its error, if any, is Problems.
@@ -432,10 +435,10 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 		s.Seed = 1
 	}
 	l.validateChaos(d, Child(root, "chaos"), s)
-	validatePipelineChaos(d, Child(root, "chaos"), s)
+	l.validatePipelineChaos(d, Child(root, "chaos"), s)
 	checkLoad(d, root, s, l.processes())
 	checkFaults(d, Child(root, "chaos"), s)
-	validateProduceOnly(d, root, s)
+	l.validateProduceOnly(d, root, s)
 	l.validateShards(d, root, s)
 }
 

@@ -697,9 +697,7 @@ thresholds: [loss == 0]
 `, urls[0], urls[1], urls[2])
 	l := &scenarios.Loader{}
 	l.Driver(rabbitmq.Kind.Name, rabbitmq.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse("urls.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
