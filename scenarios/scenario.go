@@ -182,8 +182,22 @@ type ReportConfig struct {
 	Interval Duration `yaml:"interval"` // default 1s
 }
 
-// Formats are the report files spate can write.
-var Formats = []string{"text", "json", "hgrm", "hlog", "html", "junit"}
+// Report formats, as a scenario's report.formats names them (package
+// report writes them).
+const (
+	FormatText = "text" // summary.txt
+	FormatJSON = "json" // results.json
+	FormatHgrm = "hgrm" // e2e.hgrm, service.hgrm, publish.hgrm
+	// FormatHlog is e2e.hlog, service.hlog and publish.hlog, HdrHistogram
+	// interval logs written during the run; results.json does not hold
+	// the interval histograms, so they cannot be written after it.
+	FormatHlog  = "hlog"
+	FormatHTML  = "html"  // report.html
+	FormatJUnit = "junit" // junit.xml
+)
+
+// Formats are the report formats, in the order they are written.
+var Formats = []string{FormatText, FormatJSON, FormatHgrm, FormatHlog, FormatHTML, FormatJUnit}
 
 // DefaultInterval is the width of a report interval.
 const DefaultInterval = time.Second

@@ -163,7 +163,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	announceSearch(stderr, sc, peak)
 	formats := sc.Report.Formats
 	if len(formats) == 0 {
-		formats = report.Formats
+		formats = scenarios.Formats
 	}
 
 	// The report directory is known (and held) before the run, so that
@@ -179,7 +179,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	var visitors []func(kind string, start, end time.Time, h *hdr.Histogram)
 
 	var logs *report.IntervalLogs
-	if slices.Contains(formats, report.FormatHlog) && plan.index == 0 { // the coordinator logs the run's
+	if slices.Contains(formats, scenarios.FormatHlog) && plan.index == 0 { // the coordinator logs the run's
 		if logs, err = report.OpenIntervalLogs(dir); err != nil {
 			return &exitError{code: exitRuntime, err: fmt.Errorf("writing report: %w", err)}
 		}
