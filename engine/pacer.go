@@ -81,8 +81,10 @@ func (pl *producerLoop) run(ctx context.Context) error {
 				if err := pl.runMax(ctx, seg); err != nil {
 					return err
 				}
+				pl.sched.Skip()
 			}
-			pl.sched.Skip()
+			// Else a find-max search appended a step after Next looked:
+			// its messages are this producer's to send, not to skip.
 			due, ok = pl.sched.Next()
 			continue
 		}
