@@ -79,7 +79,7 @@ func brokerString(id int) string {
 type clusterOptions struct{}
 
 func (clusterOptions) Abilities() []string {
-	return []string{drivers.AbilityBrokerRestart, drivers.AbilityBrokerPause, drivers.AbilityBrokerPartition, drivers.AbilityLeaderLocate}
+	return []string{scenarios.AbilityBrokerRestart, scenarios.AbilityBrokerPause, scenarios.AbilityBrokerPartition, scenarios.AbilityLeaderLocate}
 }
 
 func (clusterOptions) BrokerIDs() []int { return []int{0, 1, 2} }

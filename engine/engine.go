@@ -386,7 +386,7 @@ func (r *run) startClock(ctx context.Context) error {
 		r.tracker.SetReadCommitted(true)
 		r.tracker.EnablePipeline()
 	} else {
-		r.tracker.SetReadCommitted(drivers.HasAbility(sc.Driver.Options, drivers.AbilityReadCommitted))
+		r.tracker.SetReadCommitted(drivers.HasAbility(sc.Driver.Options, scenarios.AbilityReadCommitted))
 	}
 	r.lastTick = r.baseNS
 	return nil

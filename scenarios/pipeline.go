@@ -129,19 +129,6 @@ type PipelineChecker interface {
 	CheckPipelineOutput(output any) error
 }
 
-// AbilityProcessor is the ability a driver's options list (as
-// drivers.AbilityLister) when it can run the built-in processor; it is
-// drivers.AbilityProcessor, defined here because drivers imports
-// scenarios and not the other way round.
-const AbilityProcessor = "processor"
-
-// hasAbility reports whether a driver's options list ability, as
-// drivers.HasAbility does.
-func hasAbility(options any, ability string) bool {
-	l, ok := options.(interface{ Abilities() []string })
-	return ok && contains(l.Abilities(), ability)
-}
-
 // decodeDriver checks a driver's kind and decodes its options block with
 // the driver's own decoder; field is where it sits (driver,
 // pipeline.input, ...), n its node.

@@ -468,20 +468,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// AbilityFanOut is the ability a driver's options list (as
-// drivers.AbilityLister) when its consumers can form several
-// subscriptions that each receive every message (subscriptions > 1); it
-// is drivers.AbilityFanOut.
-const AbilityFanOut = "fan-out"
-
-// AbilityOwnReader is the ability a driver's options list (as
-// drivers.AbilityLister) when each of its consumers reads every message by
-// itself, with no competing consumers (a RabbitMQ stream read over AMQP
-// 0.9.1): each consumer must then be a subscription of its own, or the
-// copies the others read would count as duplicates. It is
-// drivers.AbilityOwnReader.
-const AbilityOwnReader = "own-reader"
-
 // validateSubscriptions checks subscriptions against the consumers and the
 // driver that consumes (in a pipeline, its output).
 func (l *Loader) validateSubscriptions(d *Decoder, root *yaml.Node, s *Scenario) {

@@ -58,7 +58,7 @@
 // enqueueing. Consumer i of Env.Consumers owns the streams s with
 // s mod Consumers = i; consumers beyond the number of streams get nothing, as
 // in a Kafka group. With several subscriptions (Env.Subscriptions, the
-// driver lists drivers.AbilityFanOut) the broker keeps a full set of
+// driver lists scenarios.AbilityFanOut) the broker keeps a full set of
 // streams per subscription and enqueues every admitted message, with the
 // same fault decisions, into each set: consumer i serves subscription
 // i mod Subscriptions, sharing its streams with the other consumers of

@@ -8,7 +8,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -47,7 +46,7 @@ type Options struct {
 // Abilities implements drivers.AbilityLister: the memory broker's consumers
 // reject poison messages, and it serves several subscriptions.
 func (o Options) Abilities() []string {
-	return []string{drivers.AbilityPoison, drivers.AbilityFanOut}
+	return []string{scenarios.AbilityPoison, scenarios.AbilityFanOut}
 }
 
 // DefaultOptions returns the options of `driver: memory`: four streams, no

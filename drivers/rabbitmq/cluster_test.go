@@ -702,7 +702,7 @@ thresholds: [loss == 0]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drivers.HasAbility(sc.Driver.Options, drivers.AbilityBrokerRestart) {
+	if drivers.HasAbility(sc.Driver.Options, scenarios.AbilityBrokerRestart) {
 		t.Error("a driver on urls: lists broker-restart: it manages no broker")
 	}
 	// Node 2 is killed once 2,000 messages are confirmed (a third of the
