@@ -706,7 +706,6 @@ var (
 	exampleNames = [...]string{"aborted read", "lost", "duplicate", "reordered"}
 )
 
-// Indexes of exampleKinds.
 // Where formats the example's partition, offset and transaction for a
 // table, none standing for each that is unknown.
 func (e Example) Where(none string) (partition, offset, txn string) {
@@ -723,6 +722,7 @@ func (e Example) Where(none string) (partition, offset, txn string) {
 	return partition, offset, txn
 }
 
+// Indexes of exampleKinds.
 const (
 	exAbortedRead = iota
 	exLost

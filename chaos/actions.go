@@ -17,19 +17,19 @@ import (
 )
 
 func init() {
-	register(Action{Name: "consumer-pause", Decode: decodePause})
-	register(Action{Name: "slow-consumer", Decode: decodeSlow})
-	register(Action{Name: "consumer-crash", Decode: decodeCrash})
-	register(Action{Name: "duplicate", Decode: decodeDuplicate})
-	register(Action{Name: "exec", Decode: decodeExec, Scope: Once})
-	register(Action{Name: "broker-restart", Decode: decodeRestart, Scope: Once})
-	register(Action{Name: "broker-pause", Decode: decodeBrokerPause, Scope: Once})
-	register(Action{Name: "broker-partition", Decode: decodeBrokerPartition, Scope: Once})
-	register(Action{Name: "leader-move", Decode: decodeLeaderMove, Scope: Once})
-	register(Action{Name: "protocol-error", Decode: decodeProtocolError, Scope: Once})
-	register(Action{Name: "produce-error", Decode: decodeProduceError, Scope: Once})
-	register(Action{Name: "network", Decode: decodeNetwork})
-	register(Action{Name: "poison", Decode: decodePoison})
+	register(Action{Name: "consumer-pause", Decode: decodePause, Target: scenarios.OnConsumers})
+	register(Action{Name: "slow-consumer", Decode: decodeSlow, Target: scenarios.OnConsumers})
+	register(Action{Name: "consumer-crash", Decode: decodeCrash, Target: scenarios.OnConsumers})
+	register(Action{Name: "duplicate", Decode: decodeDuplicate, Target: scenarios.OnProducers})
+	register(Action{Name: "exec", Decode: decodeExec, Target: scenarios.OnSystem})
+	register(Action{Name: "broker-restart", Decode: decodeRestart, Target: scenarios.OnSystem})
+	register(Action{Name: "broker-pause", Decode: decodeBrokerPause, Target: scenarios.OnSystem})
+	register(Action{Name: "broker-partition", Decode: decodeBrokerPartition, Target: scenarios.OnSystem})
+	register(Action{Name: "leader-move", Decode: decodeLeaderMove, Target: scenarios.OnSystem})
+	register(Action{Name: "protocol-error", Decode: decodeProtocolError, Target: scenarios.OnSystem})
+	register(Action{Name: "produce-error", Decode: decodeProduceError, Target: scenarios.OnSystem})
+	register(Action{Name: "network", Decode: decodeNetwork, Target: scenarios.OnConnections})
+	register(Action{Name: "poison", Decode: decodePoison, Target: scenarios.OnConsumers})
 }
 
 // checks shared by decoders.
@@ -152,7 +152,7 @@ func decodeCrash(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.
 	targetOf(d, a, field, "consumers")
 	consumerCount(d, n, field, p.Count, s.Consumers)
 	if !p.Graceful {
-		needAbility(d, a, s, field, drivers.AbilityConsumerCrash,
+		needAbility(d, a, s, field, scenarios.AbilityConsumerCrash,
 			"its consumers cannot die abruptly (kafka, rabbitmq and eventbridge consumers can); use graceful: true for a clean stop")
 	}
 	return &crashSpec{count: p.Count, graceful: p.Graceful}
@@ -259,7 +259,7 @@ func decodePoison(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios
 	}
 	needFor(d, a, field, "producers keep sending poison")
 	targetOf(d, a, field, "producers")
-	needAbility(d, a, s, field, drivers.AbilityPoison,
+	needAbility(d, a, s, field, scenarios.AbilityPoison,
 		"its consumers cannot reject messages (rabbitmq, and memory with dead-letter: true, can)")
 	return &poisonSpec{fraction: p.Fraction}
 }
@@ -354,7 +354,7 @@ func decodeRestart(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 		// The commands say what stops; target only names it.
 		spec.target = decodeBrokerTarget(d, a, s, field, true, false)
 	default:
-		if needAbility(d, a, s, field, drivers.AbilityBrokerRestart,
+		if needAbility(d, a, s, field, scenarios.AbilityBrokerRestart,
 			"it manages no brokers; use brokers: embedded (kafka) or url: managed (rabbitmq), or give stop: and start: commands") {
 			spec.target = decodeBrokerTarget(d, a, s, field, true, true)
 		}
@@ -415,7 +415,7 @@ func decodeBrokerTarget(d *scenarios.Decoder, a *scenarios.Action, s *scenarios.
 		return brokerTarget{id: drivers.AllBrokers}
 	case "leader":
 		if managed {
-			needAbility(d, a, s, field, drivers.AbilityLeaderLocate,
+			needAbility(d, a, s, field, scenarios.AbilityLeaderLocate,
 				"target: leader needs a driver that can say which broker leads the queue (rabbitmq with url: managed); name a broker id instead")
 		} else {
 			d.Errorf(a.Node, field+".target", "target: leader needs a broker spate manages; with stop and start commands, the commands say which broker stops")
@@ -519,7 +519,7 @@ func decodeBrokerPause(d *scenarios.Decoder, n *yaml.Node, field string, a *scen
 	d.Decode(n, field, &p)
 	needFor(d, a, field, "the broker stays paused")
 	spec := &pauseBrokerSpec{target: brokerTarget{id: drivers.AllBrokers}}
-	if needAbility(d, a, s, field, drivers.AbilityBrokerPause,
+	if needAbility(d, a, s, field, scenarios.AbilityBrokerPause,
 		"it cannot pause the brokers (rabbitmq with url: managed can); to freeze a broker of your own, use exec with kill -STOP and a revert with kill -CONT") {
 		spec.target = decodeBrokerTarget(d, a, s, field, true, true)
 	}
@@ -561,7 +561,7 @@ func decodeBrokerPartition(d *scenarios.Decoder, n *yaml.Node, field string, a *
 	d.Decode(n, field, &p)
 	needFor(d, a, field, "the broker stays cut off")
 	spec := &partitionSpec{}
-	if needAbility(d, a, s, field, drivers.AbilityBrokerPartition,
+	if needAbility(d, a, s, field, scenarios.AbilityBrokerPartition,
 		"it manages no cluster of two or more brokers to partition (rabbitmq with url: managed and nodes: 2 or more does); "+
 			"to cut clients off instead, use the network action") {
 		spec.target = decodeBrokerTarget(d, a, s, field, false, true)
@@ -611,7 +611,7 @@ func decodeLeaderMove(d *scenarios.Decoder, n *yaml.Node, field string, a *scena
 	if a.Target != "" {
 		d.Errorf(a.Node, field+".target", "leader-move applies to every partition; remove target")
 	}
-	needAbility(d, a, s, field, drivers.AbilityLeaderMove, "only kafka with brokers: embedded can move leaders")
+	needAbility(d, a, s, field, scenarios.AbilityLeaderMove, "only kafka with brokers: embedded can move leaders")
 	return &leaderMoveSpec{}
 }
 
@@ -657,7 +657,7 @@ func protocolCommon(d *scenarios.Decoder, n *yaml.Node, field string, a *scenari
 	if a.Target != "" {
 		d.Errorf(a.Node, field+".target", "%s applies at the brokers; remove target", a.Action)
 	}
-	needAbility(d, a, s, field, drivers.AbilityProtocolError, "only kafka with brokers: embedded can fail requests at the broker")
+	needAbility(d, a, s, field, scenarios.AbilityProtocolError, "only kafka with brokers: embedded can fail requests at the broker")
 	return &protocolSpec{fault: f}
 }
 
@@ -721,7 +721,7 @@ func decodeNetwork(d *scenarios.Decoder, n *yaml.Node, field string, a *scenario
 			d.Errorf(node(n, "rate"), field+".rate", "a bandwidth fault needs a rate of at least 1KiB (bytes per second)")
 		}
 	}
-	needAbility(d, a, s, field, drivers.AbilityDial, "the driver does not connect through spate's dialer (kafka, rabbitmq and eventbridge do)")
+	needAbility(d, a, s, field, scenarios.AbilityDial, "the driver does not connect through spate's dialer (kafka, rabbitmq and eventbridge do)")
 	return spec
 }
 

@@ -79,7 +79,7 @@ func brokerString(id int) string {
 type clusterOptions struct{}
 
 func (clusterOptions) Abilities() []string {
-	return []string{drivers.AbilityBrokerRestart, drivers.AbilityBrokerPause, drivers.AbilityBrokerPartition, drivers.AbilityLeaderLocate}
+	return []string{scenarios.AbilityBrokerRestart, scenarios.AbilityBrokerPause, scenarios.AbilityBrokerPartition, scenarios.AbilityLeaderLocate}
 }
 
 func (clusterOptions) BrokerIDs() []int { return []int{0, 1, 2} }
@@ -88,9 +88,7 @@ func loadScenario(t *testing.T, src string) *scenarios.Scenario {
 	t.Helper()
 	l := &scenarios.Loader{}
 	l.Driver("cluster", func(*scenarios.Decoder, *yaml.Node, string) any { return clusterOptions{} })
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse("c.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)

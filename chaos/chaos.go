@@ -81,25 +81,23 @@ type Action struct {
 	Name string
 	// Decode validates the action's own fields and returns its spec.
 	Decode scenarios.ActionFunc
-	// Scope says which processes of a distributed run carry it out.
-	Scope Scope
+	// Target is what it acts on. In a distributed run, whose shards each
+	// run some of the producers and consumers against one system, an
+	// action on the system (a command, a broker) is carried out by the
+	// coordinator alone, the other shards observing its window to
+	// attribute their traffic to it; the others act on what each process
+	// runs (its consumers, its producers, its connections through its own
+	// proxy), every shard its part: a consumer-crash with count: 1
+	// crashes consumer 0 on the shard that runs it, and nowhere else.
+	Target scenarios.ActionTarget
 }
 
-// Scope says where an action runs in a distributed run, whose shards each
-// run some of the producers and consumers against one system.
-type Scope int
-
-const (
-	// OnEachShard actions act on what each process runs (its consumers,
-	// its producers, its connections through its own proxy): every shard
-	// carries out its part, so a consumer-crash with count: 1 crashes
-	// consumer 0 on the shard that runs it, and nowhere else.
-	OnEachShard Scope = iota
-	// Once actions act on the system under test (a command, a broker):
-	// the coordinator alone carries them out; the other shards observe
-	// the window, to attribute their traffic to it.
-	Once
-)
+// Register makes every action known to l.
+func Register(l *scenarios.Loader) {
+	for _, a := range Actions() {
+		l.Action(a.Name, a.Decode, a.Target)
+	}
+}
 
 // spec is a decoded action, ready to run.
 type spec interface {
@@ -156,7 +154,7 @@ type occurrence struct {
 	action *scenarios.Action
 	entry  int // its place in the scenario's chaos list
 	spec   spec
-	// observe: another process carries it out (Once, not the
+	// observe: another process carries it out (OnSystem, not the
 	// coordinator); this one only opens and closes its window.
 	observe bool
 	at      time.Duration
@@ -173,7 +171,7 @@ type occurrence struct {
 }
 
 // Runner runs a scenario's faults on its timeline, in a distributed run
-// those of its shard (Scope). Its methods are safe for concurrent use.
+// those of its shard (Action.Target). Its methods are safe for concurrent use.
 type Runner struct {
 	occ      []*occurrence
 	network  *Network
@@ -199,7 +197,7 @@ func NewRunner(sc *scenarios.Scenario, index, count int) *Runner {
 		if !ok {
 			continue // the loader reported it already
 		}
-		observe := registry[a.Action].Scope == Once && index != 0 && count > 1
+		observe := registry[a.Action].Target == scenarios.OnSystem && index != 0 && count > 1
 		for _, w := range a.Window(total) {
 			o := &occurrence{action: a, entry: i, spec: s, at: w[0].D(), window: (w[1] - w[0]).D(), observe: observe}
 			o.result = report.FaultResult{Action: a.Action, Target: a.Target, Optional: a.Optional, Observer: observe}

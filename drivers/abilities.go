@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net"
 	"time"
-
-	"github.com/spate-dev/spate/scenarios"
 )
 
 // This file holds the optional abilities a Driver or Consumer may have. Chaos
@@ -144,54 +142,6 @@ type Crasher interface {
 	// consumer's connections without any clean shutdown.
 	Crash()
 }
-
-// Ability names, as AbilityLister reports them.
-const (
-	AbilityBrokerRestart = "broker-restart" // the driver implements BrokerRestarter
-	AbilityLeaderMove    = "leader-move"    // LeaderMover
-	AbilityProtocolError = "protocol-error" // ProtocolFaulter
-	AbilityConsumerCrash = "consumer-crash" // its consumers implement Crasher
-	AbilityDial          = "dial"           // it opens every connection through Env.Dial
-	// AbilityPoison: its consumers fail to process messages whose stamp
-	// carries stamp.FlagPoison (reject them, or skip them to a dead-letter
-	// topic) and, when the scenario names a dead-letter queue, deliver
-	// what arrives there with Delivery.DeadLetter set.
-	AbilityPoison = "poison"
-	// AbilityReadCommitted: its consumers deliver only messages of
-	// committed transactions, so a delivered message whose transaction was
-	// aborted (drivers.ErrAborted) is an aborted read, a violation; without
-	// it such a message is merely visible (read_uncommitted).
-	AbilityReadCommitted = "read-committed"
-	// AbilityProcessor: the driver implements ProcessorMaker and
-	// PeerOpener, so it can run spate's built-in pipeline processor
-	// between its own topic and a peer's.
-	AbilityProcessor = scenarios.AbilityProcessor
-	// AbilityFanOut: its consumers honour Env.Subscriptions: consumers of
-	// different subscriptions (Env.SubscriptionOf) each receive every
-	// message (Kafka: a consumer group per subscription), consumers of the
-	// same one compete.
-	AbilityFanOut = scenarios.AbilityFanOut
-	// AbilityShared: the system under test lives outside this process
-	// (external brokers, not an embedded cluster or a managed node), so
-	// the shards of a distributed run, each its own process, share it;
-	// opened with Env.Attach, the driver neither creates nor removes what
-	// the coordinator provisions.
-	AbilityShared = scenarios.AbilityShared
-)
-
-// Ability names of node faults and leader location, as AbilityLister
-// reports them.
-const (
-	AbilityBrokerPause = "broker-pause" // the driver implements BrokerPauser
-	// AbilityBrokerPartition: BrokerPartitioner, on a cluster of at least
-	// two brokers.
-	AbilityBrokerPartition = "broker-partition"
-	AbilityLeaderLocate    = "leader-locate" // LeaderLocator
-	// AbilityOwnReader: each consumer reads every message by itself (a
-	// RabbitMQ stream read over AMQP 0.9.1 has no competing consumers),
-	// so a scenario must make each consumer a subscription of its own.
-	AbilityOwnReader = scenarios.AbilityOwnReader
-)
 
 // Processor modes, as ProcessorSpec.Mode and scenarios name them.
 const (

@@ -152,7 +152,7 @@ type Env struct {
 	Producers int
 	Consumers int
 	// Subscriptions is how many subscriptions the consumers form (0 or 1:
-	// one, the consumers compete). Only drivers listing AbilityFanOut are
+	// one, the consumers compete). Only drivers listing scenarios.AbilityFanOut are
 	// opened with more.
 	Subscriptions int
 	Log           *slog.Logger // never nil

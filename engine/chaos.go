@@ -25,15 +25,15 @@ type poisonState struct {
 }
 
 // Poison implements chaos.Producers.
-func (r *run) Poison(fraction float64) { r.poison.fraction.Store(math.Float64bits(fraction)) }
+func (t *traffic) Poison(fraction float64) { t.poison.fraction.Store(math.Float64bits(fraction)) }
 
 // Poisoned implements chaos.Producers.
-func (r *run) Poisoned() int64 { return r.poison.injected.Load() }
+func (t *traffic) Poisoned() int64 { return t.poison.injected.Load() }
 
 // addPoison flags the messages chosen to be poison: spate's consumers fail
 // to process them, as an application meets a message it cannot handle.
 func (pl *producerLoop) addPoison(batch []drivers.Message) {
-	f := math.Float64frombits(pl.r.poison.fraction.Load())
+	f := math.Float64frombits(pl.t.poison.fraction.Load())
 	if f <= 0 {
 		return
 	}
@@ -45,19 +45,19 @@ func (pl *producerLoop) addPoison(batch []drivers.Message) {
 			n++
 		}
 	}
-	pl.r.poison.injected.Add(n)
+	pl.t.poison.injected.Add(n)
 }
 
 // Duplicate implements chaos.Producers.
-func (r *run) Duplicate(fraction float64) { r.dup.fraction.Store(math.Float64bits(fraction)) }
+func (t *traffic) Duplicate(fraction float64) { t.dup.fraction.Store(math.Float64bits(fraction)) }
 
 // Duplicated implements chaos.Producers.
-func (r *run) Duplicated() int64 { return r.dup.injected.Load() }
+func (t *traffic) Duplicated() int64 { return t.dup.injected.Load() }
 
 // addDuplicates appends to batch a copy of each message chosen for re-send:
 // same stamp, same body, as a client retry would send it.
 func (pl *producerLoop) addDuplicates(batch []drivers.Message) []drivers.Message {
-	f := math.Float64frombits(pl.r.dup.fraction.Load())
+	f := math.Float64frombits(pl.t.dup.fraction.Load())
 	if f <= 0 {
 		return batch
 	}
@@ -67,7 +67,7 @@ func (pl *producerLoop) addDuplicates(batch []drivers.Message) []drivers.Message
 			batch = append(batch, batch[i])
 		}
 	}
-	pl.r.dup.injected.Add(int64(len(batch) - n))
+	pl.t.dup.injected.Add(int64(len(batch) - n))
 	return batch
 }
 

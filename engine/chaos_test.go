@@ -220,9 +220,7 @@ drain: 10s
 func TestChaosValidation(t *testing.T) {
 	l := &scenarios.Loader{}
 	l.Driver(memory.Kind.Name, memory.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	_, err := l.Parse("c.yaml", []byte(`
 driver: memory
 consumers: 2

@@ -17,8 +17,9 @@ import (
 // slot that keeps its pause and throttle state across restarts. It is safe
 // for concurrent use.
 type consumerSet struct {
-	r    *run
 	what string // "consumer" or "processor", for errors
+	// fail ends the run with a consumer's error.
+	fail func(error)
 	// make opens a new consumer for a slot, to restart it.
 	make func(ctx context.Context, id int) (drivers.Consumer, error)
 	// record is called with every batch processed: the tracker's Received
@@ -52,9 +53,13 @@ type consumerRunner struct {
 	expected atomic.Bool
 }
 
-func newConsumerSet(r *run, drv drivers.Driver, ctx context.Context, consumers []drivers.Consumer) *consumerSet {
-	s := &consumerSet{r: r, what: "consumer", make: drv.NewConsumer, ctx: ctx}
-	s.record = func(id int, batch []drivers.Delivery) { r.tracker.Received(r.env.SubscriptionOf(id), batch, r.now()) }
+// newConsumerSet runs consumers (by id; nil: another shard's), made
+// again by drv when chaos restarts one, recording what each processes
+// into the traffic's tracker as its subscription's (env.SubscriptionOf)
+// until ctx ends; fail ends the run with a consumer's error.
+func newConsumerSet(t *traffic, env drivers.Env, drv drivers.Driver, ctx context.Context, consumers []drivers.Consumer, fail func(error)) *consumerSet {
+	s := &consumerSet{what: "consumer", make: drv.NewConsumer, ctx: ctx, fail: fail}
+	s.record = func(id int, batch []drivers.Delivery) { t.tracker.Received(env.SubscriptionOf(id), batch, t.now()) }
 	s.start(consumers)
 	return s
 }
@@ -62,8 +67,8 @@ func newConsumerSet(r *run, drv drivers.Driver, ctx context.Context, consumers [
 // newProcessorSet runs the built-in processor's instances: make opens
 // instance id. Their batches are paced and paused like consumers' but not
 // recorded: the tracker counts what reaches the pipeline's output.
-func newProcessorSet(r *run, ctx context.Context, procs []drivers.Consumer, make func(ctx context.Context, id int) (drivers.Consumer, error)) *consumerSet {
-	s := &consumerSet{r: r, what: "processor", make: make, record: func(int, []drivers.Delivery) {}, ctx: ctx}
+func newProcessorSet(ctx context.Context, procs []drivers.Consumer, make func(ctx context.Context, id int) (drivers.Consumer, error), fail func(error)) *consumerSet {
+	s := &consumerSet{what: "processor", make: make, record: func(int, []drivers.Delivery) {}, ctx: ctx, fail: fail}
 	s.start(procs)
 	return s
 }
@@ -97,7 +102,7 @@ func (s *consumerSet) launch(sl *slot, cons drivers.Consumer) {
 		if err == nil {
 			err = errors.New("stopped on its own")
 		}
-		s.r.fail(fmt.Errorf("%s %d: %w", s.what, sl.id, err))
+		s.fail(fmt.Errorf("%s %d: %w", s.what, sl.id, err))
 	}()
 }
 

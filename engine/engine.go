@@ -137,7 +137,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.R
 	if !ok {
 		return nil, fmt.Errorf("driver %q is not built into this spate", sc.Driver.Kind)
 	}
-	r := &run{config: c, sc: sc, tl: sc.Profile().Timeline()}
+	r := &run{config: c, sc: sc, traffic: traffic{tl: sc.Profile().Timeline(), producers: sc.Producers}}
 	if p := sc.Pipeline; p != nil {
 		if r.outKind, ok = c.kinds[p.Output.Kind]; !ok {
 			return nil, fmt.Errorf("driver %q (the pipeline's output) is not built into this spate", p.Output.Kind)
@@ -146,18 +146,17 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*report.R
 	return r.execute(ctx, kind)
 }
 
+// run is one scenario's execution, in parts: the traffic the producer
+// loops share (clock, tracker, timeline, injected faults), the system
+// (drivers and processor), the consumers, the chaos timeline and the
+// capacity search; execute runs them in phases.
 type run struct {
 	config
+	traffic
 	sc *scenarios.Scenario
 	// env is what the drivers were told about the run.
-	env drivers.Env
-	// tl is the traffic profile the producers follow: closed from the
-	// start for fixed phases, grown by the search of a find-max phase.
-	tl        *scenarios.Timeline
+	env       drivers.Env
 	search    *searcher // nil without a find-max phase
-	base      time.Time
-	baseNS    int64
-	tracker   *accounting.Tracker
 	loops     []*producerLoop
 	consumers *consumerSet
 	// In a pipeline run: the output's driver kind, and the built-in
@@ -168,8 +167,6 @@ type run struct {
 	// shard and shards say which producers and consumers this process
 	// runs: those whose id mod shards is shard (0 and 1 alone).
 	shard, shards int
-	dup           dupState
-	poison        poisonState
 
 	errMu       sync.Mutex
 	err         error
@@ -178,15 +175,6 @@ type run struct {
 	intervals []report.IntervalResult
 	lastTick  int64 // Unix ns of the previous tick (the run's start at first)
 }
-
-// now is the run clock in Unix nanoseconds: wall time at the start plus
-// monotonic time since, so NTP steps during a run do not bend latencies.
-func (r *run) now() int64 { return r.baseNS + int64(time.Since(r.base)) }
-
-func (r *run) elapsed() time.Duration { return time.Since(r.base) }
-
-// profile is the traffic profile as far as it is known now.
-func (r *run) profile() scenarios.Profile { return r.tl.Profile() }
 
 // fail records the first runtime error and stops the traffic.
 func (r *run) fail(err error) {
@@ -210,137 +198,45 @@ func (r *run) failure() error {
 }
 
 func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, error) {
-	sc := r.sc
 	r.shard, r.shards = 0, 1
 	if r.dist != nil {
 		r.shard, r.shards = r.dist.Shard()
 	}
-	r.chaos = chaos.NewRunner(sc, r.shard, r.shards)
+	r.chaos = chaos.NewRunner(r.sc, r.shard, r.shards)
 	// Deferred first, so it runs last: faults are reverted however the run
 	// ends, and the proxies outlive the driver's connections.
 	defer r.chaos.Close()
-	env := drivers.Env{
-		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers,
-		Subscriptions: sc.Subscriptions, Log: r.log, Dial: r.chaos.Dial(),
-	}
-	if r.dist != nil {
-		attach, err := r.dist.Join(ctx)
-		if err != nil {
-			return nil, err
-		}
-		env.Attach = attach
-	}
-	r.env = env
-	r.log.Info("opening driver", "driver", kind.Name, "run", stamp.RunIDString(r.runID))
-	drv, err := kind.Open(ctx, sc.Driver.Options, env)
+	sys, err := r.openSystem(ctx, kind)
 	if err != nil {
-		return nil, fmt.Errorf("open %s driver: %w", kind.Name, err)
+		return nil, err
 	}
-	defer r.closeDriver(drv)
-
-	// In a pipeline, spate's producers write to the input (drv) and its
-	// consumers read the output (out); the built-in processor, if any,
-	// runs in between on the input's driver.
-	out := drv
-	var procs []drivers.Consumer
-	var makeProc func(ctx context.Context, id int) (drivers.Consumer, error)
-	if p := sc.Pipeline; p != nil {
-		if out, err = r.openOutput(ctx, drv, env); err != nil {
-			return nil, fmt.Errorf("open %s driver (the pipeline's output): %w", r.outKind.Name, err)
-		}
-		defer r.closeDriver(out) // before the input's: it may share its system
-		if p.Processor.Builtin() {
-			if makeProc, err = processorMaker(drv, p); err != nil {
-				return nil, err
-			}
-			procs = make([]drivers.Consumer, p.Processor.Instances)
-			for i := range procs {
-				if procs[i], err = makeProc(ctx, i); err != nil {
-					return nil, fmt.Errorf("processor %d: %w", i, err)
-				}
-			}
-		}
+	defer sys.close(r)
+	consumers, err := r.makeActors(ctx, sys)
+	if err != nil {
+		return nil, err
 	}
-
-	// This process's consumers and producers, by their ids in the run.
-	consumers := make([]drivers.Consumer, sc.Consumers)
-	for _, i := range owned(sc.Consumers, r.shard, r.shards) {
-		if consumers[i], err = out.NewConsumer(ctx, i); err != nil {
-			return nil, fmt.Errorf("consumer %d: %w", i, err)
-		}
+	if err := r.startClock(ctx); err != nil {
+		r.closeProducers(context.Background())
+		return nil, err
 	}
-	for _, i := range owned(sc.Producers, r.shard, r.shards) {
-		pl := newProducerLoop(r, i)
-		if pl.prod, err = drv.NewProducer(ctx, i, pl.ack); err != nil {
-			r.closeProducers(context.Background())
-			return nil, fmt.Errorf("producer %d: %w", i, err)
-		}
-		r.loops = append(r.loops, pl)
-	}
-
-	// The clock starts now (or, distributed, when every shard is ready):
-	// schedule offsets and intervals are relative to it.
-	r.base = time.Now()
-	r.baseNS = r.base.UnixNano()
-	if r.dist != nil {
-		if r.base, r.baseNS, err = r.dist.Start(ctx); err != nil {
-			r.closeProducers(context.Background())
-			return nil, err
-		}
-	}
-	r.tracker = accounting.NewTracker(r.runID, sc.Producers, r.baseNS)
-	r.tracker.SetShard(r.shard, r.shards)
-	r.tracker.SetSubscriptions(owedSubscriptions(sc))
-	if sc.Pipeline != nil {
-		// A message of an aborted input transaction must never come out
-		// of a pipeline, whatever the output's isolation.
-		r.tracker.SetReadCommitted(true)
-		r.tracker.EnablePipeline()
-	} else {
-		r.tracker.SetReadCommitted(drivers.HasAbility(sc.Driver.Options, drivers.AbilityReadCommitted))
-	}
-	r.lastTick = r.baseNS
-	res := &report.Results{
-		SchemaVersion: report.SchemaVersion,
-		Scenario:      sc.Name,
-		File:          sc.File,
-		Description:   sc.Description,
-		Driver:        kind.Name,
-		RunID:         stamp.RunIDString(r.runID),
-		StartedAt:     time.Unix(0, r.baseNS).UTC(),
-		Producers:     sc.Producers,
-		Consumers:     sc.Consumers,
-		Chaos:         []report.FaultResult{},
-	}
-	if sc.Subscriptions > 1 {
-		res.Subscriptions = sc.Subscriptions
-	}
-	res.ProduceOnly = sc.Consumers == 0
-	if p := sc.Pipeline; p != nil {
-		res.Pipeline = &report.PipelineResult{Input: kind.Name, Output: r.outKind.Name, Processor: p.Processor.Kind}
-		if p.Processor.Builtin() {
-			res.Pipeline.Mode, res.Pipeline.Instances = p.Processor.Mode, p.Processor.Instances
-		}
-	}
+	res := r.newResults(kind)
 
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
 	r.stopTraffic = stopTraffic
-
 	consumeCtx, stopConsumers := context.WithCancel(context.Background())
 	defer stopConsumers()
-	r.consumers = newConsumerSet(r, out, consumeCtx, consumers)
+	r.consumers = newConsumerSet(&r.traffic, r.env, sys.out, consumeCtx, consumers, r.fail)
 	// Chaos's consumer actions act on the consumers of the system under
 	// test: the built-in processor's instances in a pipeline that has one
 	// (spate's own consumers of the output are its measuring instrument).
 	var chaosConsumers chaos.Consumers = r.consumers
 	processCtx, stopProcessors := context.WithCancel(context.Background())
 	defer stopProcessors()
-	if procs != nil {
-		r.processors = newProcessorSet(r, processCtx, procs, makeProc)
+	if sys.procs != nil {
+		r.processors = newProcessorSet(processCtx, sys.procs, sys.makeProc, r.fail)
 		chaosConsumers = r.processors
 	}
-
 	if r.dist != nil {
 		// Every shard starts its intervals and its schedule at T0.
 		if err := sleepUntil(ctx, r.base); err != nil {
@@ -353,49 +249,13 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		r.tracker.EnableSlices()
 		slices := r.startSlices()
 		defer slices.stop()
-		r.chaos.Start(ctx, &chaos.Env{Driver: drv, Consumers: chaosConsumers, Producers: r, Log: r.log}, r.tracker, r.elapsed)
+		r.chaos.Start(ctx, &chaos.Env{Driver: sys.in, Consumers: chaosConsumers, Producers: &r.traffic, Log: r.log}, r.tracker, r.elapsed)
 	}
 
-	r.log.Info("traffic started", "duration", r.tl.Duration(), "producers", sc.Producers, "consumers", sc.Consumers)
-	if r.search = newSearcher(r); r.search != nil {
-		go r.search.run(trafficCtx)
-	}
-	var pacers sync.WaitGroup
-	for _, pl := range r.loops {
-		pacers.Add(1)
-		go func() {
-			defer pacers.Done()
-			if err := pl.run(trafficCtx); err != nil {
-				r.fail(fmt.Errorf("producer %d: %w", pl.id, err))
-			}
-		}()
-	}
-	pacers.Wait()
-	if r.search != nil {
-		r.search.stop() // the pacers end when the search closes the timeline, or on interrupt
-	}
-	trafficEnd := r.waitTrafficEnd(trafficCtx)
-	atTrafficEnd := r.tracker.Live()
-	if r.dist != nil {
-		r.dist.Ended()
-	}
+	trafficEnd, atTrafficEnd := r.runTraffic(trafficCtx)
 	interrupted := ctx.Err() != nil && r.failure() == nil
 	r.log.Info("traffic ended", "after", trafficEnd.Round(time.Millisecond), "interrupted", interrupted)
-
-	drain := sc.DrainTimeout()
-	if interrupted || r.failure() != nil {
-		r.chaos.Stop() // take every fault back before the short drain
-		drain = min(drain, InterruptDrain)
-	}
-	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
-	r.closeProducers(drainCtx)
-	if r.dist != nil {
-		r.dist.Drain(drainCtx, drainQuiet)
-	} else {
-		r.waitDrained(drainCtx)
-	}
-	cancelDrain()
-	drainEnd := r.elapsed()
+	drainEnd := r.drain(interrupted)
 
 	r.chaos.Stop()
 	if err := r.chaos.Failure(); err != nil && !interrupted {
@@ -408,12 +268,215 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		r.fail(errors.New("a consumer did not stop within " + closeTimeout.String()))
 	}
 	ticks.stop()
+	return r.finish(res, sys, trafficEnd, drainEnd, atTrafficEnd, interrupted)
+}
 
-	var unsent int64
-	for _, pl := range r.loops {
-		unsent += pl.unsent
+// system is the system under test as the run opened it: the driver spate's
+// producers write to (in) and the one its consumers read (out: in itself,
+// or a pipeline's output), and a pipeline's built-in processor instances
+// (procs, made again by makeProc), nil without one.
+type system struct {
+	in, out  drivers.Driver
+	procs    []drivers.Consumer
+	makeProc func(ctx context.Context, id int) (drivers.Consumer, error)
+}
+
+// openSystem tells the drivers what the run is (drivers.Env), joins a
+// distributed run, and opens the driver, a pipeline's output and its
+// built-in processor. On error what it opened is closed.
+func (r *run) openSystem(ctx context.Context, kind drivers.Kind) (sys *system, err error) {
+	sc := r.sc
+	env := drivers.Env{
+		RunID: r.runID, Scenario: sc.Name, Producers: sc.Producers, Consumers: sc.Consumers,
+		Subscriptions: sc.Subscriptions, Log: r.log, Dial: r.chaos.Dial(),
 	}
-	res.Counts.Unsent = unsent
+	if r.dist != nil {
+		if env.Attach, err = r.dist.Join(ctx); err != nil {
+			return nil, err
+		}
+	}
+	r.env = env
+	r.log.Info("opening driver", "driver", kind.Name, "run", stamp.RunIDString(r.runID))
+	sys = &system{}
+	if sys.in, err = kind.Open(ctx, sc.Driver.Options, env); err != nil {
+		return nil, fmt.Errorf("open %s driver: %w", kind.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			sys.close(r)
+		}
+	}()
+	// In a pipeline, spate's producers write to the input and its
+	// consumers read the output; the built-in processor, if any, runs in
+	// between on the input's driver.
+	sys.out = sys.in
+	p := sc.Pipeline
+	if p == nil {
+		return sys, nil
+	}
+	if sys.out, err = r.openOutput(ctx, sys.in, env); err != nil {
+		sys.out = sys.in
+		return nil, fmt.Errorf("open %s driver (the pipeline's output): %w", r.outKind.Name, err)
+	}
+	if !p.Processor.Builtin() {
+		return sys, nil
+	}
+	if sys.makeProc, err = processorMaker(sys.in, p); err != nil {
+		return nil, err
+	}
+	sys.procs = make([]drivers.Consumer, p.Processor.Instances)
+	for i := range sys.procs {
+		if sys.procs[i], err = sys.makeProc(ctx, i); err != nil {
+			return nil, fmt.Errorf("processor %d: %w", i, err)
+		}
+	}
+	return sys, nil
+}
+
+// close closes the output (which may share the input's system) and then
+// the input, each bounded by closeTimeout.
+func (sys *system) close(r *run) {
+	if sys.out != nil && sys.out != sys.in {
+		r.closeDriver(sys.out)
+	}
+	r.closeDriver(sys.in)
+}
+
+// makeActors makes this process's consumers, indexed by their ids in the
+// run (nil: another shard's), and producer loops.
+func (r *run) makeActors(ctx context.Context, sys *system) ([]drivers.Consumer, error) {
+	sc := r.sc
+	consumers := make([]drivers.Consumer, sc.Consumers)
+	var err error
+	for _, i := range owned(sc.Consumers, r.shard, r.shards) {
+		if consumers[i], err = sys.out.NewConsumer(ctx, i); err != nil {
+			return nil, fmt.Errorf("consumer %d: %w", i, err)
+		}
+	}
+	for _, i := range owned(sc.Producers, r.shard, r.shards) {
+		pl := newProducerLoop(&r.traffic, sc, r.runID, i)
+		if pl.prod, err = sys.in.NewProducer(ctx, i, pl.ack); err != nil {
+			r.closeProducers(context.Background())
+			return nil, fmt.Errorf("producer %d: %w", i, err)
+		}
+		r.loops = append(r.loops, pl)
+	}
+	return consumers, nil
+}
+
+// startClock starts the run's clock now (or, distributed, at T0, once
+// every shard is ready): schedule offsets and intervals are relative to
+// it; and makes the tracker that accounts for the run.
+func (r *run) startClock(ctx context.Context) error {
+	sc := r.sc
+	r.base = time.Now()
+	r.baseNS = r.base.UnixNano()
+	if r.dist != nil {
+		var err error
+		if r.base, r.baseNS, err = r.dist.Start(ctx); err != nil {
+			return err
+		}
+	}
+	r.tracker = accounting.NewTracker(r.runID, sc.Producers, r.baseNS)
+	r.tracker.SetShard(r.shard, r.shards)
+	r.tracker.SetSubscriptions(owedSubscriptions(sc))
+	if sc.Pipeline != nil {
+		// A message of an aborted input transaction must never come out
+		// of a pipeline, whatever the output's isolation.
+		r.tracker.SetReadCommitted(true)
+		r.tracker.EnablePipeline()
+	} else {
+		r.tracker.SetReadCommitted(drivers.HasAbility(sc.Driver.Options, scenarios.AbilityReadCommitted))
+	}
+	r.lastTick = r.baseNS
+	return nil
+}
+
+// newResults is the results' head: what was run, and when.
+func (r *run) newResults(kind drivers.Kind) *report.Results {
+	sc := r.sc
+	res := &report.Results{
+		SchemaVersion: report.SchemaVersion,
+		Scenario:      sc.Name,
+		File:          sc.File,
+		Description:   sc.Description,
+		Driver:        kind.Name,
+		RunID:         stamp.RunIDString(r.runID),
+		StartedAt:     time.Unix(0, r.baseNS).UTC(),
+		Producers:     sc.Producers,
+		Consumers:     sc.Consumers,
+		Chaos:         []report.FaultResult{},
+		ProduceOnly:   sc.Consumers == 0,
+	}
+	if sc.Subscriptions > 1 {
+		res.Subscriptions = sc.Subscriptions
+	}
+	if p := sc.Pipeline; p != nil {
+		res.Pipeline = &report.PipelineResult{Input: kind.Name, Output: r.outKind.Name, Processor: p.Processor.Kind}
+		if p.Processor.Builtin() {
+			res.Pipeline.Mode, res.Pipeline.Instances = p.Processor.Mode, p.Processor.Instances
+		}
+	}
+	return res
+}
+
+// runTraffic runs the producer loops (and a find-max search) until the
+// traffic ends or ctx is done, and returns when it ended and the running
+// counts then.
+func (r *run) runTraffic(ctx context.Context) (end time.Duration, atEnd accounting.Counts) {
+	r.log.Info("traffic started", "duration", r.tl.Duration(), "producers", r.sc.Producers, "consumers", r.sc.Consumers)
+	if r.search = newSearcher(r); r.search != nil {
+		go r.search.run(ctx)
+	}
+	var pacers sync.WaitGroup
+	for _, pl := range r.loops {
+		pacers.Add(1)
+		go func() {
+			defer pacers.Done()
+			if err := pl.run(ctx); err != nil {
+				r.fail(fmt.Errorf("producer %d: %w", pl.id, err))
+			}
+		}()
+	}
+	pacers.Wait()
+	if r.search != nil {
+		r.search.stop() // the pacers end when the search closes the timeline, or on interrupt
+	}
+	end = r.waitTrafficEnd(ctx)
+	atEnd = r.tracker.Live()
+	if r.dist != nil {
+		r.dist.Ended()
+	}
+	return end, atEnd
+}
+
+// drain closes the producers and waits for what is owed to arrive, for
+// the scenario's drain time (after an interrupt or a failure, at most
+// InterruptDrain, with every fault taken back first), and returns when it
+// ended.
+func (r *run) drain(interrupted bool) time.Duration {
+	drain := r.sc.DrainTimeout()
+	if interrupted || r.failure() != nil {
+		r.chaos.Stop() // take every fault back before the short drain
+		drain = min(drain, InterruptDrain)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	r.closeProducers(ctx)
+	if r.dist != nil {
+		r.dist.Drain(ctx, drainQuiet)
+	} else {
+		r.waitDrained(ctx)
+	}
+	return r.elapsed()
+}
+
+// finish fills res with the tracker's account, the timings, rates,
+// intervals, faults, search and driver figures, and judges it.
+func (r *run) finish(res *report.Results, sys *system, trafficEnd, drainEnd time.Duration, atTrafficEnd accounting.Counts, interrupted bool) (*report.Results, error) {
+	for _, pl := range r.loops {
+		res.Counts.Unsent += pl.unsent
+	}
 	if err := res.SetSummary(r.tracker.Summary()); err != nil {
 		r.fail(err)
 	}
@@ -437,10 +500,10 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 		res.Rate.SentMean = float64(atTrafficEnd.Sent) / secs
 		res.Rate.AckedMean = float64(atTrafficEnd.Acked) / secs
 	}
-	if sr, ok := drv.(drivers.StatsReporter); ok {
+	if sr, ok := sys.in.(drivers.StatsReporter); ok {
 		res.DriverStats = sr.Stats()
 	}
-	if sr, ok := out.(drivers.StatsReporter); ok && out != drv {
+	if sr, ok := sys.out.(drivers.StatsReporter); ok && sys.out != sys.in {
 		if res.DriverStats == nil {
 			res.DriverStats = map[string]int64{}
 		}
@@ -448,11 +511,11 @@ func (r *run) execute(ctx context.Context, kind drivers.Kind) (*report.Results, 
 			res.DriverStats["output."+k] = v
 		}
 	}
-	err = r.failure()
+	err := r.failure()
 	if err != nil {
 		res.Error = err.Error()
 	}
-	res.Evaluate(sc.Thresholds)
+	res.Evaluate(r.sc.Thresholds)
 	if err != nil || interrupted {
 		res.Verdict = report.Fail // an incomplete run never passes
 	}

@@ -21,9 +21,7 @@ func load(t *testing.T, yaml string, extra ...drivers.Kind) *scenarios.Scenario 
 	for _, k := range append([]drivers.Kind{memory.Kind}, extra...) {
 		l.Driver(k.Name, k.Options)
 	}
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("scenario: %v", err)

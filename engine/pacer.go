@@ -15,7 +15,7 @@ import (
 // everything already due at once rather than slowing the schedule down, so
 // the latency clock (which starts at the intended time) sees every stall.
 type producerLoop struct {
-	r        *run
+	t        *traffic
 	id       int
 	prod     drivers.Producer
 	sched    *scenarios.Schedule
@@ -29,14 +29,16 @@ type producerLoop struct {
 	unsent   int64 // scheduled but never sent (interrupted or hopelessly late)
 }
 
-func newProducerLoop(r *run, id int) *producerLoop {
+// newProducerLoop makes producer id's loop over its share of tr's
+// timeline, composing messages as sc says for run runID.
+func newProducerLoop(tr *traffic, sc *scenarios.Scenario, runID uint64, id int) *producerLoop {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &producerLoop{
-		r:     r,
+		t:     tr,
 		id:    id,
-		sched: r.tl.NewSchedule(id, r.sc.Producers),
-		comp:  newComposer(r.sc, r.runID, id),
+		sched: tr.tl.NewSchedule(id, tr.producers),
+		comp:  newComposer(sc, runID, id),
 		wake:  make(chan struct{}, 1),
 		timer: t,
 		batch: make([]drivers.Message, 0, maxBatch),
@@ -46,7 +48,7 @@ func newProducerLoop(r *run, id int) *producerLoop {
 
 // ack is the producer's AckFunc.
 func (pl *producerLoop) ack(results []drivers.Result) {
-	pl.r.tracker.Acked(results, pl.r.now())
+	pl.t.tracker.Acked(results, pl.t.now())
 	pl.inflight.Add(-int64(len(results)))
 	select {
 	case pl.wake <- struct{}{}:
@@ -79,8 +81,10 @@ func (pl *producerLoop) run(ctx context.Context) error {
 				if err := pl.runMax(ctx, seg); err != nil {
 					return err
 				}
+				pl.sched.Skip()
 			}
-			pl.sched.Skip()
+			// Else a find-max search appended a step after Next looked:
+			// its messages are this producer's to send, not to skip.
 			due, ok = pl.sched.Next()
 			continue
 		}
@@ -88,14 +92,14 @@ func (pl *producerLoop) run(ctx context.Context) error {
 			pl.countUnsent(due, math.MaxInt64) // the rest of the schedule is cut off
 			return nil
 		}
-		now := pl.r.elapsed()
-		if end := pl.r.tl.Duration(); now > end+lateGrace {
+		now := pl.t.elapsed()
+		if end := pl.t.tl.Duration(); now > end+lateGrace {
 			pl.countUnsent(due, end+lateGrace)
 			return nil
 		}
 		pl.dues = pl.dues[:0]
 		for ok && due <= now && len(pl.dues) < maxBatch {
-			pl.dues = append(pl.dues, pl.r.baseNS+int64(due))
+			pl.dues = append(pl.dues, pl.t.baseNS+int64(due))
 			due, ok = pl.sched.Next()
 		}
 		if err := pl.send(ctx); err != nil {
@@ -108,9 +112,9 @@ func (pl *producerLoop) run(ctx context.Context) error {
 func (pl *producerLoop) send(ctx context.Context) error {
 	pl.batch = pl.comp.compose(pl.batch[:0], pl.seq, pl.dues)
 	pl.seq += uint64(len(pl.batch))
-	pl.r.tracker.Sent(uint32(pl.id), pl.seq)
+	pl.t.tracker.Sent(uint32(pl.id), pl.seq)
 	pl.addPoison(pl.batch)
-	setSent(pl.batch, pl.r.now())
+	setSent(pl.batch, pl.t.now())
 	pl.batch = pl.addDuplicates(pl.batch)
 	pl.inflight.Add(int64(len(pl.batch)))
 	if err := pl.prod.Send(ctx, pl.batch); err != nil && ctx.Err() == nil {
@@ -121,7 +125,7 @@ func (pl *producerLoop) send(ctx context.Context) error {
 
 // sleepUntil waits until the run clock reaches due, or ctx is done.
 func (pl *producerLoop) sleepUntil(ctx context.Context, due time.Duration) error {
-	d := due - pl.r.elapsed()
+	d := due - pl.t.elapsed()
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -147,7 +151,7 @@ func (pl *producerLoop) countUnsent(due, limit time.Duration) {
 // runMax sends as fast as outcomes come back, keeping this producer's share
 // of the phase's in-flight window full, until the phase ends.
 func (pl *producerLoop) runMax(ctx context.Context, seg scenarios.Segment) error {
-	n := pl.r.sc.Producers
+	n := pl.t.producers
 	window := int64(seg.InFlight / n)
 	if pl.id < seg.InFlight%n {
 		window++
@@ -155,7 +159,7 @@ func (pl *producerLoop) runMax(ctx context.Context, seg scenarios.Segment) error
 	window = max(window, 1)
 	end := seg.Start + seg.Dur
 	for {
-		el := pl.r.elapsed()
+		el := pl.t.elapsed()
 		if ctx.Err() != nil || el >= end {
 			return nil
 		}
@@ -170,7 +174,7 @@ func (pl *producerLoop) runMax(ctx context.Context, seg scenarios.Segment) error
 			pl.timer.Stop()
 			continue
 		}
-		now := pl.r.now()
+		now := pl.t.now()
 		pl.dues = pl.dues[:0]
 		for i := int64(0); i < min(room, maxBatch); i++ {
 			pl.dues = append(pl.dues, now)

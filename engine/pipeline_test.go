@@ -40,7 +40,7 @@ type pipeOptions struct {
 }
 
 func (pipeOptions) Abilities() []string {
-	return []string{drivers.AbilityProcessor, drivers.AbilityConsumerCrash}
+	return []string{scenarios.AbilityProcessor, scenarios.AbilityConsumerCrash}
 }
 
 type pipeBus struct {

@@ -70,7 +70,7 @@ func Sweep(ctx context.Context, sw *scenarios.Sweep, dir string, each func(Sweep
 		}
 		res, err := runPoint(ctx, p.Scenario, pdir, caller.hists, opts)
 		row := report.NewSweepRow(p.Index, p.Values, sw.Line(p), rel, res, err)
-		if res != nil && slices.Contains(formatsOf(p.Scenario), report.FormatHTML) {
+		if res != nil && slices.Contains(formatsOf(p.Scenario), scenarios.FormatHTML) {
 			row.HTML = filepath.Join(rel, "report.html")
 		}
 		sr.Points = append(sr.Points, row)
@@ -104,7 +104,7 @@ func toErrors(msgs []string) []error {
 
 func formatsOf(sc *scenarios.Scenario) []string {
 	if len(sc.Report.Formats) == 0 {
-		return report.Formats
+		return scenarios.Formats
 	}
 	return sc.Report.Formats
 }
@@ -113,7 +113,7 @@ func formatsOf(sc *scenarios.Scenario) []string {
 func runPoint(ctx context.Context, sc *scenarios.Scenario, dir string, hists func(string, time.Time, time.Time, *hdr.Histogram), opts []Option) (*report.Results, error) {
 	formats := formatsOf(sc)
 	var logs *report.IntervalLogs
-	if slices.Contains(formats, report.FormatHlog) {
+	if slices.Contains(formats, scenarios.FormatHlog) {
 		var err error
 		if logs, err = report.OpenIntervalLogs(dir); err != nil {
 			return nil, fmt.Errorf("writing report: %w", err)

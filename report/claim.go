@@ -140,13 +140,13 @@ func (r *Results) claim(ts []scenarios.Threshold) *Claim {
 			}
 			switch chk.check {
 			case "loss":
-				what = append(what, group(c.Lost)+" lost")
+				what = append(what, GroupInt(c.Lost)+" lost")
 			case "duplicates":
 				what = append(what, plural(c.Duplicates, "duplicate", "duplicates"))
 			case "aborted_reads":
 				what = append(what, plural(c.AbortedReads, "aborted read", "aborted reads"))
 			case "order":
-				what = append(what, group(c.Reordered)+" reordered")
+				what = append(what, GroupInt(c.Reordered)+" reordered")
 			}
 		}
 		cl.Statement = fmt.Sprintf("%s violated%s: %s", cl.Guarantee, across, strings.Join(what, ", "))
@@ -246,5 +246,5 @@ func plural(n int64, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return group(n) + " " + many
+	return GroupInt(n) + " " + many
 }

@@ -109,7 +109,7 @@ func formatRateDecimals(v float64, decimals int) string {
 	if err != nil {
 		return s
 	}
-	g := group(n)
+	g := GroupInt(n)
 	if n == 0 && strings.HasPrefix(whole, "-") {
 		g = "-0"
 	}

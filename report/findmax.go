@@ -168,7 +168,7 @@ func (s *FindMaxStep) Judge(slo []scenarios.Threshold, backlogPolicy string) {
 		}
 	}
 	if s.BacklogGrowing {
-		growth := fmt.Sprintf("backlog kept growing: %s at mid-step, %s at the end", group(s.BacklogMid), group(s.BacklogEnd))
+		growth := fmt.Sprintf("backlog kept growing: %s at mid-step, %s at the end", GroupInt(s.BacklogMid), GroupInt(s.BacklogEnd))
 		if backlogPolicy == scenarios.BacklogMustDrain {
 			ok = false
 			why = append(why, growth)
@@ -184,7 +184,7 @@ func (s *FindMaxStep) Judge(slo []scenarios.Threshold, backlogPolicy string) {
 		s.Why = strings.Join(why, "; ")
 	}
 	if ok {
-		s.Why += fmt.Sprintf(" (backlog %s at the end)", group(s.BacklogEnd))
+		s.Why += fmt.Sprintf(" (backlog %s at the end)", GroupInt(s.BacklogEnd))
 	}
 }
 

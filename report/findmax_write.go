@@ -50,7 +50,7 @@ func stepRate(v float64) string {
 	if v < 100 {
 		return formatRate(v)
 	}
-	return group(int64(math.Round(v)))
+	return GroupInt(int64(math.Round(v)))
 }
 
 func factorText(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) + "x" }
@@ -119,8 +119,8 @@ func writeFindMaxText(w io.Writer, r *Results) {
 		}
 		p("  %4d %-6s %9s %10s %8s %8s %8s %8s %15s %6s %5s  %s %s\n", s.Step, s.Kind, stepRate(s.Rate), stepRate(s.AchievedRate),
 			lat(s.LatencyUS.E2E, s.LatencyUS.E2E.P50), lat(s.LatencyUS.E2E, s.LatencyUS.E2E.P99), lat(s.LatencyUS.E2E, s.LatencyUS.E2E.P999),
-			lat(s.LatencyUS.Publish, s.LatencyUS.Publish.P99), group(s.BacklogStart)+"→"+group(s.BacklogEnd),
-			group(s.Lost), group(s.Duplicates), mark, s.Why)
+			lat(s.LatencyUS.Publish, s.LatencyUS.Publish.P99), GroupInt(s.BacklogStart)+"→"+GroupInt(s.BacklogEnd),
+			GroupInt(s.Lost), GroupInt(s.Duplicates), mark, s.Why)
 	}
 }
 
@@ -186,8 +186,8 @@ func writeFindMaxHTML(p func(string, ...any), r *Results) {
 		p("<tr class=\"%s\"><td>%d</td><td class=\"left\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s → %s</td><td>%s</td><td>%s</td><td class=\"left\"><span class=\"mark\">%s</span> %s</td></tr>\n",
 			class, s.Step, s.Kind, stepRate(s.Rate), stepRate(s.AchievedRate),
 			lat(s.LatencyUS.E2E, s.LatencyUS.E2E.P50), lat(s.LatencyUS.E2E, s.LatencyUS.E2E.P99), lat(s.LatencyUS.E2E, s.LatencyUS.E2E.P999),
-			lat(s.LatencyUS.Publish, s.LatencyUS.Publish.P99), group(s.BacklogStart), group(s.BacklogEnd),
-			group(s.Lost), group(s.Duplicates), mark, esc(s.Why))
+			lat(s.LatencyUS.Publish, s.LatencyUS.Publish.P99), GroupInt(s.BacklogStart), GroupInt(s.BacklogEnd),
+			GroupInt(s.Lost), GroupInt(s.Duplicates), mark, esc(s.Why))
 	}
 	p("</tbody>\n</table>\n</div>\n</section>\n")
 }

@@ -131,7 +131,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 			card("publish p99", "–", "nothing confirmed", "")
 		}
 		card("acked rate", formatRate(r.Rate.AckedMean)+"/s", "confirmed per second", "")
-		card("failed", group(c.Failed), pctOf(c.Failed, c.Sent, "sent"), badIf(c.Failed > 0))
+		card("failed", GroupInt(c.Failed), pctOf(c.Failed, c.Sent, "sent"), badIf(c.Failed > 0))
 		card("deliveries", "–", NotMeasured+": a produce-only run", "")
 	} else if l := r.LatencyUS.E2E; l.Count > 0 {
 		card("e2e p99", FormatMicros(l.P99), "max "+FormatMicros(l.Max), "")
@@ -148,12 +148,12 @@ func WriteHTML(w io.Writer, r *Results) error {
 		if r.Subs() > 1 {
 			owed = fmt.Sprintf("acked × %d subscriptions", r.Subs())
 		}
-		card("lost", group(c.Lost), pctOf(c.Lost, c.Acked*int64(r.Subs()), owed), badIf(c.Lost > 0))
-		card("duplicates", group(c.Duplicates), pctOf(c.Duplicates, c.Received, "received"), badIf(c.Duplicates > 0))
-		card("reordered", group(c.Reordered), pctOf(c.Reordered, c.Received, "received"), badIf(c.Reordered > 0))
+		card("lost", GroupInt(c.Lost), pctOf(c.Lost, c.Acked*int64(r.Subs()), owed), badIf(c.Lost > 0))
+		card("duplicates", GroupInt(c.Duplicates), pctOf(c.Duplicates, c.Received, "received"), badIf(c.Duplicates > 0))
+		card("reordered", GroupInt(c.Reordered), pctOf(c.Reordered, c.Received, "received"), badIf(c.Reordered > 0))
 	}
 	if c.Aborted > 0 || c.AbortedReads > 0 {
-		card("aborted reads", group(c.AbortedReads), "of "+group(c.Aborted)+" aborted", badIf(c.AbortedReads > 0))
+		card("aborted reads", GroupInt(c.AbortedReads), "of "+GroupInt(c.Aborted)+" aborted", badIf(c.AbortedReads > 0))
 	}
 	if pl := r.Pipeline; pl != nil && pl.LatencyUS.Count > 0 {
 		card("pipeline p99", FormatMicros(pl.LatencyUS.P99), "output receive − input ack", "")
@@ -193,7 +193,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 	// Counts and latencies side by side.
 	p("<section class=\"two\">\n<div>\n<h2>Messages</h2>\n<table class=\"num\">\n<tbody>\n")
 	row := func(name string, n, of int64, what string) {
-		p("<tr><th>%s</th><td>%s</td><td class=\"muted\">%s</td></tr>\n", esc(name), group(n), esc(pctOf(n, of, what)))
+		p("<tr><th>%s</th><td>%s</td><td class=\"muted\">%s</td></tr>\n", esc(name), GroupInt(n), esc(pctOf(n, of, what)))
 	}
 	row("sent", c.Sent, 0, "")
 	row("acked", c.Acked, c.Sent, "sent")
@@ -238,14 +238,14 @@ func WriteHTML(w io.Writer, r *Results) error {
 			p("<tr><th>%s</th><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td></tr>\n", kind)
 			continue
 		}
-		p("<tr><th>%s</th><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", kind, group(l.Count),
+		p("<tr><th>%s</th><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", kind, GroupInt(l.Count),
 			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
 	}
 	if pl := r.Pipeline; pl != nil {
 		if l := pl.LatencyUS; l.Count == 0 {
 			p("<tr><th>pipeline</th><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td></tr>\n")
 		} else {
-			p("<tr><th>pipeline</th><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", group(l.Count),
+			p("<tr><th>pipeline</th><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", GroupInt(l.Count),
 				FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
 		}
 	}
@@ -316,8 +316,8 @@ func WriteHTML(w io.Writer, r *Results) error {
 			}
 			p("<tr><td>%d</td><th>%s</th><td>%s</td><td%s>%s</td><td>%s</td><td>%s</td><td>%s</td><td%s>%s</td><td%s>%s</td><td>%s</td><td%s>%s</td></tr>\n",
 				i+1, esc(action), esc(window), okClass, esc(ok), lat[0], lat[1], lat[2],
-				badAttr(f.LostInWindow > 0 && !r.Incomplete), r.lostText(f.LostInWindow), badAttr(f.DuplicatesInWindow > 0), group(f.DuplicatesInWindow),
-				group(f.PeakBacklog), recClass, esc(rec))
+				badAttr(f.LostInWindow > 0 && !r.Incomplete), r.lostText(f.LostInWindow), badAttr(f.DuplicatesInWindow > 0), GroupInt(f.DuplicatesInWindow),
+				GroupInt(f.PeakBacklog), recClass, esc(rec))
 		}
 		p("</tbody>\n</table>\n<p class=\"muted small\">Recovery: from the fault's end until e2e p99 over a sliding second is within 1.5× the pre-fault baseline and the backlog has drained.</p>\n")
 	}
@@ -340,7 +340,7 @@ func WriteHTML(w io.Writer, r *Results) error {
 		slices.Sort(keys)
 		p("<section>\n<h2>Driver stats</h2>\n<table class=\"num\">\n<tbody>\n")
 		for _, k := range keys {
-			p("<tr><th>%s</th><td>%s</td></tr>\n", esc(k), group(r.DriverStats[k]))
+			p("<tr><th>%s</th><td>%s</td></tr>\n", esc(k), GroupInt(r.DriverStats[k]))
 		}
 		p("</tbody>\n</table>\n</section>\n")
 	}

@@ -274,9 +274,9 @@ func correctnessFigure(r *Results, check string) string {
 	c := r.Counts
 	of := func(n, d int64, what string) string {
 		if d == 0 {
-			return group(n)
+			return GroupInt(n)
 		}
-		return fmt.Sprintf("%s (%s of %s %s)", group(n), formatPercent(float64(n)/float64(d)), group(d), what)
+		return fmt.Sprintf("%s (%s of %s %s)", GroupInt(n), formatPercent(float64(n)/float64(d)), GroupInt(d), what)
 	}
 	switch check {
 	case "loss":
@@ -284,7 +284,7 @@ func correctnessFigure(r *Results, check string) string {
 	case "duplicates":
 		return "duplicates " + of(c.Duplicates, c.Received, "received")
 	case "isolation":
-		return "aborted reads " + of(c.AbortedReads, c.Aborted, "aborted") + ", aborted visible (read_uncommitted) " + group(c.AbortedVisible)
+		return "aborted reads " + of(c.AbortedReads, c.Aborted, "aborted") + ", aborted visible (read_uncommitted) " + GroupInt(c.AbortedVisible)
 	}
 	return "reordered " + of(c.Reordered, c.Received, "received")
 }
@@ -310,7 +310,7 @@ func (r *Results) faultFigures(f FaultResult) string {
 	if l := f.WindowLatencyUS; l != nil && l.Count > 0 {
 		fmt.Fprintf(&b, "; e2e in window p50 %s p99 %s max %s", FormatMicros(l.P50), FormatMicros(l.P99), FormatMicros(l.Max))
 	}
-	fmt.Fprintf(&b, "; lost %s, duplicates %s in window; peak backlog %s; ", r.lostText(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog))
+	fmt.Fprintf(&b, "; lost %s, duplicates %s in window; peak backlog %s; ", r.lostText(f.LostInWindow), GroupInt(f.DuplicatesInWindow), GroupInt(f.PeakBacklog))
 	b.WriteString(recoveryText(f.RecoveryS))
 	return b.String()
 }

@@ -448,7 +448,7 @@ func (r *Results) lostText(n int64) string {
 	if r.Incomplete {
 		return "n/c"
 	}
-	return group(n)
+	return GroupInt(n)
 }
 
 // lossMetrics are the metrics an incomplete distributed run cannot state:

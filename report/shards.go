@@ -34,8 +34,8 @@ func writeShardsText(w io.Writer, sr *ShardsResult) {
 		if s.Index != 0 {
 			offset = formatSignedMillis(s.ClockOffsetMS) + " ± " + formatMillis(s.ClockUncertaintyMS)
 		}
-		fmt.Fprintf(w, "  %-5d %-14s %9s %12s %12s %10s %20s %9s  %s\n", s.Index, trim(s.Host, 14), fmt.Sprintf("%d/%d", s.Producers, s.Consumers),
-			group(s.Sent), group(s.Received), group(s.Duplicates), offset, "+"+formatMillis(s.StartMS), s.Status)
+		fmt.Fprintf(w, "  %-5d %-14s %9s %12s %12s %10s %20s %9s  %s\n", s.Index, Truncate(s.Host, 14), fmt.Sprintf("%d/%d", s.Producers, s.Consumers),
+			GroupInt(s.Sent), GroupInt(s.Received), GroupInt(s.Duplicates), offset, "+"+formatMillis(s.StartMS), s.Status)
 	}
 }
 
@@ -57,7 +57,7 @@ func writeShardsHTML(p func(format string, args ...any), sr *ShardsResult) {
 			offset = formatSignedMillis(s.ClockOffsetMS) + " ± " + formatMillis(s.ClockUncertaintyMS)
 		}
 		p("<tr><td>%d</td><td>%s</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>+%s</td><td>%s</td></tr>\n",
-			s.Index, esc(s.Host), s.Producers, s.Consumers, group(s.Sent), group(s.Acked), group(s.Received), group(s.Duplicates),
+			s.Index, esc(s.Host), s.Producers, s.Consumers, GroupInt(s.Sent), GroupInt(s.Acked), GroupInt(s.Received), GroupInt(s.Duplicates),
 			esc(offset), esc(formatMillis(s.StartMS)), esc(s.Status))
 	}
 	p("</table></section>\n")

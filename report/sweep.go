@@ -245,7 +245,7 @@ func WriteSweepText(w io.Writer, s *SweepResults) error {
 		if pt.Error != "" {
 			verdict += ": " + pt.Error
 		}
-		d := pt.delivery(formatRate, group, "-")
+		d := pt.delivery(formatRate, GroupInt, "-")
 		p(" %12s %9s %9s %9s %9s %8s %7s %6s  %s\n", d.achieved, l(e, e.P50), l(e, e.P99), l(e, e.P999),
 			l(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), d.lost, d.duplicates, d.reordered, verdict)
 	}
@@ -422,10 +422,10 @@ func WriteSweepHTML(w io.Writer, s *SweepResults) error {
 		if pt.HTML != "" {
 			link = fmt.Sprintf("<a href=\"%s\">%s</a>", esc(filepath.ToSlash(pt.HTML)), esc(pt.Dir))
 		}
-		d := pt.delivery(stepRate, group, "–")
+		d := pt.delivery(stepRate, GroupInt, "–")
 		p("<td class=\"left\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td%s>%s</td><td%s>%s</td><td%s>%s</td><td class=\"left\">%s</td></tr>\n",
 			esc(verdict), target, d.achieved, lat(e, e.P50), lat(e, e.P99), lat(e, e.P999),
-			lat(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), group(pt.Counts.Sent), d.received,
+			lat(pt.LatencyUS.Publish, pt.LatencyUS.Publish.P99), GroupInt(pt.Counts.Sent), d.received,
 			badAttr(pt.Counts.Lost > 0), d.lost, badAttr(pt.Counts.Duplicates > 0), d.duplicates,
 			badAttr(pt.Counts.Reordered > 0), d.reordered, link)
 	}

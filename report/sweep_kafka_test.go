@@ -50,9 +50,7 @@ grid:
 `)
 	l := &scenarios.Loader{}
 	l.Driver(kafka.Kind.Name, kafka.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sw, err := l.LoadSweep(file)
 	if err != nil {
 		t.Fatal(err)

@@ -183,9 +183,7 @@ func loadSweep(t *testing.T, file string) *scenarios.Sweep {
 	t.Helper()
 	l := &scenarios.Loader{}
 	l.Driver(memory.Kind.Name, memory.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sw, err := l.LoadSweep(file)
 	if err != nil {
 		t.Fatal(err)

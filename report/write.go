@@ -20,31 +20,14 @@ import (
 	"github.com/spate-dev/spate/scenarios"
 )
 
-// Report formats WriteDir writes, as the scenario's report.formats names them.
-const (
-	FormatText = "text" // summary.txt, as WriteText
-	FormatJSON = "json" // results.json, as WriteJSON
-	FormatHgrm = "hgrm" // e2e.hgrm, service.hgrm, publish.hgrm, as WriteHgrm
-	// FormatHlog is e2e.hlog, service.hlog and publish.hlog, HdrHistogram
-	// interval logs written during the run by IntervalLogs; results.json
-	// does not hold the interval histograms, so WriteDir cannot write them.
-	FormatHlog  = "hlog"
-	FormatHTML  = "html"  // report.html, as WriteHTML
-	FormatJUnit = "junit" // junit.xml, as WriteJUnit
-)
-
-// Formats are the formats a scenario may name, in the order WriteDir
-// writes them.
-var Formats = []string{FormatText, FormatJSON, FormatHgrm, FormatHlog, FormatHTML, FormatJUnit}
-
 // FileNames maps each format to the files it writes.
 var FileNames = map[string][]string{
-	FormatText:  {"summary.txt"},
-	FormatJSON:  {"results.json"},
-	FormatHgrm:  {"e2e.hgrm", "service.hgrm", "publish.hgrm"},
-	FormatHlog:  {"e2e.hlog", "service.hlog", "publish.hlog"},
-	FormatHTML:  {"report.html"},
-	FormatJUnit: {"junit.xml"},
+	scenarios.FormatText:  {"summary.txt"},
+	scenarios.FormatJSON:  {"results.json"},
+	scenarios.FormatHgrm:  {"e2e.hgrm", "service.hgrm", "publish.hgrm"},
+	scenarios.FormatHlog:  {"e2e.hlog", "service.hlog", "publish.hlog"},
+	scenarios.FormatHTML:  {"report.html"},
+	scenarios.FormatJUnit: {"junit.xml"},
 }
 
 // HgrmUnitDivisor turns the histograms' microseconds into the milliseconds
@@ -61,11 +44,11 @@ const HgrmUnitDivisor = 1000
 // unknown format is an error before anything is written.
 func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 	if len(formats) == 0 {
-		formats = Formats
+		formats = scenarios.Formats
 	}
 	for _, f := range formats {
-		if !slices.Contains(Formats, f) {
-			return nil, fmt.Errorf("unknown report format %q (formats: %s)", f, strings.Join(Formats, ", "))
+		if !slices.Contains(scenarios.Formats, f) {
+			return nil, fmt.Errorf("unknown report format %q (formats: %s)", f, strings.Join(scenarios.Formats, ", "))
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -92,15 +75,15 @@ func WriteDir(dir string, r *Results, formats []string) ([]string, error) {
 		done[f] = true
 		var err error
 		switch f {
-		case FormatText:
+		case scenarios.FormatText:
 			err = write("summary.txt", func(w io.Writer) error { return WriteText(w, r) })
-		case FormatJSON:
+		case scenarios.FormatJSON:
 			err = write("results.json", func(w io.Writer) error { return WriteJSON(w, r) })
-		case FormatHTML:
+		case scenarios.FormatHTML:
 			err = write("report.html", func(w io.Writer) error { return WriteHTML(w, r) })
-		case FormatJUnit:
+		case scenarios.FormatJUnit:
 			err = write("junit.xml", func(w io.Writer) error { return WriteJUnit(w, r) })
-		case FormatHgrm:
+		case scenarios.FormatHgrm:
 			for _, kind := range accounting.Kinds {
 				h, herr := r.histogramOrEmpty(kind)
 				if herr != nil {
@@ -347,7 +330,7 @@ func WriteText(w io.Writer, r *Results) error {
 	c := r.Counts
 	p("\nmessages\n")
 	row := func(name string, n int64, of int64, what string) {
-		p("  %-*s %14s", textWidth-2, name, group(n))
+		p("  %-*s %14s", textWidth-2, name, GroupInt(n))
 		if of > 0 {
 			p("  %8s of %s", formatPercent(float64(n)/float64(of)), what)
 		}
@@ -371,7 +354,7 @@ func WriteText(w io.Writer, r *Results) error {
 		row("received", c.Received, c.Sent*subs, "sent"+owed)
 		row("duplicates", c.Duplicates, c.Received, "received")
 		if r.Incomplete {
-			p("  %-*s %14s  (%s acked and not received by the shards that reported)\n", textWidth-2, "lost", "not claimed", group(c.Lost))
+			p("  %-*s %14s  (%s acked and not received by the shards that reported)\n", textWidth-2, "lost", "not claimed", GroupInt(c.Lost))
 		} else {
 			row("lost", c.Lost, c.Acked*subs, "acked"+owed)
 		}
@@ -412,7 +395,7 @@ func WriteText(w io.Writer, r *Results) error {
 			p("  %-10s %12s %9s %9s %9s %9s %9s\n", kind, "0", "-", "-", "-", "-", "-")
 			continue
 		}
-		p("  %-10s %12s %9s %9s %9s %9s %9s\n", kind, group(l.Count),
+		p("  %-10s %12s %9s %9s %9s %9s %9s\n", kind, GroupInt(l.Count),
 			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
 	}
 
@@ -487,7 +470,7 @@ func WriteText(w io.Writer, r *Results) error {
 			width = max(width, len(k))
 		}
 		for _, k := range keys {
-			p("  %-*s %14s\n", width, k, group(r.DriverStats[k]))
+			p("  %-*s %14s\n", width, k, GroupInt(r.DriverStats[k]))
 		}
 	}
 
@@ -573,7 +556,7 @@ func formatMetric(name string, v float64) string {
 	case slices.Contains(scenarios.CapacityMetrics, name):
 		return factor(v)
 	case v == math.Trunc(v) && math.Abs(v) < 1e15:
-		return group(int64(v))
+		return GroupInt(int64(v))
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
 }
@@ -629,7 +612,7 @@ func formatRate(v float64) string {
 	if err != nil {
 		return s
 	}
-	g := group(n)
+	g := GroupInt(n)
 	if n == 0 && strings.HasPrefix(whole, "-") {
 		g = "-0"
 	}
@@ -642,8 +625,9 @@ func formatSeconds(s float64) string {
 	return time.Duration(math.Round(s*1e3) * float64(time.Millisecond)).String()
 }
 
-// group formats n with a comma between groups of three digits.
-func group(n int64) string {
+// GroupInt formats n with commas between groups of three digits:
+// 1,204,331.
+func GroupInt(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -680,7 +664,7 @@ func writeFaultsText(w io.Writer, r *Results) {
 			if !f.OK {
 				outcome = "FAILED: " + f.Error
 			}
-			fmt.Fprintf(w, "  %-26s %-15s %s\n", trim(name, 26), faultWindow(f), outcome)
+			fmt.Fprintf(w, "  %-26s %-15s %s\n", Truncate(name, 26), faultWindow(f), outcome)
 		}
 		return
 	}
@@ -700,10 +684,10 @@ func writeFaultsText(w io.Writer, r *Results) {
 			recovery = formatSeconds(*f.RecoveryS)
 		}
 		if !f.OK {
-			recovery = trim("FAILED: "+f.Error, 20) // the whole error is in results.json
+			recovery = Truncate("FAILED: "+f.Error, 20) // the whole error is in results.json
 		}
-		fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", trim(name, 26), window, p99,
-			r.lostText(f.LostInWindow), group(f.DuplicatesInWindow), group(f.PeakBacklog), recovery)
+		fmt.Fprintf(w, "  %-26s %-15s %9s %6s %6s %9s  %s\n", Truncate(name, 26), window, p99,
+			r.lostText(f.LostInWindow), GroupInt(f.DuplicatesInWindow), GroupInt(f.PeakBacklog), recovery)
 	}
 }
 
@@ -716,11 +700,17 @@ func faultWindow(f FaultResult) string {
 	return fmt.Sprintf("%.1fs-%.1fs", f.StartS, f.EndS)
 }
 
-func trim(s string, n int) string {
-	if len(s) <= n {
+// Truncate cuts s to at most n characters (runes, never mid-character),
+// marking the cut with "…".
+func Truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	if n < 1 {
+		return ""
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // writeExamplesText lists the first n examples: who sent each message,
@@ -754,11 +744,11 @@ func writePipelineText(w io.Writer, pl *PipelineResult) {
 	if l.Count == 0 {
 		fmt.Fprintf(w, "  %-10s %12s %9s %9s %9s %9s %9s\n", "pipeline", "0", "-", "-", "-", "-", "-")
 	} else {
-		fmt.Fprintf(w, "  %-10s %12s %9s %9s %9s %9s %9s\n", "pipeline", group(l.Count),
+		fmt.Fprintf(w, "  %-10s %12s %9s %9s %9s %9s %9s\n", "pipeline", GroupInt(l.Count),
 			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
 	}
 	if pl.Untimed > 0 {
-		fmt.Fprintf(w, "  %s received before their input ack was reported (not timed)\n", group(pl.Untimed))
+		fmt.Fprintf(w, "  %s received before their input ack was reported (not timed)\n", GroupInt(pl.Untimed))
 	}
 }
 

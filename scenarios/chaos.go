@@ -25,6 +25,20 @@ type Action struct {
 	Params   any
 }
 
+// ActionTarget says what a chaos action acts on, as its package declares
+// it: validation checks actions on consumers against the scenario's
+// consumers (a produce-only run has none; a pipeline's built-in processor
+// instances stand for them), and a distributed run carries out actions on
+// the system once, the others on every shard.
+type ActionTarget int
+
+const (
+	OnSystem      ActionTarget = iota // the system under test: a broker, a command
+	OnProducers                       // the producers (re-sends)
+	OnConsumers                       // the consumers, or what they do (reject poison)
+	OnConnections                     // the connections, through each process's proxy
+)
+
 // commonActionFields are decoded here; every other key belongs to the action.
 var commonActionFields = []string{"action", "at", "for", "every", "target", "required"}
 

@@ -33,9 +33,7 @@ func realLoader() *scenarios.Loader {
 	}{{kafka.Kind.Name, kafka.Kind.Options}, {memory.Kind.Name, memory.Kind.Options}, {rabbitmq.Kind.Name, rabbitmq.Kind.Options}, {eventbridge.Kind.Name, eventbridge.Kind.Options}} {
 		l.Driver(k.name, k.options)
 	}
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	return l
 }
 

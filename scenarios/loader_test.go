@@ -39,12 +39,12 @@ func newLoader() *scenarios.Loader {
 		var p crashParams
 		d.Decode(n, field, &p)
 		return p
-	})
+	}, scenarios.OnConsumers)
 	l.Action("broker-restart", func(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, _ *scenarios.Scenario) any {
 		var p struct{}
 		d.Decode(n, field, &p)
 		return p
-	})
+	}, scenarios.OnSystem)
 	return l
 }
 
@@ -1011,7 +1011,7 @@ func permissiveLoader(t *testing.T, src []byte) *scenarios.Loader {
 	register(peek.Pipeline.Input, processorOptions)
 	register(peek.Pipeline.Output, processorOptions)
 	for _, c := range peek.Chaos {
-		l.Action(c.Action, func(*scenarios.Decoder, *yaml.Node, string, *scenarios.Action, *scenarios.Scenario) any { return nil })
+		l.Action(c.Action, func(*scenarios.Decoder, *yaml.Node, string, *scenarios.Action, *scenarios.Scenario) any { return nil }, scenarios.OnSystem) // permissive: no checks against consumers
 	}
 	return l
 }

@@ -129,19 +129,6 @@ type PipelineChecker interface {
 	CheckPipelineOutput(output any) error
 }
 
-// AbilityProcessor is the ability a driver's options list (as
-// drivers.AbilityLister) when it can run the built-in processor; it is
-// drivers.AbilityProcessor, defined here because drivers imports
-// scenarios and not the other way round.
-const AbilityProcessor = "processor"
-
-// hasAbility reports whether a driver's options list ability, as
-// drivers.HasAbility does.
-func hasAbility(options any, ability string) bool {
-	l, ok := options.(interface{ Abilities() []string })
-	return ok && contains(l.Abilities(), ability)
-}
-
 // decodeDriver checks a driver's kind and decodes its options block with
 // the driver's own decoder; field is where it sits (driver,
 // pipeline.input, ...), n its node.
@@ -204,21 +191,18 @@ func (l *Loader) validatePipeline(d *Decoder, pn *yaml.Node, s *Scenario) {
 	}
 }
 
-// processorActions are the chaos actions that, in a pipeline with the
-// built-in processor, act on the processor's instances rather than on
-// spate's consumers of the output.
-var processorActions = []string{"consumer-crash", "consumer-pause", "slow-consumer"}
-
-// validatePipelineChaos checks that the consumer actions of a pipeline with
-// the built-in processor name no more consumers than it has instances.
-func validatePipelineChaos(d *Decoder, cn *yaml.Node, s *Scenario) {
+// validatePipelineChaos checks that the actions on consumers of a pipeline
+// with the built-in processor, which act on the processor's instances
+// rather than on spate's consumers of the output, name no more consumers
+// than it has instances.
+func (l *Loader) validatePipelineChaos(d *Decoder, cn *yaml.Node, s *Scenario) {
 	if s.Pipeline == nil || !s.Pipeline.Processor.Builtin() || cn == nil || cn.Kind != yaml.SequenceNode {
 		return
 	}
 	n := s.Pipeline.Processor.Instances
 	for i := range s.Chaos {
 		a := &s.Chaos[i]
-		if !contains(processorActions, a.Action) || a.Node == nil {
+		if l.targets[a.Action] != OnConsumers || a.Node == nil {
 			continue
 		}
 		c := Child(a.Node, "count")

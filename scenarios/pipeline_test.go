@@ -40,7 +40,7 @@ func pipelineLoader() *scenarios.Loader {
 		}
 		d.Decode(n, field, &p)
 		return p
-	})
+	}, scenarios.OnConsumers)
 	return l
 }
 

@@ -38,16 +38,12 @@ func DeliveryMetric(metric string) bool {
 	return contains(deliveryCounts, base) || base == "achieved_rate"
 }
 
-// consumerActions are the chaos actions that need consumers to act on:
-// poison too, since consumers are what reject the flagged messages.
-var consumerActions = []string{"consumer-crash", "consumer-pause", "slow-consumer", "poison"}
-
 // measuresInstead says, in problems, what a produce-only run measures.
 const measuresInstead = "a produce-only run measures publish latency, sent, acked, failed and their rates"
 
 // validateProduceOnly checks a scenario with consumers: 0 (see above). It
 // names, in every problem, the line that says consumers: 0.
-func validateProduceOnly(d *Decoder, root *yaml.Node, s *Scenario) {
+func (l *Loader) validateProduceOnly(d *Decoder, root *yaml.Node, s *Scenario) {
 	cn := Child(root, "consumers")
 	if cn == nil || s.Consumers != 0 {
 		return
@@ -85,7 +81,7 @@ func validateProduceOnly(d *Decoder, root *yaml.Node, s *Scenario) {
 			}
 			entry := resolve(chn.Content[i])
 			switch {
-			case contains(consumerActions, a.Action):
+			case l.targets[a.Action] == OnConsumers:
 				d.Errorf(at(entry, "action"), fmt.Sprintf("chaos[%d].action", i), "%s acts on consumers, and the scenario has none%s", a.Action, where)
 			case a.Target == "consumers":
 				d.Errorf(at(entry, "target"), fmt.Sprintf("chaos[%d].target", i), "the scenario has no consumers to aim %s at%s; use target: producers", a.Action, where)

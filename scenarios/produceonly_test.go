@@ -13,7 +13,7 @@ import (
 // scenario must refuse or accept: network (aimed with target) and poison.
 func produceOnlyLoader() *scenarios.Loader {
 	l := pipelineLoader()
-	for _, name := range []string{"network", "poison"} {
+	for name, target := range map[string]scenarios.ActionTarget{"network": scenarios.OnConnections, "poison": scenarios.OnConsumers} {
 		l.Action(name, func(d *scenarios.Decoder, n *yaml.Node, field string, a *scenarios.Action, _ *scenarios.Scenario) any {
 			var p struct {
 				Fault    string  `yaml:"fault"`
@@ -21,7 +21,7 @@ func produceOnlyLoader() *scenarios.Loader {
 			}
 			d.Decode(n, field, &p)
 			return p
-		})
+		}, target)
 	}
 	return l
 }

@@ -182,8 +182,22 @@ type ReportConfig struct {
 	Interval Duration `yaml:"interval"` // default 1s
 }
 
-// Formats are the report files spate can write.
-var Formats = []string{"text", "json", "hgrm", "hlog", "html", "junit"}
+// Report formats, as a scenario's report.formats names them (package
+// report writes them).
+const (
+	FormatText = "text" // summary.txt
+	FormatJSON = "json" // results.json
+	FormatHgrm = "hgrm" // e2e.hgrm, service.hgrm, publish.hgrm
+	// FormatHlog is e2e.hlog, service.hlog and publish.hlog, HdrHistogram
+	// interval logs written during the run; results.json does not hold
+	// the interval histograms, so they cannot be written after it.
+	FormatHlog  = "hlog"
+	FormatHTML  = "html"  // report.html
+	FormatJUnit = "junit" // junit.xml
+)
+
+// Formats are the report formats, in the order they are written.
+var Formats = []string{FormatText, FormatJSON, FormatHgrm, FormatHlog, FormatHTML, FormatJUnit}
 
 // DefaultInterval is the width of a report interval.
 const DefaultInterval = time.Second
@@ -209,6 +223,7 @@ type Loader struct {
 
 	drivers map[string]OptionsFunc
 	actions map[string]ActionFunc
+	targets map[string]ActionTarget
 }
 
 // Driver registers a driver kind and its options decoder.
@@ -219,12 +234,14 @@ func (l *Loader) Driver(kind string, decode OptionsFunc) {
 	l.drivers[kind] = decode
 }
 
-// Action registers a chaos action and its decoder.
-func (l *Loader) Action(name string, decode ActionFunc) {
+// Action registers a chaos action, its decoder, and what it acts on.
+func (l *Loader) Action(name string, decode ActionFunc, target ActionTarget) {
 	if l.actions == nil {
 		l.actions = map[string]ActionFunc{}
+		l.targets = map[string]ActionTarget{}
 	}
 	l.actions[name] = decode
+	l.targets[name] = target
 }
 
 // Load reads and validates the scenario in file. Its error, if any, is Problems.
@@ -432,10 +449,10 @@ func (l *Loader) validate(d *Decoder, root *yaml.Node, s *Scenario) {
 		s.Seed = 1
 	}
 	l.validateChaos(d, Child(root, "chaos"), s)
-	validatePipelineChaos(d, Child(root, "chaos"), s)
+	l.validatePipelineChaos(d, Child(root, "chaos"), s)
 	checkLoad(d, root, s, l.processes())
 	checkFaults(d, Child(root, "chaos"), s)
-	validateProduceOnly(d, root, s)
+	l.validateProduceOnly(d, root, s)
 	l.validateShards(d, root, s)
 }
 
@@ -450,20 +467,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	return out
 }
-
-// AbilityFanOut is the ability a driver's options list (as
-// drivers.AbilityLister) when its consumers can form several
-// subscriptions that each receive every message (subscriptions > 1); it
-// is drivers.AbilityFanOut.
-const AbilityFanOut = "fan-out"
-
-// AbilityOwnReader is the ability a driver's options list (as
-// drivers.AbilityLister) when each of its consumers reads every message by
-// itself, with no competing consumers (a RabbitMQ stream read over AMQP
-// 0.9.1): each consumer must then be a subscription of its own, or the
-// copies the others read would count as duplicates. It is
-// drivers.AbilityOwnReader.
-const AbilityOwnReader = "own-reader"
 
 // validateSubscriptions checks subscriptions against the consumers and the
 // driver that consumes (in a pipeline, its output).

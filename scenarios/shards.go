@@ -6,12 +6,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// AbilityShared is the ability a driver's options list (as
-// drivers.AbilityLister) when the system under test lives outside the
-// spate process, so that the shards of a distributed run can share it; it
-// is drivers.AbilityShared.
-const AbilityShared = "shared"
-
 // validateShards checks what a run split over l.Shards processes needs:
 // producer p and consumer c run on shard p mod shards and c mod shards, so
 // every shard needs at least one of each; the system under test must be

@@ -488,7 +488,9 @@ func (s *Schedule) refresh() {
 }
 
 // Segment returns the segment the schedule is in, and false past the end
-// (of what a growing timeline holds so far: see Pending).
+// (of what a growing timeline holds so far: see Pending). After Next
+// returned false it is a max segment, or, on a growing timeline, a
+// scheduled one appended since: Next then yields its messages.
 func (s *Schedule) Segment() (Segment, bool) {
 	s.refresh()
 	if s.seg >= len(s.segs) {

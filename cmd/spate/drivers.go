@@ -22,8 +22,6 @@ func loader() *scenarios.Loader {
 	for _, k := range kinds() {
 		l.Driver(k.Name, k.Options)
 	}
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	return l
 }

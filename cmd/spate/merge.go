@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
 	"github.com/spate-dev/spate/shards"
 )
 
@@ -62,7 +63,7 @@ interrupted or incomplete run) or the report could not be written,
 			if err := report.WriteText(stdout, res); err != nil {
 				return &exitError{code: exitRuntime, err: err}
 			}
-			formats := []string{report.FormatText, report.FormatJSON, report.FormatHgrm, report.FormatHTML, report.FormatJUnit}
+			formats := []string{scenarios.FormatText, scenarios.FormatJSON, scenarios.FormatHgrm, scenarios.FormatHTML, scenarios.FormatJUnit}
 			if _, err := report.WriteDir(out, res, formats); err != nil {
 				return &exitError{code: exitRuntime, err: fmt.Errorf("writing report: %w", err)}
 			}

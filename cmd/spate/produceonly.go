@@ -16,8 +16,8 @@ import (
 func writeProduceOnlyProgress(b *strings.Builder, pg engine.Progress, secs float64) {
 	iv := pg.Interval
 	fmt.Fprintf(b, "acked %s/s sent %s/s | in-flight %s acked %s failed %s",
-		groupInt(int64(float64(iv.Counts.Acked)/secs+0.5)), groupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
-		groupInt(pg.InFlight), groupInt(pg.Live.Acked), groupInt(pg.Live.Failed))
+		report.GroupInt(int64(float64(iv.Counts.Acked)/secs+0.5)), report.GroupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
+		report.GroupInt(pg.InFlight), report.GroupInt(pg.Live.Acked), report.GroupInt(pg.Live.Failed))
 	if iv.Latency.Publish.Count > 0 {
 		fmt.Fprintf(b, " | publish p99 %s", report.FormatMicros(iv.Latency.Publish.P99))
 	}

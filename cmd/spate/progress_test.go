@@ -8,6 +8,7 @@ import (
 
 	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/engine"
+	"github.com/spate-dev/spate/report"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -58,7 +59,7 @@ func TestProgressLine(t *testing.T) {
 	if strings.Contains(dumb.String(), "\033") || strings.Count(dumb.String(), "\r") != 2 {
 		t.Errorf("TERM=dumb output %q", dumb.String())
 	}
-	if truncateRunes("abcdef", 4) != "abc…" || truncateRunes("abc", 4) != "abc" {
+	if report.Truncate("abcdef", 4) != "abc…" || report.Truncate("abc", 4) != "abc" {
 		t.Error("truncateRunes")
 	}
 }

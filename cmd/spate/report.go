@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spate-dev/spate/report"
+	"github.com/spate-dev/spate/scenarios"
 )
 
 type reportFlags struct {
@@ -27,7 +28,7 @@ type reportFlags struct {
 
 // renderFormats are the formats `spate report` writes by default: all that
 // results.json holds the data for, except results.json itself.
-var renderFormats = []string{report.FormatText, report.FormatHgrm, report.FormatHTML, report.FormatJUnit}
+var renderFormats = []string{scenarios.FormatText, scenarios.FormatHgrm, scenarios.FormatHTML, scenarios.FormatJUnit}
 
 func newReportCmd() *cobra.Command {
 	var f reportFlags
@@ -100,9 +101,9 @@ func renderReport(cmd *cobra.Command, args []string, f reportFlags) error {
 	}
 	for _, fm := range formats {
 		switch {
-		case fm == report.FormatHlog:
+		case fm == scenarios.FormatHlog:
 			return &exitError{code: exitInvalid, err: errors.New("--formats hlog: interval logs are written only during a run; results.json does not hold the interval histograms")}
-		case !slices.Contains(report.Formats, fm):
+		case !slices.Contains(scenarios.Formats, fm):
 			return &exitError{code: exitInvalid, err: fmt.Errorf("--formats: unknown format %q (formats: %s, json)", fm, strings.Join(renderFormats, ", "))}
 		}
 	}

@@ -166,7 +166,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	announceSearch(stderr, sc, peak)
 	formats := sc.Report.Formats
 	if len(formats) == 0 {
-		formats = report.Formats
+		formats = scenarios.Formats
 	}
 
 	// The report directory is known (and held) before the run, so that
@@ -182,7 +182,7 @@ func runScenario(cmd *cobra.Command, file string, f runFlags) error {
 	var visitors []func(kind string, start, end time.Time, h *hdr.Histogram)
 
 	var logs *report.IntervalLogs
-	if slices.Contains(formats, report.FormatHlog) && plan.index == 0 { // the coordinator logs the run's
+	if slices.Contains(formats, scenarios.FormatHlog) && plan.index == 0 { // the coordinator logs the run's
 		if logs, err = report.OpenIntervalLogs(dir); err != nil {
 			return &exitError{code: exitRuntime, err: fmt.Errorf("writing report: %w", err)}
 		}
@@ -388,7 +388,7 @@ func (p *progressPrinter) print(pg engine.Progress) {
 	line := p.prefix + progressLine(pg)
 	if p.inline {
 		if w := p.width(); w > 1 {
-			line = truncateRunes(line, w-1) // a wrapped line cannot be rewritten
+			line = report.Truncate(line, w-1) // a wrapped line cannot be rewritten
 		}
 		if p.dumb { // no escape codes: blank out the rest of the last line with spaces
 			n := utf8.RuneCountInString(line)
@@ -424,7 +424,7 @@ func progressLine(pg engine.Progress) string {
 	case pg.Draining:
 		fmt.Fprintf(&b, "draining +%.1fs ", max(pg.Elapsed-pg.Total, 0).Seconds())
 	case pg.Phase != "" && pg.TargetRate > 0:
-		fmt.Fprintf(&b, "%s target %s/s ", pg.Phase, groupInt(int64(pg.TargetRate+0.5)))
+		fmt.Fprintf(&b, "%s target %s/s ", pg.Phase, report.GroupInt(int64(pg.TargetRate+0.5)))
 	case pg.Phase != "":
 		fmt.Fprintf(&b, "%s ", pg.Phase)
 	}
@@ -433,8 +433,8 @@ func progressLine(pg engine.Progress) string {
 		return withFaults(&b, pg)
 	}
 	fmt.Fprintf(&b, "achieved %s/s sent %s/s | in-flight %s recv %s backlog %s failed %s dup %s",
-		groupInt(int64(float64(iv.Counts.Received)/secs/float64(max(pg.Subscriptions, 1))+0.5)), groupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
-		groupInt(pg.InFlight), groupInt(pg.Live.Received), groupInt(iv.Backlog), groupInt(pg.Live.Failed), groupInt(pg.Live.Duplicates))
+		report.GroupInt(int64(float64(iv.Counts.Received)/secs/float64(max(pg.Subscriptions, 1))+0.5)), report.GroupInt(int64(float64(iv.Counts.Sent)/secs+0.5)),
+		report.GroupInt(pg.InFlight), report.GroupInt(pg.Live.Received), report.GroupInt(iv.Backlog), report.GroupInt(pg.Live.Failed), report.GroupInt(pg.Live.Duplicates))
 	if iv.Latency.E2E.Count > 0 {
 		fmt.Fprintf(&b, " | e2e p99 %s", report.FormatMicros(iv.Latency.E2E.P99))
 	}
@@ -447,36 +447,6 @@ func withFaults(b *strings.Builder, pg engine.Progress) string {
 		fmt.Fprintf(b, " | faults: %s", strings.Join(pg.ActiveFaults, ", "))
 	}
 	return b.String()
-}
-
-// groupInt formats n with commas between groups of three digits.
-func groupInt(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// truncateRunes cuts s to at most n runes, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	if n < 1 {
-		return ""
-	}
-	return string(r[:n-1]) + "…"
 }
 
 func (p *progressPrinter) done() {

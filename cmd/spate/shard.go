@@ -138,7 +138,7 @@ func mapTestHost(addr, hosts string) string {
 func printShardSummary(w io.Writer, p shardPlan, res *report.Results, dir string) {
 	c := res.Counts
 	fmt.Fprintf(w, "shard %d of %d (%s): sent %s, acked %s; its consumers received %s, %s duplicates\n",
-		p.index, p.count, hostName(), groupInt(c.Sent), groupInt(c.Acked), groupInt(c.Received), groupInt(c.Duplicates))
+		p.index, p.count, hostName(), report.GroupInt(c.Sent), report.GroupInt(c.Acked), report.GroupInt(c.Received), report.GroupInt(c.Duplicates))
 	fmt.Fprintf(w, "the run's results are the coordinator's (%s); this shard's account: %s\n", p.coordinator, dir)
 }
 

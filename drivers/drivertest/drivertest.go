@@ -29,7 +29,9 @@
 //     Driver.Close returns.
 //   - handler-batches: a consumer never calls its Handler concurrently.
 //
-// The package depends only on the standard library, drivers and stamp.
+// The package also checks drivers' generated documentation (docs.go) and
+// decodes options for their tests (options.go). It depends on the standard
+// library and spate's drivers, stamp and scenarios packages only.
 package drivertest
 
 import (

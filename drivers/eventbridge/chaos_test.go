@@ -16,9 +16,7 @@ func loadChaos(t *testing.T, src string) *scenarios.Scenario {
 	t.Helper()
 	l := &scenarios.Loader{}
 	l.Driver(eventbridge.Kind.Name, eventbridge.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse(strings.ReplaceAll(t.Name(), "/", "-")+".yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("scenario: %v", err)

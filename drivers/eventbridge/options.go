@@ -115,11 +115,11 @@ type Options struct {
 // crash and every connection goes through Env.Dial; with endpoint: managed
 // the emulator can be restarted.
 func (o Options) Abilities() []string {
-	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
+	a := []string{scenarios.AbilityConsumerCrash, scenarios.AbilityDial}
 	if o.Endpoint == Managed {
-		a = append(a, drivers.AbilityBrokerRestart)
+		a = append(a, scenarios.AbilityBrokerRestart)
 	} else {
-		a = append(a, drivers.AbilityShared) // AWS, or an emulator of its own
+		a = append(a, scenarios.AbilityShared) // AWS, or an emulator of its own
 	}
 	return a
 }

@@ -236,15 +236,15 @@ func TestAbilities(t *testing.T) {
 		if len(ps) > 0 {
 			t.Fatal(ps)
 		}
-		for _, a := range []string{drivers.AbilityConsumerCrash, drivers.AbilityDial} {
+		for _, a := range []string{scenarios.AbilityConsumerCrash, scenarios.AbilityDial} {
 			if !drivers.HasAbility(o, a) {
 				t.Errorf("%s: no %s", tc.src, a)
 			}
 		}
-		if got := drivers.HasAbility(o, drivers.AbilityBrokerRestart); got != tc.restart {
+		if got := drivers.HasAbility(o, scenarios.AbilityBrokerRestart); got != tc.restart {
 			t.Errorf("%s: broker-restart %v, want %v", tc.src, got, tc.restart)
 		}
-		if drivers.HasAbility(o, drivers.AbilityProtocolError) || drivers.HasAbility(o, drivers.AbilityLeaderMove) {
+		if drivers.HasAbility(o, scenarios.AbilityProtocolError) || drivers.HasAbility(o, scenarios.AbilityLeaderMove) {
 			t.Errorf("%s: claims an ability it does not have", tc.src)
 		}
 	}

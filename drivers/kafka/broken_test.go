@@ -197,7 +197,7 @@ thresholds: [lost == 0, duplicates == 0, reordered == 0]
 type lyingOptions struct{ kafka.Options }
 
 func (o lyingOptions) Abilities() []string {
-	return append(o.Options.Abilities(), drivers.AbilityReadCommitted)
+	return append(o.Options.Abilities(), scenarios.AbilityReadCommitted)
 }
 
 // TestAbortedReadsCaught: consumers that claim to read committed data but

@@ -38,9 +38,7 @@ func runExamples(t *testing.T, glob string, least int, check func(t *testing.T, 
 	}
 	l := &scenarios.Loader{}
 	l.Driver("kafka", kafka.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			sc, err := l.Load(file)

@@ -186,9 +186,7 @@ func TestInterruptLeavesNothingBehind(t *testing.T) {
 	before := listeners(t)
 	l := &scenarios.Loader{}
 	l.Driver("kafka", kafka.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse("interrupt.yaml", []byte(`
 driver: {kafka: {partitions: 3, session-timeout: 20s}}
 traffic:

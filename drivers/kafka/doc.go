@@ -90,7 +90,7 @@
 // reports a message's outcome when its transaction ends: confirmed once the
 // commit is, drivers.ErrAborted when it aborted, the commit's error when
 // its outcome is unknown (txn.go). Consumers with isolation
-// read_committed list drivers.AbilityReadCommitted, so the tracker counts
+// read_committed list scenarios.AbilityReadCommitted, so the tracker counts
 // a delivered aborted record as an aborted read.
 //
 // A Driver is a drivers.PeerOpener, opening a pipeline's output end on its

@@ -119,9 +119,7 @@ func runKind(t *testing.T, k drivers.Kind, yaml string) *report.Results {
 	t.Helper()
 	l := &scenarios.Loader{}
 	l.Driver("kafka", kafka.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("scenario: %v", err)

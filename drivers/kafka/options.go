@@ -199,14 +199,14 @@ func DefaultOptions() Options {
 // external cluster can be shared by the shards of a distributed run
 // (AbilityShared).
 func (o Options) Abilities() []string {
-	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial, drivers.AbilityProcessor, drivers.AbilityFanOut}
+	a := []string{scenarios.AbilityConsumerCrash, scenarios.AbilityDial, scenarios.AbilityProcessor, scenarios.AbilityFanOut}
 	if o.IsEmbedded() {
-		a = append(a, drivers.AbilityBrokerRestart, drivers.AbilityLeaderMove, drivers.AbilityProtocolError)
+		a = append(a, scenarios.AbilityBrokerRestart, scenarios.AbilityLeaderMove, scenarios.AbilityProtocolError)
 	} else {
-		a = append(a, drivers.AbilityShared)
+		a = append(a, scenarios.AbilityShared)
 	}
 	if o.Isolation == "read_committed" {
-		a = append(a, drivers.AbilityReadCommitted)
+		a = append(a, scenarios.AbilityReadCommitted)
 	}
 	return a
 }

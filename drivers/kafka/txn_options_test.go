@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/drivertest"
 	"github.com/spate-dev/spate/drivers/kafka"
+	"github.com/spate-dev/spate/scenarios"
 )
 
 func TestTransactionOptions(t *testing.T) {
@@ -58,11 +58,11 @@ func TestTransactionOptionProblems(t *testing.T) {
 // read-committed ability; a pipeline's output must not be its input.
 func TestAbilitiesAndPipelineCheck(t *testing.T) {
 	o := kafka.DefaultOptions()
-	if !slices.Contains(o.Abilities(), drivers.AbilityProcessor) || slices.Contains(o.Abilities(), drivers.AbilityReadCommitted) {
+	if !slices.Contains(o.Abilities(), scenarios.AbilityProcessor) || slices.Contains(o.Abilities(), scenarios.AbilityReadCommitted) {
 		t.Errorf("abilities %v", o.Abilities())
 	}
 	o.Isolation = "read_committed"
-	if !slices.Contains(o.Abilities(), drivers.AbilityReadCommitted) {
+	if !slices.Contains(o.Abilities(), scenarios.AbilityReadCommitted) {
 		t.Errorf("read_committed abilities %v", o.Abilities())
 	}
 	in, out := kafka.DefaultOptions(), kafka.DefaultOptions()

@@ -3,11 +3,11 @@ package memory
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -46,7 +46,7 @@ type Options struct {
 // Abilities implements drivers.AbilityLister: the memory broker's consumers
 // reject poison messages, and it serves several subscriptions.
 func (o Options) Abilities() []string {
-	return []string{drivers.AbilityPoison, drivers.AbilityFanOut}
+	return []string{scenarios.AbilityPoison, scenarios.AbilityFanOut}
 }
 
 // DefaultOptions returns the options of `driver: memory`: four streams, no
@@ -55,23 +55,53 @@ func DefaultOptions() Options {
 	return Options{Streams: DefaultStreams, MaxQueued: DefaultMaxQueued, Seed: DefaultSeed}
 }
 
+// options is the memory driver's options, declared once: the scenario
+// block is decoded, Go callers' options checked and the docs' tables
+// (scenarios/README.md, the package doc) written from these rows.
+//
+//go:generate go test -run TestOptionsDocs -update-docs .
+var options = scenarios.OptionsTable[Options]{
+	Defaults: DefaultOptions,
+	Opts: []scenarios.Opt[Options]{
+		scenarios.IntOpt("streams", func(o *Options) *int { return &o.Streams }, 1, MaxStreams,
+			"ordered streams, like Kafka partitions; reordering is checked per stream"),
+		scenarios.RatioOpt("drop", func(o *Options) *float64 { return &o.Drop }, "fraction of messages acked but never delivered"),
+		scenarios.RatioOpt("duplicate", func(o *Options) *float64 { return &o.Duplicate }, "fraction of messages delivered twice"),
+		scenarios.RatioOpt("reorder", func(o *Options) *float64 { return &o.Reorder },
+			"fraction of messages delivered after the next message of the same producer on the same stream"),
+		scenarios.DurOpt("latency", func(o *Options) *time.Duration { return &o.Latency }, 0, 0, "fixed delivery latency"),
+		scenarios.DurOpt("jitter", func(o *Options) *time.Duration { return &o.Jitter }, 0, 0, "extra latency drawn uniformly from [0, jitter)"),
+		scenarios.CustomOpt("capacity", "rate", "most deliveries per second across the broker; beyond it a backlog builds", decodeCapacity,
+			func(o *Options) string {
+				if o.Capacity < 0 || math.IsNaN(o.Capacity) || math.IsInf(o.Capacity, 0) {
+					return fmt.Sprintf("must be a positive number of deliveries per second or 0 for unlimited, got %v", o.Capacity)
+				}
+				return ""
+			}, nil).WithDefault("unlimited"),
+		scenarios.IntOpt("max-queued", func(o *Options) *int { return &o.MaxQueued }, 1, 0, "message copies held before a send is rejected"),
+		scenarios.Int64Opt("seed", func(o *Options) *int64 { return &o.Seed }, "seeds the fault decisions"),
+		scenarios.BoolOpt("dead-letter", func(o *Options) *bool { return &o.DeadLetter },
+			"poison messages (chaos `poison`) the consumers reject go to a dead-letter stream spate reads (`dead_lettered`), instead of being discarded (lost)"),
+	},
+}
+
+// decodeCapacity reads capacity: a rate above 0/s.
+func decodeCapacity(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
+	var r scenarios.Rate
+	if !d.Decode(n, field, &r) {
+		return
+	}
+	if r.PerSecond() <= 0 {
+		d.Errorf(n, field, "must be more than 0/s; leave capacity out for no limit")
+		return
+	}
+	o.Capacity = r.PerSecond()
+}
+
 // validate checks o after zero fields took their defaults.
 func (o Options) validate() error {
-	switch {
-	case o.Streams < 1 || o.Streams > MaxStreams:
-		return fmt.Errorf("memory: streams must be within 1..%d, got %d", MaxStreams, o.Streams)
-	case !isFraction(o.Drop):
-		return fmt.Errorf("memory: drop must be within [0, 1], got %v", o.Drop)
-	case !isFraction(o.Duplicate):
-		return fmt.Errorf("memory: duplicate must be within [0, 1], got %v", o.Duplicate)
-	case !isFraction(o.Reorder):
-		return fmt.Errorf("memory: reorder must be within [0, 1], got %v", o.Reorder)
-	case o.Latency < 0 || o.Jitter < 0:
-		return fmt.Errorf("memory: latency and jitter must not be negative, got %v and %v", o.Latency, o.Jitter)
-	case o.Capacity < 0 || math.IsNaN(o.Capacity) || math.IsInf(o.Capacity, 0):
-		return fmt.Errorf("memory: capacity must be a positive number of deliveries per second or 0 for unlimited, got %v", o.Capacity)
-	case o.MaxQueued < 1:
-		return fmt.Errorf("memory: max-queued must be at least 1, got %d", o.MaxQueued)
+	if problems := options.Check(&o); len(problems) > 0 {
+		return fmt.Errorf("memory: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -85,68 +115,8 @@ func (o *Options) fillDefaults() {
 	}
 }
 
-func isFraction(x float64) bool { return x >= 0 && x <= 1 } // false for NaN
-
-// yamlOptions is the scenario's options block as written.
-type yamlOptions struct {
-	Streams    int                `yaml:"streams"`
-	Drop       float64            `yaml:"drop"`
-	Duplicate  float64            `yaml:"duplicate"`
-	Reorder    float64            `yaml:"reorder"`
-	Latency    scenarios.Duration `yaml:"latency"`
-	Jitter     scenarios.Duration `yaml:"jitter"`
-	Capacity   *scenarios.Rate    `yaml:"capacity"`
-	MaxQueued  int                `yaml:"max-queued"`
-	Seed       int64              `yaml:"seed"`
-	DeadLetter bool               `yaml:"dead-letter"`
-}
-
 // decodeOptions is Kind.Options: it decodes the options block n (nil for
 // `driver: memory`) into an Options value, recording every problem on d.
 func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
-	def := DefaultOptions()
-	if n == nil {
-		return def
-	}
-	y := yamlOptions{Streams: def.Streams, MaxQueued: def.MaxQueued, Seed: def.Seed}
-	d.Decode(n, field, &y)
-
-	// Range checks, on fields that decoded: each mistake is reported once.
-	decoded := map[string]bool{}
-	for _, p := range d.Problems() {
-		decoded[p.Field] = false
-	}
-	check := func(key string, bad bool, format string, args ...any) {
-		f := field + "." + key
-		if _, failed := decoded[f]; failed || !bad {
-			return
-		}
-		at := scenarios.Child(n, key)
-		if at == nil {
-			at = n
-		}
-		d.Errorf(at, f, format, args...)
-	}
-	check("streams", y.Streams < 1 || y.Streams > MaxStreams, "must be a whole number from 1 to %d, got %d", MaxStreams, y.Streams)
-	check("drop", !isFraction(y.Drop), "must be a fraction from 0 to 1, such as 0.05; got %v", y.Drop)
-	check("duplicate", !isFraction(y.Duplicate), "must be a fraction from 0 to 1, such as 0.05; got %v", y.Duplicate)
-	check("reorder", !isFraction(y.Reorder), "must be a fraction from 0 to 1, such as 0.05; got %v", y.Reorder)
-	check("capacity", y.Capacity != nil && y.Capacity.PerSecond() <= 0, "must be more than 0/s; leave capacity out for no limit")
-	check("max-queued", y.MaxQueued < 1, "must be at least 1, got %d", y.MaxQueued)
-
-	o := Options{
-		Streams:    y.Streams,
-		Drop:       y.Drop,
-		Duplicate:  y.Duplicate,
-		Reorder:    y.Reorder,
-		Latency:    y.Latency.D(),
-		Jitter:     y.Jitter.D(),
-		MaxQueued:  y.MaxQueued,
-		Seed:       y.Seed,
-		DeadLetter: y.DeadLetter,
-	}
-	if y.Capacity != nil {
-		o.Capacity = y.Capacity.PerSecond()
-	}
-	return o
+	return options.Decode(d, n, field)
 }

@@ -697,14 +697,12 @@ thresholds: [loss == 0]
 `, urls[0], urls[1], urls[2])
 	l := &scenarios.Loader{}
 	l.Driver(rabbitmq.Kind.Name, rabbitmq.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse("urls.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drivers.HasAbility(sc.Driver.Options, drivers.AbilityBrokerRestart) {
+	if drivers.HasAbility(sc.Driver.Options, scenarios.AbilityBrokerRestart) {
 		t.Error("a driver on urls: lists broker-restart: it manages no broker")
 	}
 	// Node 2 is killed once 2,000 messages are confirmed (a third of the

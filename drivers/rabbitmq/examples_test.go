@@ -32,9 +32,7 @@ func TestExamples(t *testing.T) {
 	}
 	l := &scenarios.Loader{}
 	l.Driver(rabbitmq.Kind.Name, rabbitmq.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			sc, err := l.Load(file)

@@ -238,12 +238,12 @@ drain: 20s
 // saying what to do.
 func TestFanOutNeedsExchange(t *testing.T) {
 	o := rabbitmq.DefaultOptions()
-	if drivers.HasAbility(o, drivers.AbilityFanOut) {
+	if drivers.HasAbility(o, scenarios.AbilityFanOut) {
 		t.Error("the default exchange lists fan-out")
 	}
 	named := o
 	named.Exchange.Name = "spate"
-	if !drivers.HasAbility(named, drivers.AbilityFanOut) {
+	if !drivers.HasAbility(named, scenarios.AbilityFanOut) {
 		t.Error("a named exchange does not list fan-out")
 	}
 

@@ -116,9 +116,7 @@ func (h *harness) runErr(src string) (*report.Results, error) {
 	h.t.Helper()
 	l := &scenarios.Loader{}
 	l.Driver("rabbitmq", rabbitmq.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse(h.t.Name()+".yaml", []byte(src))
 	if err != nil {
 		h.t.Fatalf("scenario: %v", err)

@@ -11,7 +11,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"gopkg.in/yaml.v3"
 
-	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -169,24 +168,24 @@ func DefaultOptions() Options {
 // subscription reads it all): the default exchange routes each message to
 // one queue. A stream's consumers each read every message (own-reader).
 func (o Options) Abilities() []string {
-	a := []string{drivers.AbilityConsumerCrash, drivers.AbilityDial}
+	a := []string{scenarios.AbilityConsumerCrash, scenarios.AbilityDial}
 	if o.managed() {
-		a = append(a, drivers.AbilityBrokerRestart, drivers.AbilityBrokerPause, drivers.AbilityLeaderLocate)
+		a = append(a, scenarios.AbilityBrokerRestart, scenarios.AbilityBrokerPause, scenarios.AbilityLeaderLocate)
 		if o.brokers() >= 2 {
-			a = append(a, drivers.AbilityBrokerPartition)
+			a = append(a, scenarios.AbilityBrokerPartition)
 		}
 	} else {
-		a = append(a, drivers.AbilityShared) // brokers of their own: shards can share them
+		a = append(a, scenarios.AbilityShared) // brokers of their own: shards can share them
 	}
 	stream := o.Queue.Type == "stream"
 	if o.Exchange.Name != "" || stream {
-		a = append(a, drivers.AbilityFanOut)
+		a = append(a, scenarios.AbilityFanOut)
 	}
 	if stream {
-		a = append(a, drivers.AbilityOwnReader)
+		a = append(a, scenarios.AbilityOwnReader)
 	}
 	if !o.AutoAck && !stream { // rejecting needs manual acknowledgements
-		a = append(a, drivers.AbilityPoison)
+		a = append(a, scenarios.AbilityPoison)
 	}
 	return a
 }

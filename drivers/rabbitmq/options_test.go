@@ -186,9 +186,7 @@ func TestOptionProblems(t *testing.T) {
 func TestClusterScenarioProblems(t *testing.T) {
 	l := &scenarios.Loader{}
 	l.Driver(rabbitmq.Kind.Name, rabbitmq.Kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	for _, tc := range []struct {
 		name, driver, rest string
 		want               []string

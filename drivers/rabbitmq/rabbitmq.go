@@ -112,7 +112,7 @@
 // Fan-out needs a named exchange: the default exchange routes a message to
 // the one queue its routing key names, so with no exchange name Open
 // fails for more than one subscription and Options.Abilities does not list
-// drivers.AbilityFanOut (scenario validation then rejects subscriptions >
+// scenarios.AbilityFanOut (scenario validation then rejects subscriptions >
 // 1). Name one, e.g. `exchange: {name: spate, kind: fanout}`; spate
 // declares it if it does not exist.
 //
@@ -144,7 +144,7 @@
 // requires; acknowledging only grants credit. A stream is not consumed
 // away: every consumer reads all of it, so each consumer is a
 // subscription of its own (the scenario sets subscriptions equal to
-// consumers; Options.Abilities lists drivers.AbilityOwnReader, which
+// consumers; Options.Abilities lists scenarios.AbilityOwnReader, which
 // scenario validation enforces), and every subscription reads the one
 // stream. Each delivery carries its stream offset (Delivery.Offset). A
 // consumer that reconnects reads on from the offset after the last

@@ -347,9 +347,7 @@ func (s Spate) run(ctx context.Context, o *observer, body string) (*report.Resul
 	kind := o.kind(s.Kind)
 	l := &scenarios.Loader{}
 	l.Driver(kind.Name, kind.Options)
-	for _, a := range chaos.Actions() {
-		l.Action(a.Name, a.Decode)
-	}
+	chaos.Register(l)
 	sc, err := l.Parse("bench-compare.yaml", []byte("driver: "+s.Driver+"\n"+body))
 	if err != nil {
 		return nil, err
