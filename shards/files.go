@@ -226,14 +226,19 @@ func FetchReport(ctx context.Context, addr, dir string, done bool) (string, []st
 	return dir, got, nil
 }
 
+// httpGet GETs url; the caller closes the body.
+func httpGet(ctx context.Context, hc *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return hc.Do(req)
+}
+
 // getJSON GETs url into v; a non-200 answer is a refusal, fatal unless it
 // is 503 (not yet).
 func getJSON(ctx context.Context, hc *http.Client, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
+	resp, err := httpGet(ctx, hc, url)
 	if err != nil {
 		return err
 	}
@@ -254,11 +259,7 @@ func getJSON(ctx context.Context, hc *http.Client, url string, v any) error {
 
 // fetchFile downloads url into file, which must hold size bytes.
 func fetchFile(ctx context.Context, hc *http.Client, url, file string, size int64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
+	resp, err := httpGet(ctx, hc, url)
 	if err != nil {
 		return err
 	}
