@@ -186,7 +186,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -953,62 +952,58 @@ func or(s, def string) string {
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
 
-// stats are the driver's own figures; see Driver.Stats.
+// stats are the driver's own figures (Driver.Stats), declared once: the
+// Stats map and the table in Stats' doc come from these fields. Safe for
+// concurrent use.
+//
+//go:generate go test -run TestOptionsDocs -update-docs .
 type stats struct {
-	putRequests, putErrors, sdkRetries                  atomic.Int64
-	entriesOK, entriesFailed, entriesRetried, throttled atomic.Int64
-	tooLarge, rateWaits                                 atomic.Int64
-	receives, receiveErrors, received, redelivered      atomic.Int64
-	unparsable, probes, deletes, deleted, deleteFailed  atomic.Int64
-	abandoned, crashes                                  atomic.Int64
+	PutRequests    drivers.Counter `stat:"put_requests" doc:"PutEvents requests made (each attempt spate makes)"`
+	PutErrors      drivers.Counter `stat:"put_errors" doc:"requests that failed as a whole after the SDK's retries"`
+	SDKRetries     drivers.Counter `stat:"sdk_retries" doc:"extra attempts the SDK's retryer made for requests that succeeded in the end"`
+	EntriesOK      drivers.Counter `stat:"entries_ok" doc:"entries PutEvents accepted (re-sends included)"`
+	EntriesFailed  drivers.Counter `stat:"entries_failed" doc:"entry attempts that failed (partial failures, and every entry of a failed request)"`
+	EntriesRetried drivers.Counter `stat:"entries_retried" doc:"entries sent again after a failure"`
+	Throttled      drivers.Counter `stat:"throttled" doc:"entry attempts failed with ThrottlingException"`
+	TooLarge       drivers.Counter `stat:"too_large" doc:"messages failed unsent: their entry exceeds 256 KiB"`
+	RateWaits      drivers.Counter `stat:"rate_limit_waits" doc:"requests that waited for the rate limit"`
+	Receives       drivers.Counter `stat:"receives" doc:"ReceiveMessage calls that returned"`
+	ReceiveErrors  drivers.Counter `stat:"receive_errors" doc:"ReceiveMessage calls that failed"`
+	Received       drivers.Counter `stat:"received" doc:"SQS messages received"`
+	Redelivered    drivers.Counter `stat:"redelivered" doc:"of which SQS had delivered before (receive count > 1)"`
+	Unparsable     drivers.Counter `stat:"unparsable" doc:"messages without a spate stamp"`
+	Probes         drivers.Counter `stat:"probes" doc:"late probe events received and dropped"`
+	Deletes        drivers.Counter `stat:"delete_requests" doc:"DeleteMessageBatch calls"`
+	Deleted        drivers.Counter `stat:"deleted" doc:"messages deleted"`
+	DeleteFailed   drivers.Counter `stat:"delete_failed" doc:"messages whose deletion failed (they come back)"`
+	Abandoned      drivers.Counter `stat:"abandoned" doc:"messages left undeleted by a consumer crash"`
+	Crashes        drivers.Counter `stat:"crashes" doc:"consumer crashes"`
 }
 
 // Stats returns the client's own figures:
 //
-//	put_requests       PutEvents requests made (each attempt spate makes)
-//	put_errors         requests that failed as a whole after the SDK's retries
-//	sdk_retries        extra attempts the SDK's retryer made for requests
-//	                   that succeeded in the end
-//	entries_ok         entries PutEvents accepted (re-sends included)
-//	entries_failed     entry attempts that failed (partial failures, and
-//	                   every entry of a failed request)
-//	entries_retried    entries sent again after a failure
-//	throttled          entry attempts failed with ThrottlingException
-//	too_large          messages failed unsent: their entry exceeds 256 KiB
-//	rate_limit_waits   requests that waited for the rate limit
-//	receives           ReceiveMessage calls that returned
-//	receive_errors     ReceiveMessage calls that failed
-//	received           SQS messages received
-//	redelivered        of which SQS had delivered before (receive count > 1)
-//	unparsable         messages without a spate stamp
-//	probes             late probe events received and dropped
-//	delete_requests    DeleteMessageBatch calls
-//	deleted            messages deleted
-//	delete_failed      messages whose deletion failed (they come back)
-//	abandoned          messages left undeleted by a consumer crash
-//	crashes            consumer crashes
-func (d *Driver) Stats() map[string]int64 {
-	s := &d.stats
-	return map[string]int64{
-		"put_requests":     s.putRequests.Load(),
-		"put_errors":       s.putErrors.Load(),
-		"sdk_retries":      s.sdkRetries.Load(),
-		"entries_ok":       s.entriesOK.Load(),
-		"entries_failed":   s.entriesFailed.Load(),
-		"entries_retried":  s.entriesRetried.Load(),
-		"throttled":        s.throttled.Load(),
-		"too_large":        s.tooLarge.Load(),
-		"rate_limit_waits": s.rateWaits.Load(),
-		"receives":         s.receives.Load(),
-		"receive_errors":   s.receiveErrors.Load(),
-		"received":         s.received.Load(),
-		"redelivered":      s.redelivered.Load(),
-		"unparsable":       s.unparsable.Load(),
-		"probes":           s.probes.Load(),
-		"delete_requests":  s.deletes.Load(),
-		"deleted":          s.deleted.Load(),
-		"delete_failed":    s.deleteFailed.Load(),
-		"abandoned":        s.abandoned.Load(),
-		"crashes":          s.crashes.Load(),
-	}
-}
+// stats:begin (generated by go generate from the declaration)
+//
+//	put_requests      PutEvents requests made (each attempt spate makes)
+//	put_errors        requests that failed as a whole after the SDK's retries
+//	sdk_retries       extra attempts the SDK's retryer made for requests that succeeded in the end
+//	entries_ok        entries PutEvents accepted (re-sends included)
+//	entries_failed    entry attempts that failed (partial failures, and every entry of a failed request)
+//	entries_retried   entries sent again after a failure
+//	throttled         entry attempts failed with ThrottlingException
+//	too_large         messages failed unsent: their entry exceeds 256 KiB
+//	rate_limit_waits  requests that waited for the rate limit
+//	receives          ReceiveMessage calls that returned
+//	receive_errors    ReceiveMessage calls that failed
+//	received          SQS messages received
+//	redelivered       of which SQS had delivered before (receive count > 1)
+//	unparsable        messages without a spate stamp
+//	probes            late probe events received and dropped
+//	delete_requests   DeleteMessageBatch calls
+//	deleted           messages deleted
+//	delete_failed     messages whose deletion failed (they come back)
+//	abandoned         messages left undeleted by a consumer crash
+//	crashes           consumer crashes
+//
+// stats:end
+func (d *Driver) Stats() map[string]int64 { return drivers.StatsOf(&d.stats) }
