@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -122,22 +122,23 @@ func orDefault[T comparable](v *T, def T) {
 var options = scenarios.OptionsTable[Options]{
 	Defaults: DefaultOptions,
 	Opts: []scenarios.Opt[Options]{
-		str("region", func(o *Options) *string { return &o.Region }, named("must not be empty; leave region out to take it from the AWS config", nil),
+		name("region", func(o *Options) *string { return &o.Region }, "must not be empty; leave region out to take it from the AWS config", nil,
 			"AWS region").WithDefault("the AWS config chain (AWS_REGION, the profile); us-east-1 with an endpoint"),
 		opt("endpoint", "URL or `managed`", "service endpoint of EventBridge and SQS, for emulators; `managed` starts the kumo emulator",
 			func(o *Options) *string { return &o.Endpoint }, func(s string) string { return s }, checkEndpoint).WithDefault("AWS's endpoints"),
-		str("profile", func(o *Options) *string { return &o.Profile }, named("must not be empty; leave profile out for the default profile", nil),
+		name("profile", func(o *Options) *string { return &o.Profile }, "must not be empty; leave profile out for the default profile", nil,
 			"shared AWS config profile").WithDefault("AWS_PROFILE or the default profile"),
 		scenarios.BoolOpt("provision", func(o *Options) *bool { return &o.Provision },
 			"create the bus, queue, queue policy, rule and target at Open and remove them at Close").WithDefault("`true` with endpoint: managed, else `false`"),
-		str("bus", func(o *Options) *string { return &o.Bus }, named("must not be empty", checkBus),
+		name("bus", func(o *Options) *string { return &o.Bus }, "must not be empty", busName,
 			"event bus name; `default` is the account's default bus").WithDefault("spate-<run id> with provision"),
-		str("queue", func(o *Options) *string { return &o.Queue }, named("must not be empty", checkQueue),
+		name("queue", func(o *Options) *string { return &o.Queue }, "must not be empty", checkQueue,
 			"SQS standard queue, by name or URL").WithDefault("spate-<run id> with provision"),
-		str("rule", func(o *Options) *string { return &o.Rule }, named("must not be empty", checkRule),
+		name("rule", func(o *Options) *string { return &o.Rule }, "must not be empty", ruleName,
 			"rule name; without provision, optional: checked to target the queue").WithDefault("spate-<run id> with provision"),
-		str("source", func(o *Options) *string { return &o.Source }, named("must not be empty", checkSource), "every event's source"),
-		str("detail-type", func(o *Options) *string { return &o.DetailType }, named("must not be empty", checkDetailType), "every event's detail-type"),
+		name("source", func(o *Options) *string { return &o.Source }, "must not be empty", checkSource, "every event's source"),
+		name("detail-type", func(o *Options) *string { return &o.DetailType }, "must not be empty",
+			func(s string) string { return longer(s, 128) }, "every event's detail-type"),
 		scenarios.CustomOpt("pattern", "mapping or JSON string", "extra event-pattern conditions the provisioned rule requires, e.g. `{detail: {pad: [{exists: true}]}}`",
 			decodePattern, nil, nil),
 		opt("batch", "1..10", "entries per PutEvents request", func(o *Options) *int { return &o.Batch }, func(v int) int { return v },
@@ -194,15 +195,10 @@ func opt[D, T any](key, values, doc string, f func(*Options) *T, conv func(D) T,
 		func(o *Options) string { return fmt.Sprint(*f(o)) })
 }
 
-// str is a string option; rule as for opt.
-func str(key string, f func(*Options) *string, rule func(string) (msg, inGo string), doc string) scenarios.Opt[Options] {
-	return opt(key, "string", doc, f, func(s string) string { return s }, rule)
-}
-
-// named is the rule of a name: given, it must not be empty (empty says
-// so) and valid must find nothing wrong; "" in Go means unset.
-func named(empty string, valid func(string) string) func(string) (string, string) {
-	return func(v string) (string, string) {
+// name is a string option that, given, must not be empty (empty says so)
+// and must pass valid (nil: anything); "" in Go means unset.
+func name(key string, f func(*Options) *string, empty string, valid func(string) string, doc string) scenarios.Opt[Options] {
+	return opt(key, "string", doc, f, func(s string) string { return s }, func(v string) (string, string) {
 		switch {
 		case v == "":
 			return empty, ""
@@ -210,7 +206,7 @@ func named(empty string, valid func(string) string) func(string) (string, string
 			return "", ""
 		}
 		return valid(v), fmt.Sprintf("%q %s", v, valid(v))
-	}
+	})
 }
 
 // seconds is a duration option of whole seconds in lo..hi; why names the limit.
@@ -300,11 +296,7 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 	for _, p := range o.check() {
 		if f := field + "." + p.key; !failed[f] {
 			failed[f] = true
-			at := scenarios.Child(n, p.key)
-			if at == nil {
-				at = n
-			}
-			d.Errorf(at, f, "%s", p.msg)
+			d.Errorf(cmp.Or(scenarios.Child(n, p.key), n), f, "%s", p.msg)
 		}
 	}
 	return o
@@ -312,10 +304,28 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 
 // Name rules of the services, checked before any request is made.
 var (
-	busRE   = regexp.MustCompile(`^[A-Za-z0-9._\-/]{1,256}$`)
-	queueRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
-	ruleRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	busName   = match(`^[A-Za-z0-9._\-/]{1,256}$`, "is not a valid event bus name (1 to 256 letters, digits and . _ - /)")
+	queueName = match(`^[A-Za-z0-9_-]{1,80}$`, "is not a valid queue name (1 to 80 letters, digits, - and _) nor a queue URL")
+	ruleName  = match(`^[A-Za-z0-9._-]{1,64}$`, "is not a valid rule name (1 to 64 letters, digits and . _ -)")
 )
+
+// match is the rule of a name that must match re, and msg otherwise.
+func match(re, msg string) func(string) string {
+	r := regexp.MustCompile(re)
+	return func(s string) string {
+		if r.MatchString(s) {
+			return ""
+		}
+		return msg
+	}
+}
+
+func longer(s string, n int) string {
+	if len(s) > n {
+		return fmt.Sprintf("is longer than %d characters", n)
+	}
+	return ""
+}
 
 func checkEndpoint(e string) (string, string) {
 	if e == "" || e == Managed {
@@ -328,13 +338,6 @@ func checkEndpoint(e string) (string, string) {
 	return "", ""
 }
 
-func checkBus(s string) string {
-	if !busRE.MatchString(s) {
-		return "is not a valid event bus name (1 to 256 letters, digits and . _ - /)"
-	}
-	return ""
-}
-
 func checkQueue(s string) string {
 	isURL := strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 	if u, err := url.Parse(s); isURL && (err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "") {
@@ -343,34 +346,17 @@ func checkQueue(s string) string {
 	switch {
 	case strings.HasSuffix(s, ".fifo"):
 		return "is a FIFO queue; spate needs a standard queue"
-	case !isURL && !queueRE.MatchString(s):
-		return "is not a valid queue name (1 to 80 letters, digits, - and _) nor a queue URL"
+	case isURL:
+		return ""
 	}
-	return ""
-}
-
-func checkRule(s string) string {
-	if !ruleRE.MatchString(s) {
-		return "is not a valid rule name (1 to 64 letters, digits and . _ -)"
-	}
-	return ""
+	return queueName(s)
 }
 
 func checkSource(s string) string {
-	switch {
-	case len(s) > 256:
-		return "is longer than 256 characters"
-	case strings.HasPrefix(s, "aws."):
-		return `starts with "aws.", which AWS reserves for its own events`
+	if msg := longer(s, 256); msg != "" || !strings.HasPrefix(s, "aws.") {
+		return msg
 	}
-	return ""
-}
-
-func checkDetailType(s string) string {
-	if len(s) > 128 {
-		return "is longer than 128 characters"
-	}
-	return ""
+	return `starts with "aws.", which AWS reserves for its own events`
 }
 
 // spateKeys are the pattern fields spate sets itself.
@@ -385,29 +371,18 @@ var spateKeys = map[string]string{
 // It returns "" when the pattern is acceptable.
 func checkPattern(p any, path string) string {
 	m, ok := p.(map[string]any)
-	if !ok {
-		if path == "" {
-			return "must be a JSON object such as {\"detail\": {\"kind\": [\"order\"]}}"
-		}
-		return fmt.Sprintf("%s must be an object or a list of values", path)
-	}
-	if path == "" && len(m) == 0 {
+	switch {
+	case !ok:
+		return `must be a JSON object such as {"detail": {"kind": ["order"]}}`
+	case path == "" && len(m) == 0:
 		return "must not be empty; leave pattern out for none"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		sub := k
-		if path != "" {
-			sub = path + "." + k
-		}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		sub := strings.TrimPrefix(path+"."+k, ".")
 		if msg, ok := spateKeys[sub]; ok {
 			return sub + ": " + msg
 		}
-		if _, ok := m[k].(map[string]any); !ok && sub == "detail" {
+		if _, isMap := m[k].(map[string]any); !isMap && sub == "detail" {
 			return `detail must be an object naming detail fields, such as {"kind": ["order"]}`
 		}
 		switch v := m[k].(type) {
