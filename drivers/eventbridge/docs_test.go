@@ -8,9 +8,13 @@ import (
 	"github.com/spate-dev/spate/drivers/drivertest"
 )
 
-// TestOptionsDocs: the list of stats in Driver.Stats' doc is the stats
-// struct's (go generate rewrites it).
+// TestOptionsDocs: the options tables of scenarios/README.md and the
+// package doc are the options table's, and the lists of stats there and
+// in Driver.Stats' doc are the stats struct's (go generate rewrites them).
 func TestOptionsDocs(t *testing.T) {
+	drivertest.MarkdownDocs(t, "../../scenarios/README.md", "eventbridge-options", options.Markdown())
+	drivertest.MarkdownDocs(t, "../../scenarios/README.md", "eventbridge-stats", drivertest.StatsMarkdown(drivers.StatDocs(stats{})))
+	drivertest.GoDocs(t, "eventbridge.go", "options", options.Text())
 	drivertest.GoDocs(t, "eventbridge.go", "stats", drivertest.StatsText(drivers.StatDocs(stats{})))
 }
 
