@@ -97,21 +97,12 @@ func DefaultOptions() Options {
 	}
 }
 
+// fillDefaults gives zero fields that have a default their default.
 func (o *Options) fillDefaults() {
 	def := DefaultOptions()
-	orDefault(&o.Source, def.Source)
-	orDefault(&o.DetailType, def.DetailType)
-	orDefault(&o.Batch, def.Batch)
-	orDefault(&o.InFlight, def.InFlight)
-	orDefault(&o.Wait, def.Wait)
-	orDefault(&o.VisibilityTimeout, def.VisibilityTimeout)
-	orDefault(&o.Receivers, def.Receivers)
-}
-
-func orDefault[T comparable](v *T, def T) {
-	if *v == *new(T) {
-		*v = def
-	}
+	o.Source, o.DetailType = cmp.Or(o.Source, def.Source), cmp.Or(o.DetailType, def.DetailType)
+	o.Batch, o.InFlight, o.Receivers = cmp.Or(o.Batch, def.Batch), cmp.Or(o.InFlight, def.InFlight), cmp.Or(o.Receivers, def.Receivers)
+	o.Wait, o.VisibilityTimeout = cmp.Or(o.Wait, def.Wait), cmp.Or(o.VisibilityTimeout, def.VisibilityTimeout)
 }
 
 // options is the driver's options, declared once: the scenario block is
@@ -245,9 +236,8 @@ func (o *Options) check() []problem {
 		ps = append(ps, problem{"pattern", "applies only to the rule spate provisions; set provision: true or leave pattern out", ""})
 	}
 	if o.Pattern != "" {
-		var p any
-		if err := json.Unmarshal([]byte(o.Pattern), &p); err != nil {
-			ps = append(ps, problem{"pattern", "is not JSON: " + err.Error(), ""})
+		if p, err := parseJSON(o.Pattern); err != nil {
+			ps = append(ps, problem{"pattern", "is not JSON: " + jsonProblem(o.Pattern, err), ""})
 		} else if msg := checkPattern(p, ""); msg != "" {
 			ps = append(ps, problem{"pattern", msg, "pattern: " + msg})
 		}
@@ -408,13 +398,9 @@ func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string, o *Options)
 	var p any
 	switch {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
-		dec := json.NewDecoder(strings.NewReader(n.Value))
-		dec.UseNumber()
-		if err := dec.Decode(&p); err != nil {
+		var err error
+		if p, err = parseJSON(n.Value); err != nil {
 			d.Errorf(n, field, "is not a JSON event pattern: %s", jsonProblem(n.Value, err))
-			return
-		} else if dec.More() {
-			d.Errorf(n, field, "is not a JSON event pattern: text follows the JSON object")
 			return
 		}
 	case n.Kind == yaml.MappingNode:
@@ -437,6 +423,20 @@ func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string, o *Options)
 	default:
 		o.Pattern = string(b)
 	}
+}
+
+// parseJSON reads s, one JSON value, keeping numbers as written.
+func parseJSON(s string) (any, error) {
+	var p any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&p); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("text follows the JSON object")
+	}
+	return p, nil
 }
 
 // jsonProblem describes a JSON syntax error with its position in s.
