@@ -405,9 +405,14 @@ func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string, o *Options)
 		}
 	case n.Kind == yaml.MappingNode:
 		if err := n.Decode(&p); err != nil {
+			var te *yaml.TypeError // keys given twice
+			if errors.As(err, &te) {
+				err = errors.New(strings.Join(te.Errors, "; "))
+			}
 			d.Errorf(n, field, "is not an event pattern: %v", err)
 			return
 		}
+		p = stringKeys(p)
 	default:
 		d.Errorf(n, field, "want an event pattern, as a mapping or a JSON string, such as {detail: {kind: [order]}}")
 		return
@@ -423,6 +428,28 @@ func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string, o *Options)
 	default:
 		o.Pattern = string(b)
 	}
+}
+
+// stringKeys makes the keys of YAML mappings in v strings, as JSON's are
+// (YAML reads `1: [x]` with a number for key).
+func stringKeys(v any) any {
+	switch v := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[fmt.Sprint(k)] = stringKeys(x)
+		}
+		return m
+	case map[string]any:
+		for k, x := range v {
+			v[k] = stringKeys(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = stringKeys(x)
+		}
+	}
+	return v
 }
 
 // parseJSON reads s, one JSON value, keeping numbers as written.
