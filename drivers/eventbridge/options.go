@@ -45,7 +45,7 @@ const (
 
 // Options configures the driver. Each field is the scenario option of the
 // same name; the package doc lists them with their defaults and limits
-// (generated from the options table below). Start from DefaultOptions:
+// (generated from the driver's options table). Start from DefaultOptions:
 // New treats zero Source, DetailType, Batch, InFlight, Wait,
 // VisibilityTimeout and Receivers as their defaults, and takes every other
 // field as given.
