@@ -79,7 +79,7 @@ func (c *consumer) Crash() {
 	if c.crashed.Swap(true) {
 		return
 	}
-	c.d.stats.crashes.Add(1)
+	c.d.stats.Crashes.Add(1)
 	c.d.log.Info("eventbridge consumer crashed", "consumer", c.id)
 	c.cancel()
 	c.tr.CloseIdleConnections()
@@ -155,7 +155,7 @@ loop:
 			h(batch)
 		}
 		if c.crashed.Load() {
-			d.stats.abandoned.Add(int64(len(msgs)))
+			d.stats.Abandoned.Add(int64(len(msgs)))
 			break
 		}
 		for i := 0; i < len(msgs); i += 10 {
@@ -174,7 +174,7 @@ loop:
 		for {
 			select {
 			case got := <-batches:
-				d.stats.abandoned.Add(int64(len(got)))
+				d.stats.Abandoned.Add(int64(len(got)))
 			default:
 				break drain
 			}
@@ -215,12 +215,12 @@ func (c *consumer) receive(ctx context.Context, batches chan<- []sqstypes.Messag
 		out, err := c.client.ReceiveMessage(ctx, in)
 		if ctx.Err() != nil {
 			if err == nil && len(out.Messages) > 0 && c.crashed.Load() {
-				d.stats.abandoned.Add(int64(len(out.Messages)))
+				d.stats.Abandoned.Add(int64(len(out.Messages)))
 			}
 			return
 		}
 		if err != nil {
-			d.stats.receiveErrors.Add(1)
+			d.stats.ReceiveErrors.Add(1)
 			if isPermanent(err) {
 				fatal <- fmt.Errorf("eventbridge: consumer %d: receiving from queue %s: %w", c.id, d.queueURL, err)
 				return
@@ -236,16 +236,16 @@ func (c *consumer) receive(ctx context.Context, batches chan<- []sqstypes.Messag
 			d.log.Info("eventbridge: receiving again", "consumer", c.id)
 			pause = 0
 		}
-		d.stats.receives.Add(1)
+		d.stats.Receives.Add(1)
 		if len(out.Messages) == 0 {
 			continue
 		}
-		d.stats.received.Add(int64(len(out.Messages)))
+		d.stats.Received.Add(int64(len(out.Messages)))
 		select {
 		case batches <- out.Messages:
 		case <-ctx.Done():
 			if c.crashed.Load() {
-				d.stats.abandoned.Add(int64(len(out.Messages)))
+				d.stats.Abandoned.Add(int64(len(out.Messages)))
 			}
 			return
 		}
@@ -259,25 +259,25 @@ func (c *consumer) deleter(ctx context.Context, deletes <-chan []sqstypes.Messag
 	entries := make([]sqstypes.DeleteMessageBatchRequestEntry, 0, 10)
 	for chunk := range deletes {
 		if ctx.Err() != nil {
-			d.stats.abandoned.Add(int64(len(chunk)))
+			d.stats.Abandoned.Add(int64(len(chunk)))
 			continue
 		}
 		entries = entries[:0]
 		for i, m := range chunk {
 			entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
 		}
-		d.stats.deletes.Add(1)
+		d.stats.Deletes.Add(1)
 		out, err := c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(d.queueURL), Entries: entries})
 		switch {
 		case ctx.Err() != nil:
-			d.stats.abandoned.Add(int64(len(chunk)))
+			d.stats.Abandoned.Add(int64(len(chunk)))
 		case err != nil:
-			d.stats.deleteFailed.Add(int64(len(chunk)))
+			d.stats.DeleteFailed.Add(int64(len(chunk)))
 			d.log.Warn("eventbridge: deleting received messages failed; they will be delivered again", "consumer", c.id, "messages", len(chunk), "err", err)
 		default:
-			d.stats.deleted.Add(int64(len(out.Successful)))
+			d.stats.Deleted.Add(int64(len(out.Successful)))
 			if n := len(out.Failed); n > 0 {
-				d.stats.deleteFailed.Add(int64(n))
+				d.stats.DeleteFailed.Add(int64(n))
 				f := out.Failed[0]
 				d.log.Warn("eventbridge: some deletes failed; those messages will be delivered again", "consumer", c.id,
 					"failed", n, "code", aws.ToString(f.Code), "message", aws.ToString(f.Message))
@@ -310,16 +310,16 @@ func (p *parser) parse(msgs []sqstypes.Message, s *stats) []drivers.Delivery {
 		dl := drivers.Delivery{Stream: drivers.Unordered}
 		if n, err := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil && n > 1 {
 			dl.Redelivered = true
-			s.redelivered.Add(1)
+			s.Redelivered.Add(1)
 		}
 		switch kind := StampOf(aws.ToString(m.Body), &p.stamps[i]); kind {
 		case StampFound:
 			dl.Stamp = p.stamps[i][:]
 		case StampProbe:
-			s.probes.Add(1)
+			s.Probes.Add(1)
 			continue
 		default:
-			s.unparsable.Add(1)
+			s.Unparsable.Add(1)
 		}
 		p.batch = append(p.batch, dl)
 	}

@@ -2,16 +2,17 @@ package eventbridge
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,26 +26,15 @@ import (
 // emulator itself (see the package documentation).
 const Managed = "managed"
 
-// Defaults and limits of the options. The PutEvents and SQS limits are the
-// services' own.
+// Limits of the options: the PutEvents and SQS limits are the services' own.
 const (
-	DefaultSource            = "spate"
-	DefaultDetailType        = "spate.message"
-	DefaultBatch             = 10 // PutEvents takes at most 10 entries
-	MaxBatch                 = 10
-	DefaultInFlight          = 8
-	DefaultLinger            = 5 * time.Millisecond
-	MaxLinger                = 10 * time.Second
-	MaxInFlight              = 1024
-	DefaultRetryBackoff      = 100 * time.Millisecond
-	MaxRetries               = 100
-	DefaultWait              = 20 * time.Second // the longest SQS long poll
-	MaxWait                  = 20 * time.Second
-	DefaultVisibilityTimeout = 30 * time.Second // SQS's default
-	MaxVisibilityTimeout     = 12 * time.Hour   // SQS's maximum
-	DefaultReceivers         = 4
-	MaxReceivers             = 64
-	DefaultProbeTimeout      = 30 * time.Second
+	MaxBatch             = 10 // PutEvents takes at most 10 entries
+	MaxInFlight          = 1024
+	MaxLinger            = 10 * time.Second
+	MaxRetries           = 100
+	MaxWait              = 20 * time.Second // the longest SQS long poll
+	MaxVisibilityTimeout = 12 * time.Hour   // SQS's maximum
+	MaxReceivers         = 64
 
 	// MaxEntryBytes is the largest PutEvents entry and the largest request
 	// (the sum of its entries), as EventBridge computes them: 256 KiB.
@@ -53,58 +43,30 @@ const (
 	MaxPatternChars = 2048
 )
 
-// Options configures the driver. Start from DefaultOptions: New treats zero
-// Source, DetailType, Batch, InFlight, Wait, VisibilityTimeout and Receivers
-// as their defaults, and takes every other field as given.
+// Options configures the driver. Each field is the scenario option of the
+// same name; the package doc lists them with their defaults and limits
+// (generated from the driver's options table). Start from DefaultOptions:
+// New treats zero Source, DetailType, Batch, InFlight, Wait,
+// VisibilityTimeout and Receivers as their defaults, and takes every other
+// field as given.
 type Options struct {
-	// Region is the AWS region; "" takes it from the AWS config chain
-	// (AWS_REGION, the profile), or us-east-1 when Endpoint is set.
-	Region string
-	// Endpoint overrides the service endpoint of both EventBridge and SQS
-	// (an emulator's URL), or is Managed; "" uses AWS's own endpoints.
-	Endpoint string
-	// Profile selects a profile of the shared AWS config files; "" uses
-	// AWS_PROFILE or the default profile.
-	Profile string
-	// Provision makes spate create the bus, queue, queue policy, rule and
-	// target at Open and delete them at Close.
-	Provision bool
-	// Bus, Queue and Rule name the event bus, the SQS queue (a name or a
-	// queue URL) and the rule. With Provision, empty names default to
-	// spate-<run id>; without it Bus and Queue are required and Rule, if
-	// given, is checked to target the queue.
-	Bus, Queue, Rule string
-	// Source and DetailType are every event's source and detail-type.
+	Region, Endpoint, Profile string // Endpoint: a URL, Managed, or "" for AWS
+	Provision                 bool
+	// Bus, Queue (a name or a queue URL) and Rule: with Provision, empty
+	// names default to spate-<run id>; without it Bus and Queue are
+	// required and Rule, if given, is checked to target the queue.
+	Bus, Queue, Rule   string
 	Source, DetailType string
-	// Pattern is extra event-pattern conditions, a JSON object, that the
-	// provisioned rule requires besides spate's own; "" for none.
-	Pattern string
-	// Batch is the most entries per PutEvents request (1..10).
-	Batch int
-	// InFlight is the most PutEvents requests each producer has in flight.
-	InFlight int
-	// Linger is how long a request that is not full waits for more
-	// entries before it is sent; 0 sends whatever each Send got at once.
-	Linger time.Duration
-	// RateLimit caps PutEvents entries per second across all producers of
-	// the driver; 0 means no cap.
-	RateLimit float64
-	// Retries is how many times a failed entry is sent again.
-	Retries int
-	// RetryBackoff is the wait before the first re-send; it doubles with
-	// each further attempt, up to 10s.
-	RetryBackoff time.Duration
-	// Wait is the ReceiveMessage long-poll time (whole seconds, 0..20s).
-	Wait time.Duration
-	// VisibilityTimeout hides a received message from other consumers
-	// until it is deleted or the timeout passes (whole seconds, 1s..12h).
-	VisibilityTimeout time.Duration
-	// Receivers is the number of concurrent ReceiveMessage calls of each
-	// consumer.
-	Receivers int
-	// ProbeTimeout bounds the check at Open that an event put on the bus
-	// reaches the queue; 0 skips the check.
-	ProbeTimeout time.Duration
+	Pattern            string // extra conditions, a JSON object; "" for none
+	Batch, InFlight    int    // entries per PutEvents, requests in flight per producer
+	Linger             time.Duration
+	RateLimit          float64 // entries per second across producers; 0: no cap
+	Retries            int
+	RetryBackoff       time.Duration
+	Wait               time.Duration // whole seconds
+	VisibilityTimeout  time.Duration // whole seconds
+	Receivers          int
+	ProbeTimeout       time.Duration // the scenario's probe; 0 skips the probe
 
 	// wrapTransport, when set (by tests), wraps each side's HTTP transport.
 	wrapTransport func(side drivers.Side, rt http.RoundTripper) http.RoundTripper
@@ -126,177 +88,265 @@ func (o Options) Abilities() []string {
 
 var _ drivers.AbilityLister = Options{}
 
-// DefaultOptions returns the defaults: no provisioning, source "spate",
-// detail-type "spate.message", batches of 10 entries lingering up to 5ms,
-// 8 requests in flight per producer, no rate limit, no retries (100ms backoff when enabled), 20s
-// long polls, a 30s visibility timeout, 4 receivers per consumer and a 30s
-// delivery probe at Open.
+// DefaultOptions returns the defaults (the package doc's table shows them).
 func DefaultOptions() Options {
 	return Options{
-		Source:            DefaultSource,
-		DetailType:        DefaultDetailType,
-		Batch:             DefaultBatch,
-		InFlight:          DefaultInFlight,
-		Linger:            DefaultLinger,
-		RetryBackoff:      DefaultRetryBackoff,
-		Wait:              DefaultWait,
-		VisibilityTimeout: DefaultVisibilityTimeout,
-		Receivers:         DefaultReceivers,
-		ProbeTimeout:      DefaultProbeTimeout,
+		Source: "spate", DetailType: "spate.message", Batch: MaxBatch, InFlight: 8,
+		Linger: 5 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Wait: MaxWait,
+		VisibilityTimeout: 30 * time.Second, Receivers: 4, ProbeTimeout: 30 * time.Second,
 	}
 }
 
+// fillDefaults gives zero fields that have a default their default.
 func (o *Options) fillDefaults() {
-	if o.Source == "" {
-		o.Source = DefaultSource
-	}
-	if o.DetailType == "" {
-		o.DetailType = DefaultDetailType
-	}
-	if o.Batch == 0 {
-		o.Batch = DefaultBatch
-	}
-	if o.InFlight == 0 {
-		o.InFlight = DefaultInFlight
-	}
-	if o.Wait == 0 {
-		o.Wait = DefaultWait
-	}
-	if o.VisibilityTimeout == 0 {
-		o.VisibilityTimeout = DefaultVisibilityTimeout
-	}
-	if o.Receivers == 0 {
-		o.Receivers = DefaultReceivers
-	}
+	def := DefaultOptions()
+	o.Source, o.DetailType = cmp.Or(o.Source, def.Source), cmp.Or(o.DetailType, def.DetailType)
+	o.Batch, o.InFlight, o.Receivers = cmp.Or(o.Batch, def.Batch), cmp.Or(o.InFlight, def.InFlight), cmp.Or(o.Receivers, def.Receivers)
+	o.Wait, o.VisibilityTimeout = cmp.Or(o.Wait, def.Wait), cmp.Or(o.VisibilityTimeout, def.VisibilityTimeout)
 }
 
-// validate checks o after zero fields took their defaults. Its messages
-// name the scenario fields.
-func (o Options) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("eventbridge: "+format, args...)) }
-	if msg := checkEndpoint(o.Endpoint); msg != "" {
-		bad("endpoint %s", msg)
-	}
-	if !o.Provision && (o.Bus == "" || o.Queue == "") {
-		bad("bus and queue must be named unless provision is true")
-	}
-	if !o.Provision && o.Pattern != "" {
-		bad("pattern applies only to the rule spate provisions; set provision: true or leave pattern out")
+// options is the driver's options, declared once: the scenario block is
+// decoded, Go callers' options checked and the docs' tables
+// (scenarios/README.md, the package doc) written from these rows.
+//
+//go:generate go test -run TestOptionsDocs -update-docs .
+var options = scenarios.OptionsTable[Options]{
+	Defaults: DefaultOptions,
+	Opts: []scenarios.Opt[Options]{
+		name("region", func(o *Options) *string { return &o.Region }, "must not be empty; leave region out to take it from the AWS config", nil,
+			"AWS region").WithDefault("the AWS config chain (AWS_REGION, the profile); us-east-1 with an endpoint"),
+		opt("endpoint", "URL or `managed`", "service endpoint of EventBridge and SQS, for emulators; `managed` starts the kumo emulator",
+			func(o *Options) *string { return &o.Endpoint }, func(s string) string { return s }, checkEndpoint).WithDefault("AWS's endpoints"),
+		name("profile", func(o *Options) *string { return &o.Profile }, "must not be empty; leave profile out for the default profile", nil,
+			"shared AWS config profile").WithDefault("AWS_PROFILE or the default profile"),
+		scenarios.BoolOpt("provision", func(o *Options) *bool { return &o.Provision },
+			"create the bus, queue, queue policy, rule and target at Open and remove them at Close").WithDefault("`true` with endpoint: managed, else `false`"),
+		name("bus", func(o *Options) *string { return &o.Bus }, "must not be empty", busName,
+			"event bus name; \"default\" names the account's default bus").WithDefault("`spate-<run id>` with provision"),
+		name("queue", func(o *Options) *string { return &o.Queue }, "must not be empty", checkQueue,
+			"SQS standard queue, by name or URL").WithDefault("`spate-<run id>` with provision"),
+		name("rule", func(o *Options) *string { return &o.Rule }, "must not be empty", ruleName,
+			"rule name; without provision, optional: checked to target the queue").WithDefault("`spate-<run id>` with provision"),
+		name("source", func(o *Options) *string { return &o.Source }, "must not be empty", checkSource, "every event's source"),
+		name("detail-type", func(o *Options) *string { return &o.DetailType }, "must not be empty",
+			func(s string) string { return longer(s, 128) }, "every event's detail-type"),
+		scenarios.CustomOpt("pattern", "mapping or JSON string", "extra event-pattern conditions the provisioned rule requires, e.g. `{detail: {pad: [{exists: true}]}}`",
+			decodePattern, nil, nil),
+		opt("batch", "1..10", "entries per PutEvents request", func(o *Options) *int { return &o.Batch }, func(v int) int { return v },
+			func(v int) (string, string) {
+				if v >= 1 && v <= MaxBatch {
+					return "", ""
+				}
+				return fmt.Sprintf("must be a whole number from 1 to %d (PutEvents takes at most 10 entries), got %d", MaxBatch, v),
+					fmt.Sprintf("must be within 1..%d, got %d", MaxBatch, v)
+			}),
+		scenarios.IntOpt("in-flight", func(o *Options) *int { return &o.InFlight }, 1, MaxInFlight, "PutEvents requests in flight per producer"),
+		scenarios.DurOpt("linger", func(o *Options) *time.Duration { return &o.Linger }, 0, MaxLinger,
+			"how long a request that is not full waits for more entries; `0s` sends each Send's messages at once"),
+		opt("rate-limit", "rate", "most PutEvents entries per second across all producers, e.g. `10000/s`",
+			func(o *Options) *float64 { return &o.RateLimit }, scenarios.Rate.PerSecond, func(v float64) (string, string) {
+				const msg = "must be more than 0/s; leave rate-limit out for no limit"
+				switch {
+				case v > 0 && !math.IsInf(v, 0):
+					return "", ""
+				case v == 0:
+					return msg, ""
+				}
+				return msg, fmt.Sprintf("must be a positive rate or 0 for none, got %v", v)
+			}).WithDefault("no limit"),
+		scenarios.IntOpt("retries", func(o *Options) *int { return &o.Retries }, 0, MaxRetries, "times a failed entry is sent again"),
+		scenarios.DurOpt("retry-backoff", func(o *Options) *time.Duration { return &o.RetryBackoff }, 0, 0,
+			"wait before the first re-send, doubling with each further attempt up to 10s"),
+		seconds("wait", 0, MaxWait, "the SQS long-poll limit", "ReceiveMessage long poll", func(o *Options) *time.Duration { return &o.Wait }),
+		seconds("visibility-timeout", time.Second, MaxVisibilityTimeout, "SQS's limits", "how long a received, undeleted message stays hidden",
+			func(o *Options) *time.Duration { return &o.VisibilityTimeout }),
+		scenarios.IntOpt("receivers", func(o *Options) *int { return &o.Receivers }, 1, MaxReceivers, "concurrent ReceiveMessage calls per consumer"),
+		scenarios.DurOpt("probe", func(o *Options) *time.Duration { return &o.ProbeTimeout }, 0, 0,
+			"Open puts a probe event and waits this long for it to reach the queue; `0s` skips the check"),
+	},
+}
+
+// opt is a row whose value, decoded as a D and kept as a T, is judged by
+// rule: what is wrong with it in a scenario, and in options made in Go
+// (worded as Go callers have been told; "" there: a zero meaning unset).
+func opt[D, T any](key, values, doc string, f func(*Options) *T, conv func(D) T, rule func(T) (msg, inGo string)) scenarios.Opt[Options] {
+	return scenarios.CustomOpt(key, values, doc,
+		func(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
+			var v D
+			if !d.Decode(n, field, &v) {
+				return
+			}
+			if msg, _ := rule(conv(v)); msg != "" {
+				d.Errorf(n, field, "%s", msg)
+				return
+			}
+			*f(o) = conv(v)
+		},
+		func(o *Options) string { _, inGo := rule(*f(o)); return inGo },
+		func(o *Options) string { return fmt.Sprint(*f(o)) })
+}
+
+// name is a string option that, given, must not be empty (empty says so)
+// and must pass valid (nil: anything); "" in Go means unset.
+func name(key string, f func(*Options) *string, empty string, valid func(string) string, doc string) scenarios.Opt[Options] {
+	return opt(key, "string", doc, f, func(s string) string { return s }, func(v string) (string, string) {
+		switch {
+		case v == "":
+			return empty, ""
+		case valid == nil || valid(v) == "":
+			return "", ""
+		}
+		return valid(v), fmt.Sprintf("%q %s", v, valid(v))
+	})
+}
+
+// seconds is a duration option of whole seconds in lo..hi; why names the limit.
+func seconds(key string, lo, hi time.Duration, why, doc string, f func(*Options) *time.Duration) scenarios.Opt[Options] {
+	span := fmt.Sprintf("%s..%s", scenarios.FormatDuration(lo), scenarios.FormatDuration(hi))
+	return opt(key, "whole seconds, "+span, doc, f, scenarios.Duration.D, func(v time.Duration) (string, string) {
+		if v >= lo && v <= hi && v%time.Second == 0 {
+			return "", ""
+		}
+		return fmt.Sprintf("must be whole seconds from %s to %s (%s), got %v", scenarios.FormatDuration(lo), scenarios.FormatDuration(hi), why, v),
+			fmt.Sprintf("must be whole seconds within %s, got %v", span, v)
+	})
+}
+
+// problem is one mistake in Options: the option's YAML key and what is
+// wrong, as a scenario's problem; inGo, when set, is the whole message Go
+// callers get instead.
+type problem struct{ key, msg, inGo string }
+
+// check returns the problems of o that relate several options.
+func (o *Options) check() []problem {
+	var ps []problem
+	if !o.Provision && o.Endpoint != Managed {
+		for _, r := range []struct{ key, what, v string }{{"bus", "event bus", o.Bus}, {"queue", "SQS queue", o.Queue}} {
+			if r.v == "" {
+				ps = append(ps, problem{r.key, fmt.Sprintf("required unless provision is true: name the existing %s, or set provision: true to let spate create one", r.what),
+					"bus and queue must be named unless provision is true"})
+			}
+		}
 	}
 	if o.Endpoint == Managed && !o.Provision {
-		bad("endpoint: managed starts an empty emulator, so provision must be true")
+		ps = append(ps, problem{"provision", "must be true with endpoint: managed (the emulator starts empty)",
+			"endpoint: managed starts an empty emulator, so provision must be true"})
 	}
-	for _, c := range []struct{ field, value, msg string }{
-		{"bus", o.Bus, checkBus(o.Bus)},
-		{"queue", o.Queue, checkQueue(o.Queue)},
-		{"rule", o.Rule, checkRule(o.Rule)},
-		{"source", o.Source, checkSource(o.Source)},
-		{"detail-type", o.DetailType, checkDetailType(o.DetailType)},
-	} {
-		if c.value != "" && c.msg != "" {
-			bad("%s %q %s", c.field, c.value, c.msg)
-		}
+	if o.Pattern != "" && !o.Provision {
+		ps = append(ps, problem{"pattern", "applies only to the rule spate provisions; set provision: true or leave pattern out", ""})
 	}
 	if o.Pattern != "" {
-		var p any
-		if err := json.Unmarshal([]byte(o.Pattern), &p); err != nil {
-			bad("pattern is not JSON: %v", err)
+		if p, err := parseJSON(o.Pattern); err != nil {
+			ps = append(ps, problem{"pattern", "is not JSON: " + jsonProblem(o.Pattern, err), ""})
 		} else if msg := checkPattern(p, ""); msg != "" {
-			bad("pattern: %s", msg)
+			ps = append(ps, problem{"pattern", msg, "pattern: " + msg})
 		}
 	}
-	switch {
-	case o.Batch < 1 || o.Batch > MaxBatch:
-		bad("batch must be within 1..%d, got %d", MaxBatch, o.Batch)
-	case o.InFlight < 1 || o.InFlight > MaxInFlight:
-		bad("in-flight must be within 1..%d, got %d", MaxInFlight, o.InFlight)
-	case o.Linger < 0 || o.Linger > MaxLinger:
-		bad("linger must be within 0s..10s, got %v", o.Linger)
-	case o.RateLimit < 0 || math.IsNaN(o.RateLimit) || math.IsInf(o.RateLimit, 0):
-		bad("rate-limit must be a positive rate or 0 for none, got %v", o.RateLimit)
-	case o.Retries < 0 || o.Retries > MaxRetries:
-		bad("retries must be within 0..%d, got %d", MaxRetries, o.Retries)
-	case o.RetryBackoff < 0:
-		bad("retry-backoff must not be negative, got %v", o.RetryBackoff)
-	case o.Wait < 0 || o.Wait > MaxWait || o.Wait%time.Second != 0:
-		bad("wait must be whole seconds within 0s..20s, got %v", o.Wait)
-	case o.VisibilityTimeout < time.Second || o.VisibilityTimeout > MaxVisibilityTimeout || o.VisibilityTimeout%time.Second != 0:
-		bad("visibility-timeout must be whole seconds within 1s..12h, got %v", o.VisibilityTimeout)
-	case o.Receivers < 1 || o.Receivers > MaxReceivers:
-		bad("receivers must be within 1..%d, got %d", MaxReceivers, o.Receivers)
-	case o.ProbeTimeout < 0:
-		bad("probe must not be negative, got %v", o.ProbeTimeout)
+	return ps
+}
+
+// validate checks o (options made in Go) after zero fields took their
+// defaults: the table's rules, then check's.
+func (o Options) validate() error {
+	var msgs []string
+	for _, p := range options.Check(&o) {
+		key, msg, _ := strings.Cut(p, ": ")
+		msgs = append(msgs, key+" "+msg)
+	}
+	for _, p := range o.check() {
+		msgs = append(msgs, cmp.Or(p.inGo, p.key+" "+p.msg))
+	}
+	var errs []error
+	for _, m := range slices.Compact(msgs) { // bus and queue share one message
+		errs = append(errs, errors.New("eventbridge: "+m))
 	}
 	return errors.Join(errs...)
 }
 
+// decodeOptions is Kind.Options: it decodes the options block n (nil for a
+// bare `driver: eventbridge`) into an Options value, recording every
+// problem on d.
+func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
+	if scenarios.IsNull(n) {
+		d.Errorf(n, field, "needs options: `provision: true` to let spate create a bus, queue and rule, "+
+			"or the bus: and queue: to use, e.g. driver: {eventbridge: {provision: true, endpoint: managed}}")
+		return DefaultOptions()
+	}
+	o := options.Decode(d, n, field)
+	if o.Endpoint == Managed && scenarios.Child(n, "provision") == nil {
+		o.Provision = true // a managed emulator starts empty
+	}
+	failed := map[string]bool{}
+	for _, p := range d.Problems() {
+		failed[p.Field] = true
+	}
+	if failed[field+".provision"] {
+		return o // check's rules turn on provision: they would guess
+	}
+	for _, p := range o.check() {
+		if f := field + "." + p.key; !failed[f] {
+			failed[f] = true
+			d.Errorf(cmp.Or(scenarios.Child(n, p.key), n), f, "%s", p.msg)
+		}
+	}
+	return o
+}
+
 // Name rules of the services, checked before any request is made.
 var (
-	busRE   = regexp.MustCompile(`^[A-Za-z0-9._\-/]{1,256}$`)
-	queueRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
-	ruleRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	busName   = match(`^[A-Za-z0-9._\-/]{1,256}$`, "is not a valid event bus name (1 to 256 letters, digits and . _ - /)")
+	queueName = match(`^[A-Za-z0-9_-]{1,80}$`, "is not a valid queue name (1 to 80 letters, digits, - and _) nor a queue URL")
+	ruleName  = match(`^[A-Za-z0-9._-]{1,64}$`, "is not a valid rule name (1 to 64 letters, digits and . _ -)")
 )
 
-func checkEndpoint(e string) string {
-	if e == "" || e == Managed {
-		return ""
+// match is the rule of a name that must match re, and msg otherwise.
+func match(re, msg string) func(string) string {
+	r := regexp.MustCompile(re)
+	return func(s string) string {
+		if r.MatchString(s) {
+			return ""
+		}
+		return msg
 	}
-	u, err := url.Parse(e)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Sprintf("%q is not an http:// or https:// URL nor %q", e, Managed)
+}
+
+func longer(s string, n int) string {
+	if len(s) > n {
+		return fmt.Sprintf("is longer than %d characters", n)
 	}
 	return ""
 }
 
-func checkBus(s string) string {
-	if !busRE.MatchString(s) {
-		return "is not a valid event bus name (1 to 256 letters, digits and . _ - /)"
+func checkEndpoint(e string) (string, string) {
+	if e == "" || e == Managed {
+		return "", ""
 	}
-	return ""
+	if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("%q is not a URL such as http://127.0.0.1:4566 nor %q (spate starts the kumo emulator)", e, Managed),
+			fmt.Sprintf("%q is not an http:// or https:// URL nor %q", e, Managed)
+	}
+	return "", ""
 }
 
 func checkQueue(s string) string {
-	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		if u, err := url.Parse(s); err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			return "is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/name"
-		}
-		if strings.HasSuffix(s, ".fifo") {
-			return "is a FIFO queue; spate needs a standard queue"
-		}
+	isURL := strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+	if u, err := url.Parse(s); isURL && (err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "") {
+		return "is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/name"
+	}
+	switch {
+	case strings.HasSuffix(s, ".fifo"):
+		return "is a FIFO queue; spate needs a standard queue"
+	case isURL:
 		return ""
 	}
-	if strings.HasSuffix(s, ".fifo") {
-		return "is a FIFO queue; spate needs a standard queue"
-	}
-	if !queueRE.MatchString(s) {
-		return "is not a valid queue name (1 to 80 letters, digits, - and _) nor a queue URL"
-	}
-	return ""
-}
-
-func checkRule(s string) string {
-	if !ruleRE.MatchString(s) {
-		return "is not a valid rule name (1 to 64 letters, digits and . _ -)"
-	}
-	return ""
+	return queueName(s)
 }
 
 func checkSource(s string) string {
-	switch {
-	case len(s) > 256:
-		return "is longer than 256 characters"
-	case strings.HasPrefix(s, "aws."):
-		return `starts with "aws.", which AWS reserves for its own events`
+	if msg := longer(s, 256); msg != "" || !strings.HasPrefix(s, "aws.") {
+		return msg
 	}
-	return ""
-}
-
-func checkDetailType(s string) string {
-	if len(s) > 128 {
-		return "is longer than 128 characters"
-	}
-	return ""
+	return `starts with "aws.", which AWS reserves for its own events`
 }
 
 // spateKeys are the pattern fields spate sets itself.
@@ -311,29 +361,18 @@ var spateKeys = map[string]string{
 // It returns "" when the pattern is acceptable.
 func checkPattern(p any, path string) string {
 	m, ok := p.(map[string]any)
-	if !ok {
-		if path == "" {
-			return "must be a JSON object such as {\"detail\": {\"kind\": [\"order\"]}}"
-		}
-		return fmt.Sprintf("%s must be an object or a list of values", path)
-	}
-	if path == "" && len(m) == 0 {
+	switch {
+	case !ok:
+		return `must be a JSON object such as {"detail": {"kind": ["order"]}}`
+	case path == "" && len(m) == 0:
 		return "must not be empty; leave pattern out for none"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		sub := k
-		if path != "" {
-			sub = path + "." + k
-		}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		sub := strings.TrimPrefix(path+"."+k, ".")
 		if msg, ok := spateKeys[sub]; ok {
 			return sub + ": " + msg
 		}
-		if _, ok := m[k].(map[string]any); !ok && sub == "detail" {
+		if _, isMap := m[k].(map[string]any); !isMap && sub == "detail" {
 			return `detail must be an object naming detail fields, such as {"kind": ["order"]}`
 		}
 		switch v := m[k].(type) {
@@ -346,286 +385,98 @@ func checkPattern(p any, path string) string {
 				return sub + " must list at least one value to match"
 			}
 		default:
-			return fmt.Sprintf("%s must be a list of values to match, such as [%s], or an object", sub, compactJSON(v))
+			b, _ := marshalJSON(v)
+			return fmt.Sprintf("%s must be a list of values to match, such as [%s], or an object", sub, b)
 		}
 	}
 	return ""
 }
 
-func compactJSON(v any) string {
-	b, err := marshalJSON(v)
-	if err != nil {
-		return "..."
-	}
-	return string(b)
-}
-
-// yamlOptions is the scenario's options block as written.
-type yamlOptions struct {
-	Region            string              `yaml:"region"`
-	Endpoint          string              `yaml:"endpoint"`
-	Profile           string              `yaml:"profile"`
-	Provision         *bool               `yaml:"provision"`
-	Bus               string              `yaml:"bus"`
-	Queue             string              `yaml:"queue"`
-	Rule              string              `yaml:"rule"`
-	Source            string              `yaml:"source"`
-	DetailType        string              `yaml:"detail-type"`
-	Pattern           *yaml.Node          `yaml:"pattern"`
-	Batch             int                 `yaml:"batch"`
-	InFlight          int                 `yaml:"in-flight"`
-	Linger            *scenarios.Duration `yaml:"linger"`
-	RateLimit         *scenarios.Rate     `yaml:"rate-limit"`
-	Retries           int                 `yaml:"retries"`
-	RetryBackoff      *scenarios.Duration `yaml:"retry-backoff"`
-	Wait              *scenarios.Duration `yaml:"wait"`
-	VisibilityTimeout *scenarios.Duration `yaml:"visibility-timeout"`
-	Receivers         int                 `yaml:"receivers"`
-	Probe             *scenarios.Duration `yaml:"probe"`
-}
-
-// decodeOptions is Kind.Options: it decodes the options block n (nil for a
-// bare `driver: eventbridge`) into an Options value, recording every
-// problem on d.
-func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
-	def := DefaultOptions()
-	if scenarios.IsNull(n) {
-		d.Errorf(n, field, "needs options: `provision: true` to let spate create a bus, queue and rule, "+
-			"or the bus: and queue: to use, e.g. driver: {eventbridge: {provision: true, endpoint: managed}}")
-		return def
-	}
-	y := yamlOptions{
-		Source: def.Source, DetailType: def.DetailType, Batch: def.Batch,
-		InFlight: def.InFlight, Receivers: def.Receivers,
-	}
-	d.Decode(n, field, &y)
-
-	// Range checks, on fields that decoded: each mistake is reported once.
-	failed := map[string]bool{}
-	for _, p := range d.Problems() {
-		failed[p.Field] = true
-	}
-	check := func(key string, bad bool, format string, args ...any) {
-		f := field + "." + key
-		if failed[f] || !bad {
-			return
-		}
-		failed[f] = true
-		at := scenarios.Child(n, key)
-		if at == nil {
-			at = n
-		}
-		d.Errorf(at, f, format, args...)
-	}
-	given := func(key string) bool { return scenarios.Child(n, key) != nil }
-
-	check("endpoint", checkEndpoint(y.Endpoint) != "", "%q is not a URL such as http://127.0.0.1:4566 nor %q (spate starts the kumo emulator)", y.Endpoint, Managed)
-	check("region", given("region") && y.Region == "", "must not be empty; leave region out to take it from the AWS config")
-	check("profile", given("profile") && y.Profile == "", "must not be empty; leave profile out for the default profile")
-	for _, c := range []struct {
-		key, value string
-		msg        func(string) string
-	}{
-		{"bus", y.Bus, checkBus},
-		{"queue", y.Queue, checkQueue},
-		{"rule", y.Rule, checkRule},
-		{"source", y.Source, checkSource},
-		{"detail-type", y.DetailType, checkDetailType},
-	} {
-		if given(c.key) {
-			msg := "must not be empty"
-			if c.value != "" {
-				msg = c.msg(c.value)
-			}
-			check(c.key, msg != "", "%s", msg)
-		}
-	}
-	check("batch", y.Batch < 1 || y.Batch > MaxBatch, "must be a whole number from 1 to %d (PutEvents takes at most 10 entries), got %d", MaxBatch, y.Batch)
-	check("in-flight", y.InFlight < 1 || y.InFlight > MaxInFlight, "must be a whole number from 1 to %d, got %d", MaxInFlight, y.InFlight)
-	check("rate-limit", y.RateLimit != nil && y.RateLimit.PerSecond() <= 0, "must be more than 0/s; leave rate-limit out for no limit")
-	check("retries", y.Retries < 0 || y.Retries > MaxRetries, "must be a whole number from 0 to %d, got %d", MaxRetries, y.Retries)
-	check("receivers", y.Receivers < 1 || y.Receivers > MaxReceivers, "must be a whole number from 1 to %d, got %d", MaxReceivers, y.Receivers)
-	if y.Linger != nil {
-		check("linger", y.Linger.D() > MaxLinger, "must be at most 10s, got %v", y.Linger.D())
-	}
-	if y.Wait != nil {
-		w := y.Wait.D()
-		check("wait", w > MaxWait || w%time.Second != 0, "must be whole seconds from 0s to 20s (the SQS long-poll limit), got %v", w)
-	}
-	if y.VisibilityTimeout != nil {
-		v := y.VisibilityTimeout.D()
-		check("visibility-timeout", v < time.Second || v > MaxVisibilityTimeout || v%time.Second != 0,
-			"must be whole seconds from 1s to 12h (SQS's limits), got %v", v)
-	}
-
-	provision := y.Endpoint == Managed // the default: a managed emulator starts empty
-	if y.Provision != nil {
-		provision = *y.Provision
-		check("provision", !provision && y.Endpoint == Managed, "must be true with endpoint: managed (the emulator starts empty)")
-	}
-	if !provision && y.Endpoint != Managed && !failed[field+".provision"] {
-		for _, key := range []string{"bus", "queue"} {
-			if !given(key) {
-				check(key, true, "required unless provision is true: name the existing %s, or set provision: true to let spate create one", map[string]string{"bus": "event bus", "queue": "SQS queue"}[key])
-			}
-		}
-	}
-
-	o := Options{
-		Region:     y.Region,
-		Endpoint:   y.Endpoint,
-		Profile:    y.Profile,
-		Provision:  provision,
-		Bus:        y.Bus,
-		Queue:      y.Queue,
-		Rule:       y.Rule,
-		Source:     y.Source,
-		DetailType: y.DetailType,
-		Batch:      y.Batch,
-		InFlight:   y.InFlight,
-		Retries:    y.Retries,
-		Receivers:  y.Receivers,
-
-		Linger:            def.Linger,
-		RetryBackoff:      def.RetryBackoff,
-		Wait:              def.Wait,
-		VisibilityTimeout: def.VisibilityTimeout,
-		ProbeTimeout:      def.ProbeTimeout,
-	}
-	if y.RateLimit != nil {
-		o.RateLimit = y.RateLimit.PerSecond()
-	}
-	if y.RetryBackoff != nil {
-		o.RetryBackoff = y.RetryBackoff.D()
-	}
-	if y.Linger != nil {
-		o.Linger = y.Linger.D()
-	}
-	if y.Wait != nil {
-		o.Wait = y.Wait.D()
-	}
-	if y.VisibilityTimeout != nil {
-		o.VisibilityTimeout = y.VisibilityTimeout.D()
-	}
-	if y.Probe != nil {
-		o.ProbeTimeout = y.Probe.D()
-	}
-	if y.Pattern != nil && !failed[field+".pattern"] {
-		pn := scenarios.Child(n, "pattern")
-		if !provision {
-			d.Errorf(pn, field+".pattern", "applies only to the rule spate provisions; set provision: true or leave pattern out")
-		} else if p, ok := decodePattern(d, pn, field+".pattern"); ok {
-			o.Pattern = p
-		}
-	}
-	return o
-}
-
 // decodePattern reads the pattern option, written either as a YAML mapping
-// or as a JSON string, checks its shape, and returns it as compact JSON.
-func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string) (string, bool) {
+// or as a JSON string, checks its shape, and keeps it as compact JSON.
+func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
 	var p any
 	switch {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
-		dec := json.NewDecoder(strings.NewReader(n.Value))
-		dec.UseNumber()
-		if err := dec.Decode(&p); err != nil {
+		var err error
+		if p, err = parseJSON(n.Value); err != nil {
 			d.Errorf(n, field, "is not a JSON event pattern: %s", jsonProblem(n.Value, err))
-			return "", false
-		}
-		if dec.More() {
-			d.Errorf(n, field, "is not a JSON event pattern: text follows the JSON object")
-			return "", false
+			return
 		}
 	case n.Kind == yaml.MappingNode:
-		var ok bool
-		if p, ok = yamlToJSON(d, n, field); !ok {
-			return "", false
+		if err := n.Decode(&p); err != nil {
+			var te *yaml.TypeError // keys given twice
+			if errors.As(err, &te) {
+				err = errors.New(strings.Join(te.Errors, "; "))
+			}
+			d.Errorf(n, field, "is not an event pattern: %v", err)
+			return
 		}
+		p = stringKeys(p)
 	default:
 		d.Errorf(n, field, "want an event pattern, as a mapping or a JSON string, such as {detail: {kind: [order]}}")
-		return "", false
-	}
-	if msg := checkPattern(p, ""); msg != "" {
-		d.Errorf(n, field, "%s", msg)
-		return "", false
+		return
 	}
 	b, err := marshalJSON(p)
-	if err != nil { // unreachable: p came from JSON or YAML scalars
+	switch {
+	case err == nil && checkPattern(p, "") != "":
+		d.Errorf(n, field, "%s", checkPattern(p, ""))
+	case err != nil:
 		d.Errorf(n, field, "cannot be written as JSON: %v", err)
-		return "", false
-	}
-	if len(b) > MaxPatternChars {
+	case len(b) > MaxPatternChars:
 		d.Errorf(n, field, "is %d characters as JSON; EventBridge allows %d", len(b), MaxPatternChars)
-		return "", false
+	default:
+		o.Pattern = string(b)
 	}
-	return string(b), true
+}
+
+// stringKeys makes the keys of YAML mappings in v strings, as JSON's are
+// (YAML reads `1: [x]` with a number for key).
+func stringKeys(v any) any {
+	switch v := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[fmt.Sprint(k)] = stringKeys(x)
+		}
+		return m
+	case map[string]any:
+		for k, x := range v {
+			v[k] = stringKeys(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = stringKeys(x)
+		}
+	}
+	return v
+}
+
+// parseJSON reads s, one JSON value, keeping numbers as written.
+func parseJSON(s string) (any, error) {
+	var p any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&p); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("text follows the JSON object")
+	}
+	return p, nil
 }
 
 // jsonProblem describes a JSON syntax error with its position in s.
 func jsonProblem(s string, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line := 1 + bytes.Count([]byte(s[:min(int(se.Offset), len(s))]), []byte("\n"))
+		line := 1 + strings.Count(s[:min(int(se.Offset), len(s))], "\n")
 		return fmt.Sprintf("%v (at character %d, line %d of the pattern)", se, se.Offset, line)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return "the JSON ends too soon; check the closing braces and quotes"
 	}
 	return err.Error()
-}
-
-// yamlToJSON turns a YAML pattern into JSON values, reporting scalars that
-// JSON cannot hold.
-func yamlToJSON(d *scenarios.Decoder, n *yaml.Node, field string) (any, bool) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		ok := true
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			path := field + "." + k.Value
-			if _, dup := m[k.Value]; dup {
-				d.Errorf(k, path, "given twice")
-				ok = false
-				continue
-			}
-			v, vok := yamlToJSON(d, n.Content[i+1], path)
-			m[k.Value] = v
-			ok = ok && vok
-		}
-		return m, ok
-	case yaml.SequenceNode:
-		s := make([]any, len(n.Content))
-		ok := true
-		for i, c := range n.Content {
-			v, vok := yamlToJSON(d, c, fmt.Sprintf("%s[%d]", field, i))
-			s[i] = v
-			ok = ok && vok
-		}
-		return s, ok
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return nil, true
-		case "!!bool":
-			return n.Value == "true" || n.Value == "True" || n.Value == "TRUE", true
-		case "!!int", "!!float":
-			f, err := strconv.ParseFloat(n.Value, 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				d.Errorf(n, field, "%q is not a number JSON can hold", n.Value)
-				return nil, false
-			}
-			return json.Number(strconv.FormatFloat(f, 'f', -1, 64)), true
-		default:
-			return n.Value, true
-		}
-	}
-	d.Errorf(n, field, "cannot be part of an event pattern")
-	return nil, false
 }
 
 // marshalJSON writes v as compact JSON without escaping <, > and &, which

@@ -249,3 +249,20 @@ func TestAbilities(t *testing.T) {
 		}
 	}
 }
+
+// TestPatternFromYAML: a pattern written in YAML becomes the JSON it
+// stands for: numbers as numbers, keys as strings even when YAML reads a
+// number, aliases followed; a key given twice is a problem.
+func TestPatternFromYAML(t *testing.T) {
+	src := "{provision: true, pattern: {account: &a ['1'], detail: {1: [0x10, 1e3, true, null], k: *a}}}"
+	o, ps := decode(t, &src)
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	if got, want := o.(eventbridge.Options).Pattern, `{"account":["1"],"detail":{"1":[16,1000,true,null],"k":["1"]}}`; got != want {
+		t.Errorf("pattern %s, want %s", got, want)
+	}
+	src = "{provision: true, pattern: {detail: {k: [a], k: [b]}}}"
+	_, ps = decode(t, &src)
+	drivertest.CheckProblems(t, ps, []string{`test.yaml:1:28: driver.eventbridge.pattern: is not an event pattern: line 1: mapping key "k" already defined at line 1`})
+}

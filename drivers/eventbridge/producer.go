@@ -180,7 +180,7 @@ func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 	var tooBig []drivers.Result
 	defer func() {
 		if len(tooBig) > 0 {
-			p.d.stats.tooLarge.Add(int64(len(tooBig)))
+			p.d.stats.TooLarge.Add(int64(len(tooBig)))
 			p.report(tooBig)
 		}
 	}()
@@ -318,10 +318,10 @@ func (p *producer) put(req *request) {
 				return
 			}
 			if waited {
-				d.stats.rateWaits.Add(1)
+				d.stats.RateWaits.Add(1)
 			}
 		}
-		d.stats.putRequests.Add(1)
+		d.stats.PutRequests.Add(1)
 		out, err := p.client.PutEvents(p.ctx, &eventbridge.PutEventsInput{Entries: req.entries})
 		if p.ctx.Err() != nil {
 			return
@@ -339,15 +339,15 @@ func (p *producer) put(req *request) {
 			final = append(final, drivers.Result{Stamp: req.stamps[i], Err: e})
 		}
 		if err != nil {
-			d.stats.putErrors.Add(1)
-			d.stats.entriesFailed.Add(int64(len(req.entries)))
+			d.stats.PutErrors.Add(1)
+			d.stats.EntriesFailed.Add(int64(len(req.entries)))
 			d.log.Debug("eventbridge: PutEvents failed", "producer", p.id, "entries", len(req.entries), "err", err)
 			transient := !isPermanent(err)
 			for i := range req.stamps {
 				fail(i, &EntryError{Err: err}, transient)
 			}
 		} else {
-			d.stats.sdkRetries.Add(int64(sdkRetries(out)))
+			d.stats.SDKRetries.Add(int64(sdkRetries(out)))
 			var failed int64
 			for i, s := range req.stamps {
 				var e ebtypes.PutEventsResultEntry
@@ -366,19 +366,19 @@ func (p *producer) put(req *request) {
 					code = "MissingEventId"
 				}
 				if code == "ThrottlingException" {
-					d.stats.throttled.Add(1)
+					d.stats.Throttled.Add(1)
 				}
 				fail(i, &EntryError{Code: code, Message: aws.ToString(e.ErrorMessage)}, transientCode(code))
 			}
-			d.stats.entriesOK.Add(int64(len(ok)))
-			d.stats.entriesFailed.Add(failed)
+			d.stats.EntriesOK.Add(int64(len(ok)))
+			d.stats.EntriesFailed.Add(failed)
 		}
 		p.report(ok)
 		p.report(final)
 		if len(again.entries) == 0 {
 			return
 		}
-		d.stats.entriesRetried.Add(int64(len(again.entries)))
+		d.stats.EntriesRetried.Add(int64(len(again.entries)))
 		if !sleep(p.ctx, backoff(d.opts.RetryBackoff, attempt)) {
 			p.report(pending)
 			return
