@@ -499,36 +499,6 @@ func (d *Driver) Endpoint() string { return d.endpoint }
 // Region returns the AWS region in use.
 func (d *Driver) Region() string { return d.cfg.Region }
 
-// EventPattern returns the event pattern of a provisioned rule for this
-// run: source, detail-type and the run id, plus the pattern option.
-func (d *Driver) EventPattern() (string, error) {
-	detail := map[string]any{"run": []string{d.runHex}}
-	p := map[string]any{
-		"source":      []string{d.opts.Source},
-		"detail-type": []string{d.opts.DetailType},
-	}
-	if d.opts.Pattern != "" {
-		var extra map[string]any
-		if err := json.Unmarshal([]byte(d.opts.Pattern), &extra); err != nil {
-			return "", fmt.Errorf("eventbridge: pattern: %w", err)
-		}
-		for k, v := range extra {
-			if k == "detail" {
-				if m, ok := v.(map[string]any); ok {
-					for dk, dv := range m {
-						detail[dk] = dv
-					}
-					continue
-				}
-			}
-			p[k] = v
-		}
-	}
-	p["detail"] = detail
-	b, err := marshalJSON(p)
-	return string(b), err
-}
-
 // provision creates the bus, queue, rule, queue policy and target.
 func (d *Driver) provision(ctx context.Context) error {
 	o := &d.opts

@@ -1,17 +1,12 @@
 package eventbridge
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -26,29 +21,18 @@ import (
 // emulator itself (see the package documentation).
 const Managed = "managed"
 
-// Limits of the options: the PutEvents and SQS limits are the services' own.
+// Limits the services set, used beyond the options table.
 const (
-	MaxBatch             = 10 // PutEvents takes at most 10 entries
-	MaxInFlight          = 1024
-	MaxLinger            = 10 * time.Second
-	MaxRetries           = 100
-	MaxWait              = 20 * time.Second // the longest SQS long poll
-	MaxVisibilityTimeout = 12 * time.Hour   // SQS's maximum
-	MaxReceivers         = 64
-
-	// MaxEntryBytes is the largest PutEvents entry and the largest request
-	// (the sum of its entries), as EventBridge computes them: 256 KiB.
-	MaxEntryBytes = 256 << 10
-	// MaxPatternChars is EventBridge's limit on an event pattern's size.
-	MaxPatternChars = 2048
+	MaxBatch = 10               // PutEvents takes at most 10 entries
+	MaxWait  = 20 * time.Second // the longest SQS long poll
 )
 
 // Options configures the driver. Each field is the scenario option of the
 // same name; the package doc lists them with their defaults and limits
 // (generated from the driver's options table). Start from DefaultOptions:
-// New treats zero Source, DetailType, Batch, InFlight, Wait,
-// VisibilityTimeout and Receivers as their defaults, and takes every other
-// field as given.
+// New treats zero Source, DetailType, Batch, InFlight, VisibilityTimeout
+// and Receivers as their defaults, and takes every other field as given
+// (a zero Wait is a short poll).
 type Options struct {
 	Region, Endpoint, Profile string // Endpoint: a URL, Managed, or "" for AWS
 	Provision                 bool
@@ -102,7 +86,7 @@ func (o *Options) fillDefaults() {
 	def := DefaultOptions()
 	o.Source, o.DetailType = cmp.Or(o.Source, def.Source), cmp.Or(o.DetailType, def.DetailType)
 	o.Batch, o.InFlight, o.Receivers = cmp.Or(o.Batch, def.Batch), cmp.Or(o.InFlight, def.InFlight), cmp.Or(o.Receivers, def.Receivers)
-	o.Wait, o.VisibilityTimeout = cmp.Or(o.Wait, def.Wait), cmp.Or(o.VisibilityTimeout, def.VisibilityTimeout)
+	o.VisibilityTimeout = cmp.Or(o.VisibilityTimeout, def.VisibilityTimeout)
 }
 
 // options is the driver's options, declared once: the scenario block is
@@ -140,8 +124,8 @@ var options = scenarios.OptionsTable[Options]{
 				return fmt.Sprintf("must be a whole number from 1 to %d (PutEvents takes at most 10 entries), got %d", MaxBatch, v),
 					fmt.Sprintf("must be within 1..%d, got %d", MaxBatch, v)
 			}),
-		scenarios.IntOpt("in-flight", func(o *Options) *int { return &o.InFlight }, 1, MaxInFlight, "PutEvents requests in flight per producer"),
-		scenarios.DurOpt("linger", func(o *Options) *time.Duration { return &o.Linger }, 0, MaxLinger,
+		scenarios.IntOpt("in-flight", func(o *Options) *int { return &o.InFlight }, 1, 1024, "PutEvents requests in flight per producer"),
+		scenarios.DurOpt("linger", func(o *Options) *time.Duration { return &o.Linger }, 0, 10*time.Second,
 			"how long a request that is not full waits for more entries; `0s` sends each Send's messages at once"),
 		opt("rate-limit", "rate", "most PutEvents entries per second across all producers, e.g. `10000/s`",
 			func(o *Options) *float64 { return &o.RateLimit }, scenarios.Rate.PerSecond, func(v float64) (string, string) {
@@ -154,13 +138,13 @@ var options = scenarios.OptionsTable[Options]{
 				}
 				return msg, fmt.Sprintf("must be a positive rate or 0 for none, got %v", v)
 			}).WithDefault("no limit"),
-		scenarios.IntOpt("retries", func(o *Options) *int { return &o.Retries }, 0, MaxRetries, "times a failed entry is sent again"),
+		scenarios.IntOpt("retries", func(o *Options) *int { return &o.Retries }, 0, 100, "times a failed entry is sent again"),
 		scenarios.DurOpt("retry-backoff", func(o *Options) *time.Duration { return &o.RetryBackoff }, 0, 0,
 			"wait before the first re-send, doubling with each further attempt up to 10s"),
 		seconds("wait", 0, MaxWait, "the SQS long-poll limit", "ReceiveMessage long poll", func(o *Options) *time.Duration { return &o.Wait }),
-		seconds("visibility-timeout", time.Second, MaxVisibilityTimeout, "SQS's limits", "how long a received, undeleted message stays hidden",
+		seconds("visibility-timeout", time.Second, 12*time.Hour, "SQS's limits", "how long a received, undeleted message stays hidden",
 			func(o *Options) *time.Duration { return &o.VisibilityTimeout }),
-		scenarios.IntOpt("receivers", func(o *Options) *int { return &o.Receivers }, 1, MaxReceivers, "concurrent ReceiveMessage calls per consumer"),
+		scenarios.IntOpt("receivers", func(o *Options) *int { return &o.Receivers }, 1, 64, "concurrent ReceiveMessage calls per consumer"),
 		scenarios.DurOpt("probe", func(o *Options) *time.Duration { return &o.ProbeTimeout }, 0, 0,
 			"Open puts a probe event and waits this long for it to reach the queue; `0s` skips the check"),
 	},
@@ -292,31 +276,7 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 	return o
 }
 
-// Name rules of the services, checked before any request is made.
-var (
-	busName   = match(`^[A-Za-z0-9._\-/]{1,256}$`, "is not a valid event bus name (1 to 256 letters, digits and . _ - /)")
-	queueName = match(`^[A-Za-z0-9_-]{1,80}$`, "is not a valid queue name (1 to 80 letters, digits, - and _) nor a queue URL")
-	ruleName  = match(`^[A-Za-z0-9._-]{1,64}$`, "is not a valid rule name (1 to 64 letters, digits and . _ -)")
-)
-
-// match is the rule of a name that must match re, and msg otherwise.
-func match(re, msg string) func(string) string {
-	r := regexp.MustCompile(re)
-	return func(s string) string {
-		if r.MatchString(s) {
-			return ""
-		}
-		return msg
-	}
-}
-
-func longer(s string, n int) string {
-	if len(s) > n {
-		return fmt.Sprintf("is longer than %d characters", n)
-	}
-	return ""
-}
-
+// checkEndpoint is the rule of endpoint: a URL, or Managed.
 func checkEndpoint(e string) (string, string) {
 	if e == "" || e == Managed {
 		return "", ""
@@ -326,167 +286,4 @@ func checkEndpoint(e string) (string, string) {
 			fmt.Sprintf("%q is not an http:// or https:// URL nor %q", e, Managed)
 	}
 	return "", ""
-}
-
-func checkQueue(s string) string {
-	isURL := strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-	if u, err := url.Parse(s); isURL && (err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "") {
-		return "is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/name"
-	}
-	switch {
-	case strings.HasSuffix(s, ".fifo"):
-		return "is a FIFO queue; spate needs a standard queue"
-	case isURL:
-		return ""
-	}
-	return queueName(s)
-}
-
-func checkSource(s string) string {
-	if msg := longer(s, 256); msg != "" || !strings.HasPrefix(s, "aws.") {
-		return msg
-	}
-	return `starts with "aws.", which AWS reserves for its own events`
-}
-
-// spateKeys are the pattern fields spate sets itself.
-var spateKeys = map[string]string{
-	"source":      "spate matches source itself (set it with source:)",
-	"detail-type": "spate matches detail-type itself (set it with detail-type:)",
-	"detail.run":  "spate matches detail.run itself (it holds the run id)",
-}
-
-// checkPattern checks the shape of an event pattern (or a part of it at
-// path): a JSON object whose leaves are non-empty arrays of match values.
-// It returns "" when the pattern is acceptable.
-func checkPattern(p any, path string) string {
-	m, ok := p.(map[string]any)
-	switch {
-	case !ok:
-		return `must be a JSON object such as {"detail": {"kind": ["order"]}}`
-	case path == "" && len(m) == 0:
-		return "must not be empty; leave pattern out for none"
-	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		sub := strings.TrimPrefix(path+"."+k, ".")
-		if msg, ok := spateKeys[sub]; ok {
-			return sub + ": " + msg
-		}
-		if _, isMap := m[k].(map[string]any); !isMap && sub == "detail" {
-			return `detail must be an object naming detail fields, such as {"kind": ["order"]}`
-		}
-		switch v := m[k].(type) {
-		case map[string]any:
-			if msg := checkPattern(v, sub); msg != "" {
-				return msg
-			}
-		case []any:
-			if len(v) == 0 {
-				return sub + " must list at least one value to match"
-			}
-		default:
-			b, _ := marshalJSON(v)
-			return fmt.Sprintf("%s must be a list of values to match, such as [%s], or an object", sub, b)
-		}
-	}
-	return ""
-}
-
-// decodePattern reads the pattern option, written either as a YAML mapping
-// or as a JSON string, checks its shape, and keeps it as compact JSON.
-func decodePattern(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
-	var p any
-	switch {
-	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
-		var err error
-		if p, err = parseJSON(n.Value); err != nil {
-			d.Errorf(n, field, "is not a JSON event pattern: %s", jsonProblem(n.Value, err))
-			return
-		}
-	case n.Kind == yaml.MappingNode:
-		if err := n.Decode(&p); err != nil {
-			var te *yaml.TypeError // keys given twice
-			if errors.As(err, &te) {
-				err = errors.New(strings.Join(te.Errors, "; "))
-			}
-			d.Errorf(n, field, "is not an event pattern: %v", err)
-			return
-		}
-		p = stringKeys(p)
-	default:
-		d.Errorf(n, field, "want an event pattern, as a mapping or a JSON string, such as {detail: {kind: [order]}}")
-		return
-	}
-	b, err := marshalJSON(p)
-	switch {
-	case err == nil && checkPattern(p, "") != "":
-		d.Errorf(n, field, "%s", checkPattern(p, ""))
-	case err != nil:
-		d.Errorf(n, field, "cannot be written as JSON: %v", err)
-	case len(b) > MaxPatternChars:
-		d.Errorf(n, field, "is %d characters as JSON; EventBridge allows %d", len(b), MaxPatternChars)
-	default:
-		o.Pattern = string(b)
-	}
-}
-
-// stringKeys makes the keys of YAML mappings in v strings, as JSON's are
-// (YAML reads `1: [x]` with a number for key).
-func stringKeys(v any) any {
-	switch v := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[fmt.Sprint(k)] = stringKeys(x)
-		}
-		return m
-	case map[string]any:
-		for k, x := range v {
-			v[k] = stringKeys(x)
-		}
-	case []any:
-		for i, x := range v {
-			v[i] = stringKeys(x)
-		}
-	}
-	return v
-}
-
-// parseJSON reads s, one JSON value, keeping numbers as written.
-func parseJSON(s string) (any, error) {
-	var p any
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	if err := dec.Decode(&p); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("text follows the JSON object")
-	}
-	return p, nil
-}
-
-// jsonProblem describes a JSON syntax error with its position in s.
-func jsonProblem(s string, err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		line := 1 + strings.Count(s[:min(int(se.Offset), len(s))], "\n")
-		return fmt.Sprintf("%v (at character %d, line %d of the pattern)", se, se.Offset, line)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return "the JSON ends too soon; check the closing braces and quotes"
-	}
-	return err.Error()
-}
-
-// marshalJSON writes v as compact JSON without escaping <, > and &, which
-// event patterns use (numeric matching).
-func marshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }

@@ -20,6 +20,10 @@ import (
 	"github.com/spate-dev/spate/drivers/stamp"
 )
 
+// MaxEntryBytes is the largest PutEvents entry and the largest request
+// (the sum of its entries), as EventBridge computes them: 256 KiB.
+const MaxEntryBytes = 256 << 10
+
 // EntryError is the outcome of a message whose PutEvents entry failed:
 // EventBridge answered the entry with an error code, or the whole request
 // failed (Code is then empty and Err holds the request's error).
