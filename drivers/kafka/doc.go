@@ -33,6 +33,10 @@
 //	batch-max-bytes (size, 512B..100MiB; default 1000012): largest record batch
 //	max-buffered-records (1..10000000; default 10000): records a producer holds
 //	    without an outcome; sends block beyond it
+//	max-buffered-bytes (size, 0B..16GiB; default 0): bytes of records (keys,
+//	    values, headers) a producer's client holds without an outcome; sends
+//	    block beyond it, and a larger record fails with MESSAGE_TOO_LARGE. 0: no
+//	    bound (franz-go's default)
 //	compression (none, gzip, snappy, lz4, zstd; default none): batch compression
 //	    (spate's filler is random, so it barely compresses)
 //	group (string; default spate-<run id>): the consumer group all consumers of

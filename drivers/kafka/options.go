@@ -99,6 +99,7 @@ type Options struct {
 	Linger             time.Duration
 	BatchMaxBytes      int
 	MaxBufferedRecords int
+	MaxBufferedBytes   int // 0: unbounded (franz-go's default)
 	Compression        Compression
 	Group              string // "": spate-<run id>
 	Isolation          Isolation
@@ -323,6 +324,7 @@ var options = scenarios.OptionsTable[Options]{Defaults: DefaultOptions, Opts: []
 	scenarios.DurOpt("linger", func(o *Options) *time.Duration { return &o.Linger }, 0, time.Minute, "how long a partition's batch waits to fill"),
 	scenarios.SizeOpt("batch-max-bytes", func(o *Options) *int { return &o.BatchMaxBytes }, 512, 100<<20, "largest record batch"),
 	scenarios.IntOpt("max-buffered-records", func(o *Options) *int { return &o.MaxBufferedRecords }, 1, 10_000_000, "records a producer holds without an outcome; sends block beyond it"),
+	scenarios.SizeOpt("max-buffered-bytes", func(o *Options) *int { return &o.MaxBufferedBytes }, 0, 16<<30, "bytes of records (keys, values, headers) a producer's client holds without an outcome; sends block beyond it, and a larger record fails with MESSAGE_TOO_LARGE. `0`: no bound (franz-go's default)"),
 	scenarios.EnumOpt("compression", func(o *Options) *Compression { return &o.Compression }, CompressionValues, "batch compression (spate's filler is random, so it barely compresses)"),
 	scenarios.OptionalStrOpt("group", func(o *Options) *string { return &o.Group }, "leave group out for spate-<run id>", "the consumer group all consumers of the run join; with `subscriptions: N` (fan-out, scenario level) the groups `<group>-0` … `<group>-N-1`, one per subscription, each reading every record").WithDefault("`spate-<run id>`"),
 	scenarios.EnumOpt("isolation", func(o *Options) *Isolation { return &o.Isolation }, IsolationValues, "consumers' isolation level"),

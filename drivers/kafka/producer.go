@@ -76,8 +76,11 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 		kgo.ProducerBatchMaxBytes(int32(o.BatchMaxBytes)),
 		kgo.MaxBufferedRecords(o.MaxBufferedRecords+1024), // Send keeps to MaxBufferedRecords
 		kgo.ProducerBatchCompression(o.Compression.codec()),
+		kgo.RequiredAcks(o.Acks.kgo()),
 	)
-	opts = append(opts, kgo.RequiredAcks(o.Acks.kgo()))
+	if o.MaxBufferedBytes > 0 {
+		opts = append(opts, kgo.MaxBufferedBytes(o.MaxBufferedBytes))
+	}
 	if !o.Idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
@@ -143,7 +146,9 @@ func (c Compression) codec() kgo.CompressionCodec {
 // spate-stamp = Body[:stamp.Size], so the record is as large as the
 // message. Send blocks while max-buffered-records records have no outcome;
 // if ctx ends meanwhile, the messages not handed over yet fail with ctx's
-// error. Each outcome is reported from the record's promise.
+// error. With max-buffered-bytes it also blocks in franz-go while the
+// client holds that many bytes, until records get their outcomes (ctx does
+// not end that wait). Each outcome is reported from the record's promise.
 func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 	p.mu.Lock()
 	closed := p.closed
