@@ -83,9 +83,9 @@ var (
 // Options configures the Kafka driver; each field is the option of the
 // same name in the options table below (README.md, the package doc). The
 // zero value is not ready for use: start from DefaultOptions. Open treats
-// the zero value of every field but the booleans and Linger as its
-// default, some of which depend on the cluster: ReplicationFactor,
-// SessionTimeout and the metadata ages.
+// the zero value of every field but the booleans, Linger and
+// MaxBufferedBytes as its default, some of which depend on the cluster:
+// ReplicationFactor, SessionTimeout and the metadata ages.
 type Options struct {
 	Brokers  []string // empty: the embedded cluster, configured by Embedded
 	Embedded EmbeddedOptions
@@ -263,7 +263,6 @@ func (o Options) BrokerIDs() []int {
 	return ids
 }
 
-// orDefault gives a zero *v the default def.
 // fillDefaults gives zero fields their defaults; some depend on whether the
 // cluster is embedded.
 func (o *Options) fillDefaults() {
