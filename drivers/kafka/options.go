@@ -517,7 +517,9 @@ func checkBrokers(o *Options) string {
 }
 
 // decodeBrokers reads `brokers` as written: `embedded`, one address, a
-// comma-separated list of addresses, or a YAML list of addresses.
+// comma-separated list of addresses, or a YAML list of addresses. Bad
+// addresses are kept (with their problems), so that the rules on the
+// cluster's kind still see an external cluster.
 func decodeBrokers(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
 	items := []*yaml.Node{n}
 	switch {
@@ -533,11 +535,9 @@ func decodeBrokers(d *scenarios.Decoder, n *yaml.Node, field string, o *Options)
 		return
 	}
 	var addrs []string
-	ok := true
 	for i, c := range items {
 		if c.Kind != yaml.ScalarNode || scenarios.IsNull(c) {
 			d.Errorf(c, fmt.Sprintf("%s[%d]", field, i), "want a host:port address such as localhost:9092")
-			ok = false
 			continue
 		}
 		list := []string{c.Value}
@@ -548,15 +548,11 @@ func decodeBrokers(d *scenarios.Decoder, n *yaml.Node, field string, o *Options)
 			a = strings.TrimSpace(a)
 			if a == EmbeddedBrokers {
 				d.Errorf(c, field, "embedded stands alone: write brokers: embedded, or list only host:port addresses")
-				ok = false
 			} else if err := checkAddress(a); err != nil {
 				d.Errorf(c, field, "%v", err)
-				ok = false
 			}
 			addrs = append(addrs, a)
 		}
 	}
-	if ok {
-		o.Brokers = addrs
-	}
+	o.Brokers = addrs
 }

@@ -115,6 +115,10 @@ func TestOptionProblems(t *testing.T) {
 		{"isolation: committed", []string{`~test.yaml:1:12: driver.kafka.isolation: unknown value "committed"`}},
 		{"brokers: kafka", []string{`test.yaml:1:10: driver.kafka.brokers: "kafka" is not host:port, such as localhost:9092 or [::1]:9092`}},
 		{"brokers: [a:9092, b:0]", []string{`test.yaml:1:19: driver.kafka.brokers: "b:0": port "0" must be a number from 1 to 65535`}},
+		{"brokers: [a, b:0]\ntls: {ca-file: ca.pem}", []string{
+			`test.yaml:1:11: driver.kafka.brokers: "a" is not host:port, such as localhost:9092 or [::1]:9092`,
+			`test.yaml:1:14: driver.kafka.brokers: "b:0": port "0" must be a number from 1 to 65535`,
+		}},
 		{"brokers: [embedded, a:1]", []string{"test.yaml:1:11: driver.kafka.brokers: embedded stands alone: write brokers: embedded, or list only host:port addresses"}},
 		{"brokers: []", []string{"test.yaml:1:10: driver.kafka.brokers: the list of brokers is empty; give host:port addresses or write brokers: embedded"}},
 		{"brokers: {a: 1}", []string{"test.yaml:1:10: driver.kafka.brokers: want embedded or a list of host:port addresses"}},
