@@ -503,3 +503,36 @@ func BlockOpt[O any](key string, enable func(*O), active func(*O) bool, doc stri
 func CustomOpt[O any](key, values, doc string, decode func(d *Decoder, n *yaml.Node, field string, o *O), check, show func(*O) string) Opt[O] {
 	return Opt[O]{Key: key, Values: values, Doc: doc, decode: decode, check: check, show: show}
 }
+
+// WithValues returns r with the values the docs show ("Kafka topic name").
+func (r Opt[O]) WithValues(text string) Opt[O] {
+	r.Values = text
+	return r
+}
+
+// Refusing returns r that first refuses a scalar value for which problem,
+// given the value as written, says what is wrong ("" when nothing is): a
+// spelling the option does not take but users may try, such as acks: 1
+// for an option that takes names.
+func (r Opt[O]) Refusing(problem func(text string) string) Opt[O] {
+	decode := r.decode
+	r.decode = func(d *Decoder, n *yaml.Node, field string, o *O) {
+		if n.Kind == yaml.ScalarNode {
+			if m := problem(n.Value); m != "" {
+				d.Errorf(n, field, "%s", m)
+				return
+			}
+		}
+		decode(d, n, field, o)
+	}
+	return r
+}
+
+// OptionalStrOpt is a string option that may be left out: a scenario must
+// not give it empty (instead says what to do), while in options made in Go
+// "" is the option left out, which Check accepts.
+func OptionalStrOpt[O any](key string, f func(*O) *string, instead, doc string) Opt[O] {
+	r := StrOpt(key, f, NotEmpty(instead), doc)
+	r.check = nil
+	return r
+}

@@ -118,7 +118,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 		id:          id,
 		sub:         d.env.SubscriptionOf(id),
 		group:       d.groupOf(d.env.SubscriptionOf(id)),
-		marks:       o.Commit == "after-processing",
+		marks:       o.Commit == CommitAfterProcessing,
 		crash:       make(chan struct{}),
 		stop:        make(chan struct{}),
 		consumeDone: make(chan struct{}),
@@ -131,7 +131,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	c.cancel = cancel
 	heartbeat := min(3*time.Second, max(100*time.Millisecond, o.SessionTimeout/10))
 	reset := kgo.NewOffset().AtStart()
-	if o.Start == "latest" {
+	if o.Start == StartLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
 	opts := append(d.clientOpts(c.dial, fmt.Sprintf("consumer-%d", id)),
@@ -151,7 +151,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	if c.marks {
 		opts = append(opts, kgo.AutoCommitMarks())
 	}
-	if o.Isolation == "read_committed" {
+	if o.Isolation == ReadCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
 	cl, err := kgo.NewClient(opts...)

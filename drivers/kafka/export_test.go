@@ -9,3 +9,7 @@ func Owned(c drivers.Consumer) int {
 	defer kc.mu.Unlock()
 	return len(kc.parts)
 }
+
+// ProducerOpt is the value of a franz-go option (kgo.MaxBufferedBytes, ...)
+// in producer p's client.
+func ProducerOpt(p drivers.Producer, opt any) any { return p.(*producer).cl.OptValue(opt) }

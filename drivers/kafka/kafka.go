@@ -238,14 +238,14 @@ func (d *Driver) prepare(ctx context.Context) error {
 	if err := d.ensureTopic(ctx); err != nil {
 		return err
 	}
-	if o.Start == "run" && !d.env.Attach { // the coordinator set the start
+	if o.Start == StartRun && !d.env.Attach { // the coordinator set the start
 		for sub := range max(d.env.Subscriptions, 1) {
 			if err := d.commitStart(ctx, d.groupOf(sub)); err != nil {
 				return err
 			}
 		}
 	}
-	if o.Start == "latest" {
+	if o.Start == StartLatest {
 		d.log.Warn("start: latest skips messages sent before a consumer gets its partitions; lost counts may include them")
 	}
 	return nil

@@ -81,6 +81,7 @@ connect-timeout: 5s
 		{"tls disabled", str("brokers: [b:9092]\ntls: {enabled: false, ca-file: x}"), with(func(o *kafka.Options) { o.Brokers = []string{"b:9092"} })},
 		{"sasl on embedded", str("sasl: {mechanism: PLAIN, username: u, password: p}"),
 			with(func(o *kafka.Options) { o.SASL = &kafka.SASLOptions{Mechanism: "PLAIN", Username: "u", Password: "p"} })},
+		{"max-buffered-bytes", str("max-buffered-bytes: 64MiB"), with(func(o *kafka.Options) { o.MaxBufferedBytes = 64 << 20 })},
 		{"acks none without idempotence", str("acks: none\nidempotent: false"), with(func(o *kafka.Options) { o.Acks, o.Idempotent = "none", false })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,12 +107,18 @@ func TestOptionProblems(t *testing.T) {
 		{"acks: al", []string{`test.yaml:1:7: driver.kafka.acks: unknown value "al" (did you mean "all"?); valid: all, leader, none`}},
 		{"acks: leader", []string{"test.yaml:1:7: driver.kafka.acks: idempotent writes need acks: all, but acks is leader (line 1) and idempotent is true by default; set idempotent: false or acks: all"}},
 		{"acks: none\nidempotent: true", []string{"test.yaml:2:13: driver.kafka.idempotent: idempotent writes need acks: all, but acks is none (line 1) and idempotent is true (line 2); set idempotent: false or acks: all"}},
+		{"max-buffered-bytes: 17GiB", []string{"test.yaml:1:21: driver.kafka.max-buffered-bytes: must be from 0B to 16GiB, got 17GiB"}},
+		{"max-buffered-bytes: lots", []string{`~test.yaml:1:21: driver.kafka.max-buffered-bytes: `}},
 		{"compression: brotli", []string{`test.yaml:1:14: driver.kafka.compression: unknown value "brotli"; valid: none, gzip, snappy, lz4, zstd`}},
 		{"commit: manual", []string{`~test.yaml:1:9: driver.kafka.commit: unknown value "manual"; valid: after-processing, auto`}},
 		{"start: begining", []string{`~test.yaml:1:8: driver.kafka.start: unknown value "begining"; valid: run, earliest, latest`}},
 		{"isolation: committed", []string{`~test.yaml:1:12: driver.kafka.isolation: unknown value "committed"`}},
 		{"brokers: kafka", []string{`test.yaml:1:10: driver.kafka.brokers: "kafka" is not host:port, such as localhost:9092 or [::1]:9092`}},
 		{"brokers: [a:9092, b:0]", []string{`test.yaml:1:19: driver.kafka.brokers: "b:0": port "0" must be a number from 1 to 65535`}},
+		{"brokers: [a, b:0]\ntls: {ca-file: ca.pem}", []string{
+			`test.yaml:1:11: driver.kafka.brokers: "a" is not host:port, such as localhost:9092 or [::1]:9092`,
+			`test.yaml:1:14: driver.kafka.brokers: "b:0": port "0" must be a number from 1 to 65535`,
+		}},
 		{"brokers: [embedded, a:1]", []string{"test.yaml:1:11: driver.kafka.brokers: embedded stands alone: write brokers: embedded, or list only host:port addresses"}},
 		{"brokers: []", []string{"test.yaml:1:10: driver.kafka.brokers: the list of brokers is empty; give host:port addresses or write brokers: embedded"}},
 		{"brokers: {a: 1}", []string{"test.yaml:1:10: driver.kafka.brokers: want embedded or a list of host:port addresses"}},
@@ -138,7 +145,7 @@ func TestOptionProblems(t *testing.T) {
 		{"sasl: {mechanism: PLAIN, username: u}", []string{"test.yaml:1:7: driver.kafka.sasl: needs password or password-env (the name of an environment variable holding the password)"}},
 		{"sasl: {mechanism: PLAIN, username: u, password: p, password-env: P}", []string{"test.yaml:1:66: driver.kafka.sasl.password-env: give password or password-env, not both"}},
 		{"sasl: {mechanism: PLAIN, password: p}", []string{"test.yaml:1:7: driver.kafka.sasl.username: required field is missing"}},
-		{"parititons: 3", []string{`test.yaml:1:1: driver.kafka.parititons: unknown field (did you mean "partitions"?); valid fields: brokers, topic, create-topic, partitions, replication-factor, acks, idempotent, linger, batch-max-bytes, max-buffered-records, compression, group, isolation, commit, commit-interval, start, session-timeout, tls, sasl, client-id, metadata-max-age, metadata-min-age, connect-timeout, embedded, transactions`}},
+		{"parititons: 3", []string{`test.yaml:1:1: driver.kafka.parititons: unknown field (did you mean "partitions"?); valid fields: brokers, topic, create-topic, partitions, replication-factor, acks, idempotent, linger, batch-max-bytes, max-buffered-records, max-buffered-bytes, compression, group, isolation, commit, commit-interval, start, session-timeout, tls, sasl, client-id, metadata-max-age, metadata-min-age, connect-timeout, embedded, transactions`}},
 		{"keys: round-robin", []string{`~test.yaml:1:1: driver.kafka.keys: unknown field`}},
 		{"- a", []string{"test.yaml:1:1: driver.kafka: want a mapping, got a list"}},
 		{"partitions: 0\nacks: most\nlinger: -1s\nbogus: 1", []string{
@@ -165,6 +172,7 @@ func TestOpenChecksOptions(t *testing.T) {
 		func(o *kafka.Options) { o.Acks = "leader" }, // idempotent is true
 		func(o *kafka.Options) { o.Acks = "most" },
 		func(o *kafka.Options) { o.Compression = "brotli" },
+		func(o *kafka.Options) { o.MaxBufferedBytes = -1 },
 		func(o *kafka.Options) { o.Brokers = []string{"nohost"} },
 		func(o *kafka.Options) { o.Embedded.Brokers = 99 },
 		func(o *kafka.Options) { o.ReplicationFactor = 4 },

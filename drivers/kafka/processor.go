@@ -123,7 +123,7 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 	}
 	p.outParts = int32(parts)
 	d.procStart.Do(func() {
-		if o.Start == "run" {
+		if o.Start == StartRun {
 			d.procStartErr = d.commitStart(ctx, d.processorGroup())
 		}
 	})
@@ -135,7 +135,7 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 	cctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	reset := kgo.NewOffset().AtStart()
-	if o.Start == "latest" {
+	if o.Start == StartLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
 	p.opts = append(d.clientOpts(p.dial, "processor-"+strconv.Itoa(id)),
@@ -150,7 +150,7 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 		kgo.DefaultProduceTopic(out.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(o.Linger),
-		kgo.ProducerBatchCompression(codec(o.Compression)),
+		kgo.ProducerBatchCompression(o.Compression.codec()),
 	)
 	if p.eos {
 		timeout := DefaultTxnTimeout
@@ -175,7 +175,7 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 			kgo.BlockRebalanceOnPoll(),
 			kgo.OnPartitionsRevoked(p.revoked),
 		)
-		if o.Isolation == "read_committed" {
+		if o.Isolation == ReadCommitted {
 			p.opts = append(p.opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 		}
 		p.cl, err = kgo.NewClient(p.opts...)

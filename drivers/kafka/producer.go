@@ -75,15 +75,11 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 		kgo.ProducerLinger(o.Linger),
 		kgo.ProducerBatchMaxBytes(int32(o.BatchMaxBytes)),
 		kgo.MaxBufferedRecords(o.MaxBufferedRecords+1024), // Send keeps to MaxBufferedRecords
-		kgo.ProducerBatchCompression(codec(o.Compression)),
+		kgo.ProducerBatchCompression(o.Compression.codec()),
+		kgo.RequiredAcks(o.Acks.kgo()),
 	)
-	switch o.Acks {
-	case "all":
-		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
-	case "leader":
-		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
-	case "none":
-		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
+	if o.MaxBufferedBytes > 0 {
+		opts = append(opts, kgo.MaxBufferedBytes(o.MaxBufferedBytes))
 	}
 	if !o.Idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())
@@ -99,7 +95,7 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 		return nil, fmt.Errorf("kafka: producer %d: %w", id, err)
 	}
 	p := &producer{
-		d: d, id: id, ack: ack, cl: cl, unconfirmed: o.Acks == "none",
+		d: d, id: id, ack: ack, cl: cl, unconfirmed: o.Acks == AcksNone,
 		limit: int64(o.MaxBufferedRecords), space: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -119,15 +115,27 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 	return p, nil
 }
 
-func codec(name string) kgo.CompressionCodec {
-	switch name {
-	case "gzip":
+// kgo is a's franz-go setting.
+func (a Acks) kgo() kgo.Acks {
+	switch a {
+	case AcksLeader:
+		return kgo.LeaderAck()
+	case AcksNone:
+		return kgo.NoAck()
+	}
+	return kgo.AllISRAcks()
+}
+
+// codec is c's franz-go codec.
+func (c Compression) codec() kgo.CompressionCodec {
+	switch c {
+	case CompressionGzip:
 		return kgo.GzipCompression()
-	case "snappy":
+	case CompressionSnappy:
 		return kgo.SnappyCompression()
-	case "lz4":
+	case CompressionLz4:
 		return kgo.Lz4Compression()
-	case "zstd":
+	case CompressionZstd:
 		return kgo.ZstdCompression()
 	}
 	return kgo.NoCompression()
@@ -138,7 +146,9 @@ func codec(name string) kgo.CompressionCodec {
 // spate-stamp = Body[:stamp.Size], so the record is as large as the
 // message. Send blocks while max-buffered-records records have no outcome;
 // if ctx ends meanwhile, the messages not handed over yet fail with ctx's
-// error. Each outcome is reported from the record's promise.
+// error. With max-buffered-bytes it also blocks in franz-go while the
+// client holds that many bytes, until records get their outcomes (ctx does
+// not end that wait). Each outcome is reported from the record's promise.
 func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 	p.mu.Lock()
 	closed := p.closed

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/drivers/kafka"
 	"github.com/spate-dev/spate/drivers/stamp"
@@ -84,5 +86,66 @@ func TestBackpressure(t *testing.T) {
 	}
 	if failed < 100-8 {
 		t.Errorf("%d of the 100 messages sent with a done ctx failed; at most 8 fit the buffer", failed)
+	}
+}
+
+// TestMaxBufferedBytes: max-buffered-bytes reaches the producers' franz-go
+// client (left out, the client has no bound), and records of 1KiB through
+// a 4KiB buffer are all written and confirmed, each with one outcome.
+func TestMaxBufferedBytes(t *testing.T) {
+	o := kafka.DefaultOptions()
+	o.Embedded.Brokers, o.ReplicationFactor = 1, 1
+	o.MaxBufferedBytes = 4 << 10
+	e := openEmbedded(t, o, testEnv(1, 1))
+	var mu sync.Mutex
+	outcomes := map[uint64][]error{}
+	p, err := e.NewProducer(context.Background(), 0, func(rs []drivers.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			outcomes[r.Stamp.Seq] = append(outcomes[r.Stamp.Seq], r.Err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kafka.ProducerOpt(p, kgo.MaxBufferedBytes); got != int64(4<<10) {
+		t.Errorf("the client's MaxBufferedBytes = %v, want 4096", got)
+	}
+	const n = 300
+	msgs := make([]drivers.Message, n)
+	for i := range msgs {
+		s := stamp.Stamp{RunID: 0xb17e, Seq: uint64(i)}
+		body := make([]byte, 1<<10)
+		s.Put(body)
+		msgs[i] = drivers.Message{Stamp: s, Head: body[:stamp.Size], Tail: body[stamp.Size:]}
+	}
+	if err := p.Send(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for i := range n {
+		if errs := outcomes[uint64(i)]; len(errs) != 1 || errs[0] != nil {
+			t.Errorf("seq %d: outcomes %v, want one, confirmed", i, errs)
+		}
+	}
+	mu.Unlock()
+	if got := e.Stats()["produced"]; got != n {
+		t.Errorf("produced = %d, want %d", got, n)
+	}
+
+	o.MaxBufferedBytes = 0
+	unset, err := openEmbedded(t, o, testEnv(1, 1)).NewProducer(context.Background(), 0, func([]drivers.Result) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unset.Close(context.Background())
+	if got := kafka.ProducerOpt(unset, kgo.MaxBufferedBytes); got != int64(0) {
+		t.Errorf("without max-buffered-bytes the client's MaxBufferedBytes = %v, want 0 (franz-go's default)", got)
 	}
 }
