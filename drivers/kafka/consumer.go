@@ -294,7 +294,7 @@ func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
 		})
 		c.mu.Unlock()
 		if len(batch) > 0 {
-			c.d.stats.delivered.Add(int64(len(batch)))
+			c.d.stats.Delivered.Add(int64(len(batch)))
 			h(batch)
 			if c.marks {
 				c.cl.MarkCommitRecords(last...)
@@ -328,7 +328,7 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 	defer c.mu.Unlock()
 	for _, p := range m[c.d.opts.Topic] {
 		c.parts[p] = &partition{fresh: true}
-		c.d.stats.assigned.Add(1)
+		c.d.stats.Assigned.Add(1)
 	}
 	select {
 	case c.assignments <- struct{}{}:
@@ -353,14 +353,14 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]i
 			cancel()
 		}
 	}
-	c.drop(m, &c.d.stats.revoked)
+	c.drop(m, &c.d.stats.Revoked)
 }
 
 func (c *consumer) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	c.drop(m, &c.d.stats.lost)
+	c.drop(m, &c.d.stats.Lost)
 }
 
-func (c *consumer) drop(m map[string][]int32, count *atomic.Int64) {
+func (c *consumer) drop(m map[string][]int32, count *drivers.Counter) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range m[c.d.opts.Topic] {
@@ -468,14 +468,14 @@ func (c *consumer) shut() {
 // confirmed commit, per partition, until another consumer takes the
 // partition over.
 func (d *Driver) registerCrash(sub int, parts map[int32]*partition) {
-	d.stats.crashes.Add(1)
+	d.stats.Crashes.Add(1)
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
 	for p, ps := range parts {
 		if len(ps.sent) == 0 {
 			continue
 		}
-		d.stats.crashUncommitted.Add(count(ps.sent, 0))
+		d.stats.CrashUncommitted.Add(count(ps.sent, 0))
 		gp := groupPartition{sub, p}
 		d.crashed[gp] = append(d.crashed[gp], ps.sent...)
 	}
@@ -493,5 +493,5 @@ func (d *Driver) takeover(p groupPartition, first int64) {
 		return
 	}
 	delete(d.crashed, p)
-	d.stats.crashRe.Add(count(sent, first))
+	d.stats.CrashRedelivered.Add(count(sent, first))
 }

@@ -474,7 +474,7 @@ func (p *processor) consume(ctx context.Context, h drivers.Handler) error {
 // still open and reads again from the committed offsets.
 func (p *processor) restart(cause error) error {
 	p.d.log.Warn("processor failed; starting it again", "processor", p.id, "err", cause)
-	p.d.stats.procRestarts.Add(1)
+	p.d.stats.proc.Restarts.Add(1)
 	old := p.sess
 	p.d.bg.Add(1)
 	go func() { // leaving the group may wait on a cluster in trouble
@@ -529,7 +529,7 @@ func (p *processor) confirm(ctx context.Context, recs []*kgo.Record) error {
 		marks = append(marks, r)
 	}
 	p.cl.MarkCommitRecords(marks...)
-	p.d.stats.procProcessed.Add(int64(len(recs)))
+	p.d.stats.proc.Processed.Add(int64(len(recs)))
 	return nil
 }
 
@@ -551,10 +551,10 @@ func (p *processor) endTxn(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("kafka: processor %d: ending a transaction: %w", p.id, err)
 	case committed:
-		p.d.stats.procTxnCommitted.Add(1)
-		p.d.stats.procProcessed.Add(n)
+		p.d.stats.proc.TxnCommitted.Add(1)
+		p.d.stats.proc.Processed.Add(n)
 	default:
-		p.d.stats.procTxnAborted.Add(1)
+		p.d.stats.proc.TxnAborted.Add(1)
 	}
 	return nil
 }
@@ -575,7 +575,7 @@ func (p *processor) finish(inTxn, commit bool) error {
 			p.mu.Lock()
 			p.inTxn = 0
 			p.mu.Unlock()
-			p.d.stats.procTxnAborted.Add(1)
+			p.d.stats.proc.TxnAborted.Add(1)
 			if err != nil {
 				p.d.log.Warn("processor's last abort failed", "processor", p.id, "err", err)
 			}
@@ -627,8 +627,8 @@ func (p *processor) Crash() {
 		p.crashed = true
 		pending := p.pending()
 		p.mu.Unlock()
-		p.d.stats.procCrashes.Add(1)
-		p.d.stats.procCrashPending.Add(pending)
+		p.d.stats.proc.Crashes.Add(1)
+		p.d.stats.proc.CrashPending.Add(pending)
 		p.dial.sever()
 		p.cancel()
 		close(p.crash)
