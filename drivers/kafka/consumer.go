@@ -176,6 +176,7 @@ func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
 		}
 
 		batch, last = batch[:0], last[:0]
+		var unstamped int64
 		c.mu.Lock()
 		if c.crashed {
 			c.mu.Unlock()
@@ -196,13 +197,20 @@ func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
 			}
 			for _, r := range fp.Records {
 				ps.add(r.Offset)
-				batch = append(batch, drivers.Delivery{Stamp: stampOf(r), Stream: fp.Partition, HasOffset: true, Offset: r.Offset})
+				st := stampOf(r)
+				if st == nil {
+					unstamped++
+				}
+				batch = append(batch, drivers.Delivery{Stamp: st, Stream: fp.Partition, HasOffset: true, Offset: r.Offset})
 			}
 			last = append(last, fp.Records[len(fp.Records)-1])
 		})
 		c.mu.Unlock()
 		if len(batch) > 0 {
 			c.d.stats.Delivered.Add(int64(len(batch)))
+			if unstamped > 0 {
+				c.d.stats.Unstamped.Add(unstamped)
+			}
 			h(batch)
 			if c.marks {
 				c.cl.MarkCommitRecords(last...)
