@@ -525,8 +525,7 @@ func (p *processor) finish(inTxn, commit bool) error {
 // call more than once and concurrently with Consume.
 func (p *processor) Crash() {
 	p.crashWith(func() {
-		pending := p.pending()
 		p.d.stats.proc.Crashes.Add(1)
-		p.d.stats.proc.CrashPending.Add(pending)
+		p.d.stats.proc.CrashPending.Add(p.pending())
 	})
 }
