@@ -92,7 +92,7 @@ func (e *EmbeddedDriver) MoveLeaders(context.Context) error {
 		if err := c.c.MoveTopicPartition(e.opts.Topic, pi.Partition, next); err != nil {
 			return fmt.Errorf("kafka: moving the leader of partition %d: %w", pi.Partition, err)
 		}
-		e.stats.leaderMoves.Add(1)
+		e.stats.LeaderMoves.Add(1)
 	}
 	return nil
 }
@@ -138,7 +138,7 @@ func (e *EmbeddedDriver) InjectFault(_ context.Context, f drivers.ProtocolFault)
 	}
 	ft := &fault{spec: spec, h: c.c.Fault(spec)}
 	c.faults = append(c.faults, ft)
-	e.stats.faultsInjected.Add(1)
+	e.stats.FaultsInjected.Add(1)
 	var once sync.Once
 	return func() {
 		once.Do(func() {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,29 +17,14 @@ const maxPoll = 4096
 
 // consumer is one Consumer: a franz-go client in the run's group.
 type consumer struct {
-	d      *Driver
-	id     int
-	sub    int    // its subscription (Env.SubscriptionOf)
-	group  string // its subscription's consumer group
-	cl     *kgo.Client
-	dial   *dialer
-	marks  bool // commit: after-processing
-	cancel context.CancelFunc
+	*member
+	sub   int    // its subscription (Env.SubscriptionOf)
+	group string // its subscription's consumer group
+	marks bool   // commit: after-processing
 
-	crash       chan struct{} // closed by Crash
-	crashOnce   sync.Once
-	stop        chan struct{} // closed by shut: Consume returns
-	running     atomic.Bool   // Consume was called
-	consumeDone chan struct{} // closed when Consume returns
-	shutOnce    sync.Once
-	shutDone    chan struct{}
-	assignments chan struct{} // signalled on every assignment the consumer gets
-
-	// mu guards the partitions the consumer owns and what it delivered
-	// from each since the last commit it saw confirmed.
-	mu      sync.Mutex
-	crashed bool
-	parts   map[int32]*partition
+	// The partitions the consumer owns and what it delivered from each
+	// since the last commit it saw confirmed, guarded by mu.
+	parts map[int32]*partition
 }
 
 // partition is what a consumer knows of one partition it owns.
@@ -114,33 +96,15 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	}
 	o := &d.opts
 	c := &consumer{
-		d:           d,
-		id:          id,
-		sub:         d.env.SubscriptionOf(id),
-		group:       d.groupOf(d.env.SubscriptionOf(id)),
-		marks:       o.Commit == CommitAfterProcessing,
-		crash:       make(chan struct{}),
-		stop:        make(chan struct{}),
-		consumeDone: make(chan struct{}),
-		shutDone:    make(chan struct{}),
-		assignments: make(chan struct{}, 1),
-		parts:       map[int32]*partition{},
+		sub:   d.env.SubscriptionOf(id),
+		group: d.groupOf(d.env.SubscriptionOf(id)),
+		marks: o.Commit == CommitAfterProcessing,
+		parts: map[int32]*partition{},
 	}
-	c.dial = newDialer(drivers.ConsumerSide, d.env.Dial, d.tls, o.ConnectTimeout)
-	cctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	heartbeat := min(3*time.Second, max(100*time.Millisecond, o.SessionTimeout/10))
-	reset := kgo.NewOffset().AtStart()
-	if o.Start == StartLatest {
-		reset = kgo.NewOffset().AtEnd()
-	}
-	opts := append(d.clientOpts(c.dial, fmt.Sprintf("consumer-%d", id)),
-		kgo.WithContext(cctx),
-		kgo.ConsumerGroup(c.group),
-		kgo.ConsumeTopics(o.Topic),
-		kgo.ConsumeResetOffset(reset),
-		kgo.SessionTimeout(o.SessionTimeout),
-		kgo.HeartbeatInterval(heartbeat),
+	c.member = d.newMember("consumer", id, func() { d.untrack(nil, c) },
+		kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.SaslAuthenticationFailed, kerr.ClusterAuthorizationFailed)
+	opts := append(c.groupOpts(c.group),
 		kgo.AutoCommitInterval(o.CommitInterval),
 		kgo.AutoCommitCallback(c.committed),
 		kgo.BlockRebalanceOnPoll(),
@@ -156,46 +120,30 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		cancel()
+		c.cancel()
 		return nil, fmt.Errorf("kafka: consumer %d: %w", id, err)
 	}
 	c.cl = cl
 	if err := d.track(nil, c); err != nil {
 		cl.Close()
-		cancel()
+		c.cancel()
 		return nil, err
 	}
-	if err := c.waitJoined(ctx); err != nil {
+	if err := c.waitJoined(ctx, c.group, c.joined); err != nil {
 		c.shut()
 		return nil, err
 	}
 	return c, nil
 }
 
-// waitJoined waits until the consumer owns partitions, or has joined the
-// group when the group has more members than the topic has partitions, so
-// that a run's first messages do not wait for the group to form. It gives
-// up quietly after connect-timeout: with start: run no message is missed
-// either way.
-func (c *consumer) waitJoined(ctx context.Context) error {
-	timer := time.NewTimer(c.d.opts.ConnectTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("kafka: consumer %d: waiting to join group %q: %w", c.id, c.group, ctx.Err())
-		case <-timer.C:
-			c.d.log.Debug("consumer has no partitions yet; going on", "consumer", c.id, "group", c.group)
-			return nil
-		case <-c.assignments:
-		}
-		c.mu.Lock()
-		owned := len(c.parts)
-		c.mu.Unlock()
-		if owned > 0 || c.d.consumerCount(c.sub) > c.d.partitions {
-			return nil
-		}
-	}
+// joined tells whether the consumer owns partitions, or has joined the
+// group when the group has more members than the topic has partitions
+// (waitJoined).
+func (c *consumer) joined() bool {
+	c.mu.Lock()
+	owned := len(c.parts)
+	c.mu.Unlock()
+	return owned > 0 || c.d.consumerCount(c.sub) > c.d.partitions
 }
 
 // Consume polls records and hands them to h until ctx is done; then the
@@ -207,67 +155,28 @@ func (c *consumer) waitJoined(ctx context.Context) error {
 // for it. Rebalances wait until h returns, so a partition moves between
 // consumers only at a batch boundary.
 func (c *consumer) Consume(ctx context.Context, h drivers.Handler) error {
-	if !c.running.CompareAndSwap(false, true) {
-		return errors.New("kafka: Consume called twice on one consumer; make a new consumer")
-	}
-	err := c.consume(ctx, h)
-	c.cl.AllowRebalance() // no poll is outstanding any more
-	close(c.consumeDone)
-	if err == nil || !(errors.Is(err, drivers.ErrCrashed) || errors.Is(err, ErrClosed)) {
-		c.shut() // a last commit and LeaveGroup
-	}
-	return err
+	return c.consumeOnce(func() error { return c.consume(ctx, h) })
 }
 
 func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
-	pctx, stop := context.WithCancel(ctx)
+	pctx, stop := c.pollContext(ctx)
 	defer stop()
-	go func() {
-		select {
-		case <-c.crash:
-		case <-c.stop:
-		case <-pctx.Done():
-		}
-		stop()
-	}()
 	batch := make([]drivers.Delivery, 0, maxPoll)
 	last := make([]*kgo.Record, 0, 16)
-	var lastWarn time.Time
 	for {
-		select {
-		case <-c.stop:
-			return ErrClosed
-		default:
+		if err := c.stopping(); err != nil {
+			return err
 		}
 		fetches := c.cl.PollRecords(pctx, maxPoll)
-		if c.isCrashed() {
-			return drivers.ErrCrashed
+		if done, err := c.afterPoll(ctx, pctx, fetches); done || err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if pctx.Err() != nil || c.d.isClosed() || fetches.IsClientClosed() {
-			return ErrClosed
-		}
-		var fatal error
-		fetches.EachError(func(topic string, p int32, err error) {
-			switch {
-			case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed),
-				errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
-				fatal = fmt.Errorf("kafka: consumer %d: %w", c.id, err)
-			default:
-				if time.Since(lastWarn) > time.Second {
-					lastWarn = time.Now()
-					c.d.log.Warn("fetch error", "consumer", c.id, "topic", topic, "partition", p, "err", err)
-				}
-			}
-		})
-		if fatal != nil {
-			return fatal
+		if err := c.fetchErrors(fetches); err != nil {
+			return err
 		}
 
 		batch, last = batch[:0], last[:0]
+		var unstamped int64
 		c.mu.Lock()
 		if c.crashed {
 			c.mu.Unlock()
@@ -288,13 +197,20 @@ func (c *consumer) consume(ctx context.Context, h drivers.Handler) error {
 			}
 			for _, r := range fp.Records {
 				ps.add(r.Offset)
-				batch = append(batch, drivers.Delivery{Stamp: stampOf(r), Stream: fp.Partition, HasOffset: true, Offset: r.Offset})
+				st := stampOf(r)
+				if st == nil {
+					unstamped++
+				}
+				batch = append(batch, drivers.Delivery{Stamp: st, Stream: fp.Partition, HasOffset: true, Offset: r.Offset})
 			}
 			last = append(last, fp.Records[len(fp.Records)-1])
 		})
 		c.mu.Unlock()
 		if len(batch) > 0 {
-			c.d.stats.delivered.Add(int64(len(batch)))
+			c.d.stats.Delivered.Add(int64(len(batch)))
+			if unstamped > 0 {
+				c.d.stats.Unstamped.Add(unstamped)
+			}
 			h(batch)
 			if c.marks {
 				c.cl.MarkCommitRecords(last...)
@@ -315,12 +231,6 @@ func stampOf(r *kgo.Record) []byte {
 	return nil
 }
 
-func (c *consumer) isCrashed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.crashed
-}
-
 // assigned, revoked and lost are the group callbacks. With
 // BlockRebalanceOnPoll they never run while a batch is being handled.
 func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -328,39 +238,25 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 	defer c.mu.Unlock()
 	for _, p := range m[c.d.opts.Topic] {
 		c.parts[p] = &partition{fresh: true}
-		c.d.stats.assigned.Add(1)
+		c.d.stats.Assigned.Add(1)
 	}
-	select {
-	case c.assignments <- struct{}{}:
-	default:
-	}
+	c.signalAssigned()
 }
 
 func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
-	if !c.isCrashed() {
-		// What franz-go does by default when autocommitting: commit
-		// before the partitions go, so their next owner starts after
-		// what was processed here.
-		var offsets map[string]map[int32]kgo.EpochOffset
-		if c.marks {
-			offsets = cl.MarkedOffsets()
-		} else {
-			offsets = cl.UncommittedOffsets()
-		}
-		if len(offsets) > 0 {
-			cctx, cancel := context.WithTimeout(ctx, closeWait)
-			cl.CommitOffsetsSync(cctx, offsets, c.committed)
-			cancel()
-		}
+	offsets := cl.UncommittedOffsets
+	if c.marks {
+		offsets = cl.MarkedOffsets
 	}
-	c.drop(m, &c.d.stats.revoked)
+	c.commitRevoked(ctx, cl, offsets, c.committed)
+	c.drop(m, &c.d.stats.Revoked)
 }
 
 func (c *consumer) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	c.drop(m, &c.d.stats.lost)
+	c.drop(m, &c.d.stats.Lost)
 }
 
-func (c *consumer) drop(m map[string][]int32, count *atomic.Int64) {
+func (c *consumer) drop(m map[string][]int32, count *drivers.Counter) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range m[c.d.opts.Topic] {
@@ -416,66 +312,25 @@ func (c *consumer) committed(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp 
 // and those delivered again (crash_redelivered). Crash is safe to call
 // more than once and concurrently with Consume.
 func (c *consumer) Crash() {
-	c.crashOnce.Do(func() {
-		c.mu.Lock()
-		c.crashed = true
+	c.crashWith(func() {
 		parts := c.parts
 		c.parts = map[int32]*partition{}
-		c.mu.Unlock()
-		c.dial.sever()
-		c.cancel()
-		close(c.crash)
 		c.d.registerCrash(c.sub, parts)
-		c.d.untrack(nil, c)
-		c.d.bg.Add(1)
-		go func() {
-			defer c.d.bg.Done()
-			if c.running.Load() {
-				<-c.consumeDone // Consume returns at once
-			}
-			c.cl.CloseAllowingRebalance() // quick: every request fails at once
-			c.shutOnce.Do(func() { close(c.shutDone) })
-		}()
 	})
-}
-
-// shut closes the consumer cleanly: it stops Consume, then makes a last
-// commit and leaves the group, each bounded by closeWait.
-func (c *consumer) shut() {
-	if c.isCrashed() {
-		return
-	}
-	c.shutOnce.Do(func() {
-		defer close(c.shutDone)
-		c.d.untrack(nil, c)
-		close(c.stop)
-		if c.running.Load() {
-			<-c.consumeDone
-		}
-		timer := time.AfterFunc(3*closeWait, c.cancel) // a dead cluster cannot hold Close
-		defer timer.Stop()
-		c.cl.AllowRebalance()
-		lctx, cancel := context.WithTimeout(context.Background(), 2*closeWait)
-		_ = c.cl.LeaveGroupContext(lctx)
-		cancel()
-		c.cl.Close()
-		c.cancel()
-	})
-	<-c.shutDone
 }
 
 // registerCrash keeps what a crashed consumer delivered after its last
 // confirmed commit, per partition, until another consumer takes the
 // partition over.
 func (d *Driver) registerCrash(sub int, parts map[int32]*partition) {
-	d.stats.crashes.Add(1)
+	d.stats.Crashes.Add(1)
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
 	for p, ps := range parts {
 		if len(ps.sent) == 0 {
 			continue
 		}
-		d.stats.crashUncommitted.Add(count(ps.sent, 0))
+		d.stats.CrashUncommitted.Add(count(ps.sent, 0))
 		gp := groupPartition{sub, p}
 		d.crashed[gp] = append(d.crashed[gp], ps.sent...)
 	}
@@ -493,5 +348,5 @@ func (d *Driver) takeover(p groupPartition, first int64) {
 		return
 	}
 	delete(d.crashed, p)
-	d.stats.crashRe.Add(count(sent, first))
+	d.stats.CrashRedelivered.Add(count(sent, first))
 }

@@ -42,9 +42,19 @@ type cluster struct {
 	closed  bool
 	faults  []*fault // installed faults, reinstalled after a whole-cluster restart
 
-	restarts atomic.Int64
-	hits     atomic.Int64 // fault hits as last counted, for Stats during a restart
+	stats clusterStats
+	hits  atomic.Int64 // fault hits as last counted, for Stats during a restart
 }
+
+// clusterStats are the embedded cluster's counts, in the driver's Stats
+// with faultHitsStat (a figure computed from kfake's faults, not counted).
+type clusterStats struct {
+	BrokerRestarts drivers.Counter `stat:"broker_restarts" doc:"RestartBroker calls"`
+}
+
+// faultHitsStat is the embedded cluster's figure that is no counter: the
+// requests its protocol faults answered (cluster.faultHits).
+var faultHitsStat = drivers.StatDoc{Name: "fault_hits", Doc: "requests the protocol faults answered"}
 
 // fault is one ProtocolFault installed in the cluster.
 type fault struct {
@@ -208,7 +218,7 @@ func (c *cluster) restart(ctx context.Context, id int, mode drivers.RestartMode,
 	if id != drivers.AllBrokers && (id < 0 || id >= len(c.ports)) {
 		return fmt.Errorf("kafka: no broker %d; the embedded brokers are 0 to %d", id, len(c.ports)-1)
 	}
-	c.restarts.Add(1)
+	c.stats.BrokerRestarts.Add(1)
 	if id == drivers.AllBrokers || len(c.ports) == 1 {
 		return c.restartAll(ctx, mode, down)
 	}

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -94,24 +94,56 @@ type Driver struct {
 	stats stats
 }
 
-// stats are the driver's own counts, for Stats.
+// stats are the driver's own counts (Stats), declared once: each field's
+// tags give its name in driver_stats and its line in the package doc and
+// README tables, which go generate writes from them (stats_test.go). The
+// groups are in Stats only when they apply: txn with transactions, proc
+// once the built-in processor has done anything; the embedded cluster's
+// are clusterStats. Safe for concurrent use.
 type stats struct {
-	produced, produceErrors            atomic.Int64
-	delivered, unstamped               atomic.Int64
-	assigned, revoked, lost            atomic.Int64
-	crashes, crashUncommitted, crashRe atomic.Int64
-	leaderMoves, faultsInjected        atomic.Int64
-	// Transactional producers: transactions committed, aborted (on
-	// purpose or after a failed write), aborted on purpose, and those
-	// whose commit outcome is unknown.
-	txnCommitted, txnAborted, txnAbortedOnPurpose, txnUnknown atomic.Int64
-	txnCommittedRecords, txnAbortedRecords                    atomic.Int64
-	// The built-in processor: records it wrote in committed transactions
-	// (exactly-once) or confirmed (at-least-once), its transactions
-	// committed and aborted, its crashes, and the records crashed
-	// instances had written without committing what they consumed.
-	procProcessed, procTxnCommitted, procTxnAborted atomic.Int64
-	procCrashes, procCrashPending, procRestarts     atomic.Int64
+	Produced         drivers.Counter `stat:"produced" doc:"records the cluster confirmed"`
+	ProduceErrors    drivers.Counter `stat:"produce_errors" doc:"records that failed"`
+	Delivered        drivers.Counter `stat:"delivered" doc:"records handed to handlers"`
+	Unstamped        drivers.Counter `stat:"unstamped" doc:"records delivered without a spate-stamp header"`
+	Assigned         drivers.Counter `stat:"partitions_assigned" doc:"partitions the consumers were assigned"`
+	Revoked          drivers.Counter `stat:"partitions_revoked" doc:"partitions revoked from the consumers in a rebalance"`
+	Lost             drivers.Counter `stat:"partitions_lost" doc:"partitions taken away without a revoke, after a session expired"`
+	Crashes          drivers.Counter `stat:"crashes" doc:"consumers crashed"`
+	CrashUncommitted drivers.Counter `stat:"crash_uncommitted" doc:"records crashed consumers delivered after their last commit they saw confirmed"`
+	CrashRedelivered drivers.Counter `stat:"crash_redelivered" doc:"of those, the records delivered again to the consumers that took their partitions over, measured by offset when they start reading"`
+	LeaderMoves      drivers.Counter `stat:"leader_moves" doc:"partitions given a new leader by MoveLeaders"`
+	FaultsInjected   drivers.Counter `stat:"faults_injected" doc:"protocol faults injected"`
+
+	txn  txnStats
+	proc procStats
+}
+
+// txnStats are the transactional producers' counts, in Stats with
+// transactions.
+type txnStats struct {
+	Committed        drivers.Counter `stat:"txn_committed" doc:"transactions committed"`
+	Aborted          drivers.Counter `stat:"txn_aborted" doc:"transactions aborted, on purpose or after a failed write"`
+	AbortedOnPurpose drivers.Counter `stat:"txn_aborted_on_purpose" doc:"of those, the transactions aborted on purpose by transactions.abort"`
+	Unknown          drivers.Counter `stat:"txn_unknown" doc:"transactions whose commit outcome is unknown, whose records failed"`
+	CommittedRecords drivers.Counter `stat:"txn_committed_records" doc:"records of committed transactions"`
+	AbortedRecords   drivers.Counter `stat:"txn_aborted_records" doc:"records of aborted transactions"`
+}
+
+// procStats are the built-in processor's counts, in Stats once it
+// processed, committed, aborted or crashed (used).
+type procStats struct {
+	Processed    drivers.Counter `stat:"processor_processed" doc:"records it wrote and committed: in committed transactions exactly-once, confirmed at least once"`
+	TxnCommitted drivers.Counter `stat:"processor_txn_committed" doc:"its transactions committed, exactly-once"`
+	TxnAborted   drivers.Counter `stat:"processor_txn_aborted" doc:"its transactions aborted, exactly-once"`
+	Crashes      drivers.Counter `stat:"processor_crashes" doc:"instances crashed"`
+	CrashPending drivers.Counter `stat:"processor_crash_pending" doc:"records crashed instances had written without committing their input offsets: in an open transaction, aborted; at least once, written again"`
+	Restarts     drivers.Counter `stat:"processor_restarts" doc:"sessions replaced after a transaction failed to end"`
+}
+
+// used tells whether the processor has counted anything that puts its
+// figures in Stats.
+func (s *procStats) used() bool {
+	return s.Processed.Load()+s.Crashes.Load()+s.TxnCommitted.Load()+s.TxnAborted.Load() > 0
 }
 
 var (
@@ -347,71 +379,22 @@ func (d *Driver) clientOpts(dial *dialer, role string) []kgo.Opt {
 	return opts
 }
 
-// Stats returns the driver's own figures:
-//
-//	produced           records the cluster confirmed
-//	produce_errors     records that failed
-//	delivered          records handed to handlers
-//	unstamped          records delivered without a spate-stamp header
-//	partitions_assigned, partitions_revoked, partitions_lost
-//	                   partition assignments the consumers saw (lost: taken
-//	                   away without a revoke, after a session expired)
-//	crashes            consumers crashed
-//	crash_uncommitted  records crashed consumers delivered after their last
-//	                   commit they saw confirmed
-//	crash_redelivered  of those, the records delivered again to the
-//	                   consumers that took their partitions over
-//	leader_moves       partitions given a new leader by MoveLeaders
-//	faults_injected    protocol faults injected
-//	fault_hits         requests the faults answered (embedded only)
-//	broker_restarts    RestartBroker calls (embedded only)
-//
-// With transactions (the producers'), also txn_committed, txn_aborted
-// (every aborted transaction), txn_aborted_on_purpose and txn_unknown
-// (commits whose outcome is unknown; their records failed), and the
-// records of committed and aborted transactions (txn_committed_records,
-// txn_aborted_records). With the
-// built-in processor, also processor_processed (records it wrote and
-// committed), processor_txn_committed and processor_txn_aborted
-// (exactly-once), processor_crashes and processor_crash_pending (records
-// crashed instances had written without committing their input offsets:
-// in an open transaction, aborted; at least once, written again) and
-// processor_restarts (sessions replaced after a transaction failed to end).
+// Stats returns the driver's own figures (drivers.StatsReporter): the
+// counters of stats, with transactions those of txnStats, once the built-in
+// processor ran those of procStats, and on the embedded cluster its
+// clusterStats and fault_hits. The package doc lists them all.
 func (d *Driver) Stats() map[string]int64 {
 	s := &d.stats
-	m := map[string]int64{
-		"produced":            s.produced.Load(),
-		"produce_errors":      s.produceErrors.Load(),
-		"delivered":           s.delivered.Load(),
-		"unstamped":           s.unstamped.Load(),
-		"partitions_assigned": s.assigned.Load(),
-		"partitions_revoked":  s.revoked.Load(),
-		"partitions_lost":     s.lost.Load(),
-		"crashes":             s.crashes.Load(),
-		"crash_uncommitted":   s.crashUncommitted.Load(),
-		"crash_redelivered":   s.crashRe.Load(),
-		"leader_moves":        s.leaderMoves.Load(),
-		"faults_injected":     s.faultsInjected.Load(),
-	}
+	m := drivers.StatsOf(s)
 	if c := d.embed; c != nil {
-		m["broker_restarts"] = c.restarts.Load()
-		m["fault_hits"] = c.faultHits()
+		maps.Copy(m, drivers.StatsOf(&c.stats))
+		m[faultHitsStat.Name] = c.faultHits()
 	}
 	if d.opts.Transactions != nil {
-		m["txn_committed"] = s.txnCommitted.Load()
-		m["txn_aborted"] = s.txnAborted.Load()
-		m["txn_aborted_on_purpose"] = s.txnAbortedOnPurpose.Load()
-		m["txn_unknown"] = s.txnUnknown.Load()
-		m["txn_committed_records"] = s.txnCommittedRecords.Load()
-		m["txn_aborted_records"] = s.txnAbortedRecords.Load()
+		maps.Copy(m, drivers.StatsOf(&s.txn))
 	}
-	if n := s.procProcessed.Load() + s.procCrashes.Load() + s.procTxnCommitted.Load() + s.procTxnAborted.Load(); n > 0 {
-		m["processor_processed"] = s.procProcessed.Load()
-		m["processor_txn_committed"] = s.procTxnCommitted.Load()
-		m["processor_txn_aborted"] = s.procTxnAborted.Load()
-		m["processor_crashes"] = s.procCrashes.Load()
-		m["processor_crash_pending"] = s.procCrashPending.Load()
-		m["processor_restarts"] = s.procRestarts.Load()
+	if s.proc.used() {
+		maps.Copy(m, drivers.StatsOf(&s.proc))
 	}
 	return m
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,35 +41,22 @@ import (
 // committed or aborted, no leave-group.
 
 // processor is one instance of the built-in processor.
+//
+// Its client (member.cl) is the session's, or the at-least-once client.
 type processor struct {
-	d        *Driver
-	id       int
-	eos      bool
-	interval time.Duration
-	outTopic string
-	outParts int32
-	opts     []kgo.Opt
-	sess     *kgo.GroupTransactSession // exactly-once
-	cl       *kgo.Client               // the session's client, or the at-least-once client
-	dial     *dialer
-	cancel   context.CancelFunc
+	*member
+	eos        bool
+	interval   time.Duration
+	outTopic   string
+	outParts   int32
+	opts       []kgo.Opt
+	sess       *kgo.GroupTransactSession // exactly-once
+	produceErr atomic.Pointer[error]     // at least once: a record that could not be written
 
-	crash       chan struct{} // closed by Crash
-	crashOnce   sync.Once
-	stop        chan struct{} // closed by shut: Consume returns
-	running     atomic.Bool
-	consumeDone chan struct{}
-	shutOnce    sync.Once
-	shutDone    chan struct{}
-	assignments chan struct{}
-	produceErr  atomic.Pointer[error] // at least once: a record that could not be written
-
-	// mu guards what the instance owns and what it wrote without
-	// committing the input offsets.
-	mu      sync.Mutex
-	crashed bool
-	owned   map[int32]bool
-	inTxn   int64 // exactly-once: records written in the open transaction
+	// What the instance owns and what it wrote without committing the
+	// input offsets, guarded by mu.
+	owned map[int32]bool
+	inTxn int64 // exactly-once: records written in the open transaction
 	// At least once, per partition: the offset after the last record
 	// processed, and the offset committed (or where processing started).
 	next, base map[int32]int64
@@ -101,11 +87,12 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 	}
 	o := &d.opts
 	p := &processor{
-		d: d, id: id, outTopic: out.Topic,
-		crash: make(chan struct{}), stop: make(chan struct{}), consumeDone: make(chan struct{}),
-		shutDone: make(chan struct{}), assignments: make(chan struct{}, 1),
-		owned: map[int32]bool{}, next: map[int32]int64{}, base: map[int32]int64{},
+		outTopic: out.Topic,
+		owned:    map[int32]bool{}, next: map[int32]int64{}, base: map[int32]int64{},
 	}
+	p.member = d.newMember("processor", id, func() { d.untrackProcessor(p) },
+		kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.TransactionalIDAuthorizationFailed, kerr.SaslAuthenticationFailed)
 	switch spec.Mode {
 	case drivers.ExactlyOnce:
 		p.eos, p.interval = true, DefaultProcessorTxnInterval
@@ -131,20 +118,7 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 		return nil, d.procStartErr
 	}
 
-	p.dial = newDialer(drivers.ConsumerSide, d.env.Dial, d.tls, o.ConnectTimeout)
-	cctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	reset := kgo.NewOffset().AtStart()
-	if o.Start == StartLatest {
-		reset = kgo.NewOffset().AtEnd()
-	}
-	p.opts = append(d.clientOpts(p.dial, "processor-"+strconv.Itoa(id)),
-		kgo.WithContext(cctx),
-		kgo.ConsumerGroup(d.processorGroup()),
-		kgo.ConsumeTopics(o.Topic),
-		kgo.ConsumeResetOffset(reset),
-		kgo.SessionTimeout(o.SessionTimeout),
-		kgo.HeartbeatInterval(min(3*time.Second, max(100*time.Millisecond, o.SessionTimeout/10))),
+	p.opts = append(p.groupOpts(d.processorGroup()),
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsLost(p.dropped),
 		kgo.DefaultProduceTopic(out.Topic),
@@ -181,15 +155,15 @@ func (d *Driver) NewProcessor(ctx context.Context, id int, spec drivers.Processo
 		p.cl, err = kgo.NewClient(p.opts...)
 	}
 	if err != nil {
-		cancel()
+		p.cancel()
 		return nil, fmt.Errorf("kafka: processor %d: %w", id, err)
 	}
 	if err := d.trackProcessor(p); err != nil {
 		p.cl.Close()
-		cancel()
+		p.cancel()
 		return nil, err
 	}
-	if err := p.waitAssigned(ctx); err != nil {
+	if err := p.waitJoined(ctx, d.processorGroup(), p.joined); err != nil {
 		p.shut()
 		return nil, err
 	}
@@ -236,26 +210,13 @@ func (d *Driver) processorCount() int {
 	return len(d.processors)
 }
 
-// waitAssigned waits until the instance owns partitions, or the group has
-// more instances than the input has partitions, or connect-timeout passes.
-func (p *processor) waitAssigned(ctx context.Context) error {
-	timer := time.NewTimer(p.d.opts.ConnectTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("kafka: processor %d: waiting to join group %q: %w", p.id, p.d.processorGroup(), ctx.Err())
-		case <-timer.C:
-			return nil
-		case <-p.assignments:
-		}
-		p.mu.Lock()
-		owned := len(p.owned)
-		p.mu.Unlock()
-		if owned > 0 || p.d.processorCount() > p.d.partitions {
-			return nil
-		}
-	}
+// joined tells whether the instance owns partitions, or the group has
+// more instances than the input has partitions (waitJoined).
+func (p *processor) joined() bool {
+	p.mu.Lock()
+	owned := len(p.owned)
+	p.mu.Unlock()
+	return owned > 0 || p.d.processorCount() > p.d.partitions
 }
 
 func (p *processor) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -266,22 +227,13 @@ func (p *processor) assigned(_ context.Context, _ *kgo.Client, m map[string][]in
 		delete(p.base, part)
 	}
 	p.mu.Unlock()
-	select {
-	case p.assignments <- struct{}{}:
-	default:
-	}
+	p.signalAssigned()
 }
 
 // revoked commits what was processed before the partitions go (at least
 // once), as the consumers do.
 func (p *processor) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
-	if !p.isCrashed() {
-		if offsets := cl.MarkedOffsets(); len(offsets) > 0 {
-			cctx, cancel := context.WithTimeout(ctx, closeWait)
-			cl.CommitOffsetsSync(cctx, offsets, p.committed)
-			cancel()
-		}
-	}
+	p.commitRevoked(ctx, cl, cl.MarkedOffsets, p.committed)
 	p.dropped(ctx, cl, m)
 }
 
@@ -337,51 +289,25 @@ func (p *processor) pending() int64 {
 	return n
 }
 
-func (p *processor) isCrashed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.crashed
-}
-
 // Consume runs the processing loop until ctx is done, then commits what
 // was processed (exactly-once: ends the open transaction with a commit),
 // leaves the group and returns nil. h sees each batch of input records
 // (their stamps, partitions and offsets) before they are written to the
 // output.
 func (p *processor) Consume(ctx context.Context, h drivers.Handler) error {
-	if !p.running.CompareAndSwap(false, true) {
-		return errors.New("kafka: Consume called twice on one processor; make a new one")
-	}
-	err := p.consume(ctx, h)
-	p.cl.AllowRebalance()
-	close(p.consumeDone)
-	if err == nil || !(errors.Is(err, drivers.ErrCrashed) || errors.Is(err, ErrClosed)) {
-		p.shut()
-	}
-	return err
+	return p.consumeOnce(func() error { return p.consume(ctx, h) })
 }
 
 func (p *processor) consume(ctx context.Context, h drivers.Handler) error {
-	pctx, stop := context.WithCancel(ctx)
+	pctx, stop := p.pollContext(ctx)
 	defer stop()
-	go func() {
-		select {
-		case <-p.crash:
-		case <-p.stop:
-		case <-pctx.Done():
-		}
-		stop()
-	}()
 	batch := make([]drivers.Delivery, 0, maxPoll)
 	var recs []*kgo.Record
 	var inTxn bool
 	var started time.Time
-	var lastWarn time.Time
 	for {
-		select {
-		case <-p.stop:
-			return ErrClosed
-		default:
+		if err := p.stopping(); err != nil {
+			return err
 		}
 		pollCtx, cancelPoll := pctx, context.CancelFunc(func() {})
 		if inTxn {
@@ -396,19 +322,15 @@ func (p *processor) consume(ctx context.Context, h drivers.Handler) error {
 		cancelPoll()
 		recs = recs[:0]
 		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
-		if p.isCrashed() {
-			return drivers.ErrCrashed
-		}
-		if ctx.Err() != nil {
+		if done, err := p.afterPoll(ctx, pctx, fetches); err != nil {
+			return err
+		} else if done {
 			// The records of this last poll are not processed: at least
 			// once they are not marked; exactly-once the transaction,
 			// whose offsets would cover them, aborts.
 			return p.finish(inTxn, len(recs) == 0)
 		}
-		if pctx.Err() != nil || p.d.isClosed() || fetches.IsClientClosed() {
-			return ErrClosed
-		}
-		if err := p.fetchErrors(fetches, &lastWarn); err != nil {
+		if err := p.fetchErrors(fetches); err != nil {
 			return err
 		}
 		if len(recs) > 0 {
@@ -474,7 +396,7 @@ func (p *processor) consume(ctx context.Context, h drivers.Handler) error {
 // still open and reads again from the committed offsets.
 func (p *processor) restart(cause error) error {
 	p.d.log.Warn("processor failed; starting it again", "processor", p.id, "err", cause)
-	p.d.stats.procRestarts.Add(1)
+	p.d.stats.proc.Restarts.Add(1)
 	old := p.sess
 	p.d.bg.Add(1)
 	go func() { // leaving the group may wait on a cluster in trouble
@@ -529,7 +451,7 @@ func (p *processor) confirm(ctx context.Context, recs []*kgo.Record) error {
 		marks = append(marks, r)
 	}
 	p.cl.MarkCommitRecords(marks...)
-	p.d.stats.procProcessed.Add(int64(len(recs)))
+	p.d.stats.proc.Processed.Add(int64(len(recs)))
 	return nil
 }
 
@@ -551,10 +473,10 @@ func (p *processor) endTxn(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("kafka: processor %d: ending a transaction: %w", p.id, err)
 	case committed:
-		p.d.stats.procTxnCommitted.Add(1)
-		p.d.stats.procProcessed.Add(n)
+		p.d.stats.proc.TxnCommitted.Add(1)
+		p.d.stats.proc.Processed.Add(n)
 	default:
-		p.d.stats.procTxnAborted.Add(1)
+		p.d.stats.proc.TxnAborted.Add(1)
 	}
 	return nil
 }
@@ -575,7 +497,7 @@ func (p *processor) finish(inTxn, commit bool) error {
 			p.mu.Lock()
 			p.inTxn = 0
 			p.mu.Unlock()
-			p.d.stats.procTxnAborted.Add(1)
+			p.d.stats.proc.TxnAborted.Add(1)
 			if err != nil {
 				p.d.log.Warn("processor's last abort failed", "processor", p.id, "err", err)
 			}
@@ -592,26 +514,6 @@ func (p *processor) finish(inTxn, commit bool) error {
 	return nil
 }
 
-// fetchErrors logs fetch errors at most once a second and returns the
-// fatal ones.
-func (p *processor) fetchErrors(fetches kgo.Fetches, lastWarn *time.Time) error {
-	var fatal error
-	fetches.EachError(func(topic string, part int32, err error) {
-		switch {
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed),
-			errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.SaslAuthenticationFailed):
-			fatal = fmt.Errorf("kafka: processor %d: %w", p.id, err)
-		default:
-			if time.Since(*lastWarn) > time.Second {
-				*lastWarn = time.Now()
-				p.d.log.Warn("processor fetch error", "processor", p.id, "topic", topic, "partition", part, "err", err)
-			}
-		}
-	})
-	return fatal
-}
-
 // Crash kills the instance as kill -9 would: connections reset, no
 // further ones, nothing committed or aborted, no LeaveGroup; Consume
 // returns drivers.ErrCrashed promptly. Its open transaction stays open
@@ -622,50 +524,8 @@ func (p *processor) fetchErrors(fetches kgo.Fetches, lastWarn *time.Time) error 
 // committing its input offsets (processor_crash_pending). Crash is safe to
 // call more than once and concurrently with Consume.
 func (p *processor) Crash() {
-	p.crashOnce.Do(func() {
-		p.mu.Lock()
-		p.crashed = true
-		pending := p.pending()
-		p.mu.Unlock()
-		p.d.stats.procCrashes.Add(1)
-		p.d.stats.procCrashPending.Add(pending)
-		p.dial.sever()
-		p.cancel()
-		close(p.crash)
-		p.d.untrackProcessor(p)
-		p.d.bg.Add(1)
-		go func() {
-			defer p.d.bg.Done()
-			if p.running.Load() {
-				<-p.consumeDone
-			}
-			p.cl.CloseAllowingRebalance()
-			p.shutOnce.Do(func() { close(p.shutDone) })
-		}()
+	p.crashWith(func() {
+		p.d.stats.proc.Crashes.Add(1)
+		p.d.stats.proc.CrashPending.Add(p.pending())
 	})
-}
-
-// shut closes the instance cleanly: it stops Consume, leaves the group
-// and closes the client, each bounded by closeWait.
-func (p *processor) shut() {
-	if p.isCrashed() {
-		return
-	}
-	p.shutOnce.Do(func() {
-		defer close(p.shutDone)
-		p.d.untrackProcessor(p)
-		close(p.stop)
-		if p.running.Load() {
-			<-p.consumeDone
-		}
-		timer := time.AfterFunc(3*closeWait, p.cancel)
-		defer timer.Stop()
-		p.cl.AllowRebalance()
-		lctx, cancel := context.WithTimeout(context.Background(), 2*closeWait)
-		_ = p.cl.LeaveGroupContext(lctx)
-		cancel()
-		p.cl.Close()
-		p.cancel()
-	})
-	<-p.shutDone
 }

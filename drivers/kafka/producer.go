@@ -239,7 +239,7 @@ func (p *producer) fail(msgs []drivers.Message, err error) {
 	for i := range msgs {
 		rs[i] = drivers.Result{Stamp: msgs[i].Stamp, Err: err}
 	}
-	p.d.stats.produceErrors.Add(int64(len(msgs)))
+	p.d.stats.ProduceErrors.Add(int64(len(msgs)))
 	p.ack(rs)
 }
 
@@ -250,12 +250,12 @@ func (p *producer) promise(r *kgo.Record, err error) {
 	switch {
 	case err != nil:
 		res.Err = err
-		p.d.stats.produceErrors.Add(1)
+		p.d.stats.ProduceErrors.Add(1)
 	case p.unconfirmed:
 		res.Err = drivers.ErrUnconfirmed
 	default:
 		res.Err = nil
-		p.d.stats.produced.Add(1)
+		p.d.stats.Produced.Add(1)
 	}
 	p.ack(p.res[:])
 	p.release()

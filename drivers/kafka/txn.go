@@ -126,9 +126,9 @@ func (p *producer) txnPromise(_ *kgo.Record, err error) {
 			p.d.log.Warn("transactional write failed; the transaction will abort", "producer", p.id, "err", err)
 		}
 		p.txn.failed.Store(true)
-		p.d.stats.produceErrors.Add(1)
+		p.d.stats.ProduceErrors.Add(1)
 	} else {
-		p.d.stats.produced.Add(1)
+		p.d.stats.Produced.Add(1)
 	}
 	p.release()
 }
@@ -202,20 +202,20 @@ func (p *producer) endTxn() {
 			_ = p.cl.EndTransaction(ctx, kgo.TryAbort)
 		}
 	}
-	st := &p.d.stats
+	st := &p.d.stats.txn
 	switch {
 	case len(t.stamps) == 0: // nothing was written in it
 	case outcome == nil:
-		st.txnCommitted.Add(1)
-		st.txnCommittedRecords.Add(int64(len(t.stamps)))
+		st.Committed.Add(1)
+		st.CommittedRecords.Add(int64(len(t.stamps)))
 	case errors.Is(outcome, drivers.ErrAborted):
-		st.txnAborted.Add(1)
-		st.txnAbortedRecords.Add(int64(len(t.stamps)))
+		st.Aborted.Add(1)
+		st.AbortedRecords.Add(int64(len(t.stamps)))
 		if t.abort {
-			st.txnAbortedOnPurpose.Add(1)
+			st.AbortedOnPurpose.Add(1)
 		}
 	default:
-		st.txnUnknown.Add(1)
+		st.Unknown.Add(1)
 	}
 	if len(t.stamps) > 0 {
 		rs := make([]drivers.Result, len(t.stamps))
