@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spate-dev/spate/drivers"
+	"github.com/spate-dev/spate/scenarios"
 )
 
 // EmbeddedDriver is the driver on the embedded cluster. Beyond Driver it
@@ -232,4 +234,87 @@ func kebab(name string) string {
 func normalize(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
 	return strings.NewReplacer("-", "", "_", "", " ", "").Replace(s)
+}
+
+// Abilities lists what a driver opened with o can do, for scenario
+// validation (drivers.AbilityLister): on the embedded cluster restart
+// brokers, move leaders and fail requests at the broker; everywhere crash
+// consumers and dial through Env.Dial.
+//
+// Consumers with isolation read_committed have AbilityReadCommitted (a
+// delivered record of an aborted transaction is an aborted read), and any
+// cluster can run the built-in pipeline processor (AbilityProcessor) and
+// serve several subscriptions, a consumer group each (AbilityFanOut). An
+// external cluster can be shared by the shards of a distributed run
+// (AbilityShared).
+func (o Options) Abilities() []string {
+	a := []string{scenarios.AbilityConsumerCrash, scenarios.AbilityDial, scenarios.AbilityProcessor, scenarios.AbilityFanOut}
+	if o.IsEmbedded() {
+		a = append(a, scenarios.AbilityBrokerRestart, scenarios.AbilityLeaderMove, scenarios.AbilityProtocolError)
+	} else {
+		a = append(a, scenarios.AbilityShared)
+	}
+	if o.Isolation == ReadCommitted {
+		a = append(a, scenarios.AbilityReadCommitted)
+	}
+	return a
+}
+
+// CheckPipelineOutput checks a pipeline from o (its input) to output, both
+// Kafka (scenarios.PipelineChecker): on one cluster the output needs a
+// topic of its own, and transactions belong to the input, where spate's
+// producers write.
+func (o Options) CheckPipelineOutput(output any) error {
+	out, ok := asOptions(output)
+	if !ok {
+		return nil
+	}
+	var problems []string
+	sameCluster := out.IsEmbedded() || slices.Equal(out.Brokers, o.Brokers)
+	if sameCluster && out.Topic == o.Topic {
+		problems = append(problems, fmt.Sprintf("the output's topic is the input's (%q): the processor would read its own output; give the output a topic of its own, e.g. topic: %s-out", o.Topic, o.Topic))
+	}
+	if out.Transactions != nil {
+		problems = append(problems, "transactions apply to spate's producers, which write to the input; move the transactions block to the input")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// asOptions returns options (a Kind.Options result) as Options.
+func asOptions(options any) (Options, bool) {
+	switch v := options.(type) {
+	case Options:
+		return v, true
+	case *Options:
+		if v != nil {
+			return *v, true
+		}
+	case nil:
+		return DefaultOptions(), true
+	}
+	return Options{}, false
+}
+
+var (
+	_ drivers.AbilityLister     = Options{}
+	_ scenarios.PipelineChecker = Options{}
+)
+
+// IsEmbedded reports whether o starts the in-process cluster.
+func (o Options) IsEmbedded() bool { return len(o.Brokers) == 0 }
+
+// BrokerIDs lists the embedded cluster's brokers, 0 to embedded.brokers-1,
+// and none on an external cluster (drivers.BrokerLister).
+func (o Options) BrokerIDs() []int {
+	if !o.IsEmbedded() {
+		return nil
+	}
+	ids := make([]int, o.Embedded.Brokers)
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
 }

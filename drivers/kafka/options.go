@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -12,7 +11,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/spate-dev/spate/drivers"
 	"github.com/spate-dev/spate/scenarios"
 )
 
@@ -46,38 +44,6 @@ const (
 	EmbeddedSessionTimeout = 3 * time.Second
 	EmbeddedMetadataMinAge = 100 * time.Millisecond
 	EmbeddedMetadataMaxAge = 10 * time.Second
-)
-
-// The enumerated options are typed strings, decoded once; the YAML
-// spelling is the value. *Values list the valid values.
-type (
-	Acks        string // what the partition leader waits for before confirming
-	Compression string // the producers' batch compression codec
-	Isolation   string // the consumers' isolation level
-	Commit      string // how consumers commit offsets
-	Start       string // where consumers start reading
-)
-
-const (
-	AcksAll, AcksLeader, AcksNone Acks = "all", "leader", "none"
-
-	CompressionNone, CompressionGzip, CompressionSnappy, CompressionLz4, CompressionZstd Compression = "none", "gzip", "snappy", "lz4", "zstd"
-
-	ReadUncommitted, ReadCommitted Isolation = "read_uncommitted", "read_committed"
-
-	CommitAfterProcessing, CommitAuto Commit = "after-processing", "auto"
-
-	StartRun, StartEarliest, StartLatest Start = "run", "earliest", "latest"
-)
-
-var (
-	AcksValues        = []Acks{AcksAll, AcksLeader, AcksNone}
-	CompressionValues = []Compression{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLz4, CompressionZstd}
-	IsolationValues   = []Isolation{ReadUncommitted, ReadCommitted}
-	CommitValues      = []Commit{CommitAfterProcessing, CommitAuto}
-	StartValues       = []Start{StartRun, StartEarliest, StartLatest}
-	MechanismValues   = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
-	LogLevelValues    = []string{"none", "error", "warn", "info", "debug"}
 )
 
 // Options configures the Kafka driver; each field is the option of the
@@ -178,89 +144,6 @@ func DefaultOptions() Options {
 		ClientID:           "spate",
 		ConnectTimeout:     10 * time.Second,
 	}
-}
-
-// Abilities lists what a driver opened with o can do, for scenario
-// validation (drivers.AbilityLister): on the embedded cluster restart
-// brokers, move leaders and fail requests at the broker; everywhere crash
-// consumers and dial through Env.Dial.
-//
-// Consumers with isolation read_committed have AbilityReadCommitted (a
-// delivered record of an aborted transaction is an aborted read), and any
-// cluster can run the built-in pipeline processor (AbilityProcessor) and
-// serve several subscriptions, a consumer group each (AbilityFanOut). An
-// external cluster can be shared by the shards of a distributed run
-// (AbilityShared).
-func (o Options) Abilities() []string {
-	a := []string{scenarios.AbilityConsumerCrash, scenarios.AbilityDial, scenarios.AbilityProcessor, scenarios.AbilityFanOut}
-	if o.IsEmbedded() {
-		a = append(a, scenarios.AbilityBrokerRestart, scenarios.AbilityLeaderMove, scenarios.AbilityProtocolError)
-	} else {
-		a = append(a, scenarios.AbilityShared)
-	}
-	if o.Isolation == ReadCommitted {
-		a = append(a, scenarios.AbilityReadCommitted)
-	}
-	return a
-}
-
-// CheckPipelineOutput checks a pipeline from o (its input) to output, both
-// Kafka (scenarios.PipelineChecker): on one cluster the output needs a
-// topic of its own, and transactions belong to the input, where spate's
-// producers write.
-func (o Options) CheckPipelineOutput(output any) error {
-	out, ok := asOptions(output)
-	if !ok {
-		return nil
-	}
-	var problems []string
-	sameCluster := out.IsEmbedded() || slices.Equal(out.Brokers, o.Brokers)
-	if sameCluster && out.Topic == o.Topic {
-		problems = append(problems, fmt.Sprintf("the output's topic is the input's (%q): the processor would read its own output; give the output a topic of its own, e.g. topic: %s-out", o.Topic, o.Topic))
-	}
-	if out.Transactions != nil {
-		problems = append(problems, "transactions apply to spate's producers, which write to the input; move the transactions block to the input")
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// asOptions returns options (a Kind.Options result) as Options.
-func asOptions(options any) (Options, bool) {
-	switch v := options.(type) {
-	case Options:
-		return v, true
-	case *Options:
-		if v != nil {
-			return *v, true
-		}
-	case nil:
-		return DefaultOptions(), true
-	}
-	return Options{}, false
-}
-
-var (
-	_ drivers.AbilityLister     = Options{}
-	_ scenarios.PipelineChecker = Options{}
-)
-
-// IsEmbedded reports whether o starts the in-process cluster.
-func (o Options) IsEmbedded() bool { return len(o.Brokers) == 0 }
-
-// BrokerIDs lists the embedded cluster's brokers, 0 to embedded.brokers-1,
-// and none on an external cluster (drivers.BrokerLister).
-func (o Options) BrokerIDs() []int {
-	if !o.IsEmbedded() {
-		return nil
-	}
-	ids := make([]int, o.Embedded.Brokers)
-	for i := range ids {
-		ids[i] = i
-	}
-	return ids
 }
 
 // fillDefaults gives zero fields their defaults; some depend on whether the

@@ -115,32 +115,6 @@ func (d *Driver) NewProducer(_ context.Context, id int, ack drivers.AckFunc) (dr
 	return p, nil
 }
 
-// kgo is a's franz-go setting.
-func (a Acks) kgo() kgo.Acks {
-	switch a {
-	case AcksLeader:
-		return kgo.LeaderAck()
-	case AcksNone:
-		return kgo.NoAck()
-	}
-	return kgo.AllISRAcks()
-}
-
-// codec is c's franz-go codec.
-func (c Compression) codec() kgo.CompressionCodec {
-	switch c {
-	case CompressionGzip:
-		return kgo.GzipCompression()
-	case CompressionSnappy:
-		return kgo.SnappyCompression()
-	case CompressionLz4:
-		return kgo.Lz4Compression()
-	case CompressionZstd:
-		return kgo.ZstdCompression()
-	}
-	return kgo.NoCompression()
-}
-
 // Send hands msgs to franz-go, which batches them per partition. A message
 // becomes one record: its Key, the value Body[stamp.Size:] and the header
 // spate-stamp = Body[:stamp.Size], so the record is as large as the
