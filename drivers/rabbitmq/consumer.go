@@ -91,7 +91,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 		c.subs = append(c.subs, &subscription{c: c, queue: d.queues[c.sub], stream: QueueStream, manual: !d.opts.AutoAck})
 	}
 	for _, s := range c.subs {
-		s.log = d.opts.Queue.Type == "stream"
+		s.log = d.opts.Queue.Type == StreamQueue
 		s.next.Store(-1)
 	}
 	if dlq := d.dlqs[c.sub]; dlq != "" {
@@ -171,7 +171,7 @@ func (s *subscription) startOffset() any {
 		return n
 	}
 	if d.opts.Queue.Offset == "" {
-		return "next"
+		return string(OffsetNext)
 	}
 	v, _ := streamOffset(d.opts.Queue.Offset) // checked by Options.check
 	return v

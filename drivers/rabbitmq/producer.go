@@ -90,7 +90,7 @@ func (d *Driver) NewProducer(ctx context.Context, id int, ack drivers.AckFunc) (
 	}
 	for range d.opts.ProducerChannels {
 		pc := &pubChan{p: p, slot: slot, tokens: make(chan struct{}, window)}
-		if d.opts.Stamp == "header" {
+		if d.opts.Stamp == StampInHeader {
 			pc.headers = amqp.Table{}
 		}
 		g, err := pc.open(ctx)
@@ -194,7 +194,7 @@ func (p *producer) routingKey(ctx context.Context, m *drivers.Message) (string, 
 			return k, nil
 		}
 		k := string(m.Key)
-		if d.opts.Exchange.Kind == "direct" {
+		if d.opts.Exchange.Kind == DirectExchange {
 			if err := d.bindKey(ctx, k); err != nil {
 				return "", err
 			}

@@ -565,7 +565,7 @@ func New(ctx context.Context, o Options, env drivers.Env) (*Driver, error) {
 func (d *Driver) subscriptions() error {
 	o := &d.opts
 	n := max(1, d.env.Subscriptions)
-	if n > 1 && o.Exchange.Name == "" && o.Queue.Type != "stream" {
+	if n > 1 && o.Exchange.Name == "" && o.Queue.Type != StreamQueue {
 		return fmt.Errorf("rabbitmq: subscriptions: %d needs a named exchange: each subscription reads a queue of its own (%s-0 .. %s-%d), "+
 			"and the default exchange (no exchange name) routes each message to one queue only; "+
 			"name one, e.g. exchange: {name: spate, kind: fanout}, or use subscriptions: 1", n, d.queue, d.queue, n-1)
@@ -574,21 +574,27 @@ func (d *Driver) subscriptions() error {
 	for k, v := range o.Queue.Arguments {
 		base[k] = v
 	}
+	if q := o.Queue; q.MaxLength > 0 {
+		base["x-max-length"] = int64(q.MaxLength)
+	}
+	if o.Queue.Overflow != "" {
+		base["x-overflow"] = string(o.Queue.Overflow)
+	}
 	switch q := o.Queue; q.Type {
-	case "quorum":
-		base["x-queue-type"] = "quorum"
+	case QuorumQueue:
+		base["x-queue-type"] = string(QuorumQueue)
 		if q.QuorumInitialGroupSize > 0 {
 			base["x-quorum-initial-group-size"] = int64(q.QuorumInitialGroupSize)
 		}
 		if q.DeliveryLimit > 0 {
 			base["x-delivery-limit"] = int64(q.DeliveryLimit)
 		}
-	case "stream":
-		base["x-queue-type"] = "stream"
+	case StreamQueue:
+		base["x-queue-type"] = string(StreamQueue)
 	}
 	// Every subscription reads the one stream: a stream is not consumed
 	// away, so each subscription (each consumer) reads all of it.
-	stream := o.Queue.Type == "stream"
+	stream := o.Queue.Type == StreamQueue
 	if o.SingleActive {
 		base["x-single-active-consumer"] = true
 	}
@@ -645,7 +651,7 @@ func (d *Driver) provision(ctx context.Context) error {
 	exists := func(kind, name string) (bool, error) {
 		var err error
 		if kind == "exchange" {
-			err = ch.ExchangeDeclarePassive(name, d.opts.Exchange.Kind, d.opts.Exchange.Durable, false, false, false, nil)
+			err = ch.ExchangeDeclarePassive(name, string(d.opts.Exchange.Kind), d.opts.Exchange.Durable, false, false, false, nil)
 		} else {
 			_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
 		}
@@ -712,7 +718,7 @@ func (d *Driver) transient() bool {
 func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
 	o := &d.opts
 	if ex := o.Exchange; ex.Name != "" {
-		if err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, false, false, false, nil); err != nil {
+		if err := ch.ExchangeDeclare(ex.Name, string(ex.Kind), ex.Durable, false, false, false, nil); err != nil {
 			return explainDeclare("exchange", ex.Name, err)
 		}
 	}
@@ -738,11 +744,11 @@ func (d *Driver) declare(ch *amqp.Channel, queues, bindings bool) error {
 	keys := []string{""}
 	var args amqp.Table
 	switch o.Exchange.Kind {
-	case "topic":
+	case TopicExchange:
 		keys = []string{"#"}
-	case "headers":
+	case HeadersExchange:
 		args = amqp.Table{"x-match": "all"}
-	case "direct":
+	case DirectExchange:
 		keys = d.staticKeys()
 		d.mu.Lock()
 		for _, k := range sortedKeys(d.bound) {
@@ -931,7 +937,7 @@ func (d *Driver) Stats() map[string]int64 {
 	if d.env.Attach {
 		return m // the depths are the system's: the coordinator reports them, once
 	}
-	if d.opts.Queue.Type == "stream" {
+	if d.opts.Queue.Type == StreamQueue {
 		m["queue_depth"] = -1
 	} else {
 		depths("queue_depth", d.queues)
