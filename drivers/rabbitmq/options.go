@@ -218,15 +218,15 @@ var options = scenarios.OptionsTable[Options]{
 			Optional(func(o *Options) bool { return len(o.URLs) == 0 }).WithDefault("none"),
 		scenarios.BlockOpt("exchange", func(*Options) {}, nil, "the exchange messages are published to").WithDefault("the default exchange"),
 		scenarios.StrOpt("exchange.name", func(o *Options) *string { return &o.Exchange.Name }, nil,
-			"none is the default exchange, which routes by queue name; a name is needed for several subscriptions over classic or quorum queues (spate declares it if it does not exist)").WithDefault("none"),
+			"none: the default exchange, which routes by queue name; a name is needed for several subscriptions over classic or quorum queues (spate declares it if it does not exist)").WithDefault("none"),
 		scenarios.NamedEnumOpt("exchange.kind", "exchange kind", func(o *Options) *ExchangeKind { return &o.Exchange.Kind }, ExchangeKinds,
 			"the exchange's type; the default exchange is `direct`"),
 		scenarios.BoolOpt("exchange.durable", func(o *Options) *bool { return &o.Exchange.Durable }, "the exchange survives a broker restart"),
-		scenarios.BlockOpt("queue", func(*Options) {}, nil, "the queue spate consumes (with several subscriptions, the stem of their queues' names)").WithDefault("see below"),
+		scenarios.BlockOpt("queue", func(*Options) {}, nil, "the queue spate consumes (with several subscriptions, the stem of their queues' names)").WithDefault("a durable classic queue"),
 		scenarios.StrOpt("queue.name", func(o *Options) *string { return &o.Queue.Name }, nil,
 			"created and deleted by spate unless it existed (or `keep`)").WithDefault("`spate-<run id>`"),
 		scenarios.NamedEnumOpt("queue.type", "queue type", func(o *Options) *QueueType { return &o.Queue.Type }, QueueTypes,
-			"see [queue types](#queue-types)"),
+			"see Queue types in the README"),
 		scenarios.BoolOpt("queue.durable", func(o *Options) *bool { return &o.Queue.Durable },
 			"the queue survives a broker restart; quorum queues and streams are always durable"),
 		scenarios.BoolOpt("queue.exclusive", func(o *Options) *bool { return &o.Queue.Exclusive },
@@ -238,7 +238,7 @@ var options = scenarios.OptionsTable[Options]{
 		scenarios.IntOpt("queue.max-length", func(o *Options) *int { return &o.Queue.MaxLength }, 1, 0,
 			"most messages the queue holds (`x-max-length`); beyond it `overflow` decides").Optional(func(o *Options) bool { return o.Queue.MaxLength == 0 }).WithDefault("none"),
 		scenarios.NamedEnumOpt("queue.overflow", "overflow", func(o *Options) *Overflow { return &o.Queue.Overflow }, Overflows,
-			"with `max-length`: `drop-head` drops the oldest message (lost, if spate was owed it), `reject-publish` nacks the publish (failed), `reject-publish-dlx` also dead-letters it; classic queues (quorum: not `reject-publish-dlx`) (`x-overflow`)").
+			"with `max-length` (`x-overflow`): `drop-head` drops the oldest message (lost, if spate was owed it), `reject-publish` nacks the publish (failed), `reject-publish-dlx` nacks and dead-letters it (not on quorum queues)").
 			Optional(func(o *Options) bool { return o.Queue.Overflow == "" }).WithDefault("`drop-head`"),
 		scenarios.ValueOpt("queue.offset", "`first`, `last`, `next`, an RFC 3339 timestamp, an offset", func(o *Options) *StreamOffset { return &o.Queue.Offset },
 			func(v StreamOffset) string {
