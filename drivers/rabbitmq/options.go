@@ -17,30 +17,16 @@ import (
 
 // Defaults and limits of the options.
 const (
-	// Managed is the url that makes spate run its own private node.
-	Managed = "managed"
-	// DefaultConfirmWindow is the default number of messages a producer
-	// channel may have sent and not yet had confirmed.
-	DefaultConfirmWindow = 1000
-	// MaxConfirmWindow bounds confirm-window.
-	MaxConfirmWindow = 1 << 20
-	// DefaultPrefetch is the default number of unacknowledged deliveries
-	// the broker sends each consumer channel ahead.
-	DefaultPrefetch = 1000
-	// MaxChannels bounds channels per producer or consumer.
-	MaxChannels = 64
-	// MaxRoutingKeys bounds routing-keys.
-	MaxRoutingKeys = 1 << 16
-	// DefaultConnectTimeout bounds one connection attempt, TCP and AMQP
-	// handshake together.
-	DefaultConnectTimeout = 10 * time.Second
-	// DefaultReconnect is how long clients keep trying to reconnect after
-	// losing their connection before they give up and end the run.
-	DefaultReconnect = time.Minute
-	// DefaultHeartbeat is the AMQP heartbeat interval clients ask for.
-	DefaultHeartbeat = 10 * time.Second
-	// HeaderName is the AMQP header that carries the 48-byte stamp.
-	HeaderName = "spate-stamp"
+	Managed               = "managed" // the url that makes spate run its own private node
+	DefaultConfirmWindow  = 1000      // unconfirmed messages per producer channel
+	MaxConfirmWindow      = 1 << 20
+	DefaultPrefetch       = 1000 // unacknowledged deliveries per consumer channel
+	MaxChannels           = 64   // per producer or consumer
+	MaxRoutingKeys        = 1 << 16
+	DefaultConnectTimeout = 10 * time.Second // one attempt: TCP and AMQP handshake
+	DefaultReconnect      = time.Minute      // how long clients keep reconnecting
+	DefaultHeartbeat      = 10 * time.Second
+	HeaderName            = "spate-stamp" // the AMQP header that carries the stamp
 )
 
 // Typed values of the options, decoded once (the options table says what
@@ -83,54 +69,46 @@ var (
 )
 
 // Options configures the driver. The zero value is not ready for use: start
-// from DefaultOptions. See the package documentation for each field's YAML
-// name and meaning.
+// from DefaultOptions. Each field is the option of the same name in the
+// package doc's options table (Queue.MaxLength is queue.max-length,
+// ProducerConnections connections.producers, ...), where a zero that
+// means a default says so; Node, Cluster and NodeOptions are for Go
+// callers only.
 type Options struct {
-	URL        string // amqp://..., amqps://... or Managed; "" with URLs
-	Exchange   ExchangeOptions
-	Queue      QueueOptions
-	RoutingKey string // fixed routing key; "" means the queue's name
-	// RoutingKeys > 0 makes each producer go round-robin over the keys
-	// RoutingKey-0 .. RoutingKey-(RoutingKeys-1).
-	RoutingKeys   int
-	Persistent    bool // delivery mode 2 (persistent) rather than 1
-	Confirms      bool // publisher confirms; false is fire-and-forget
-	ConfirmWindow int  // most unconfirmed messages per producer channel
-	Mandatory     bool // unroutable messages come back and count as failed
-	Prefetch      int  // QoS prefetch count per consumer channel; 0: unlimited
-	AutoAck       bool // the broker forgets a message once it sent it
-	SingleActive  bool // x-single-active-consumer on the queue
-	// Connection counts: 0 means one connection per producer (consumer).
+	URL                 string // amqp://..., amqps://... or Managed; "" with URLs
+	URLs                []string
+	Nodes               int               // 0 or 1: a single node
+	PartitionHandling   PartitionHandling // "": DefaultPartitionHandling
+	Exchange            ExchangeOptions
+	Queue               QueueOptions
+	RoutingKey          string
+	RoutingKeys         int
+	Persistent          bool
+	Confirms            bool
+	ConfirmWindow       int
+	Mandatory           bool
+	Prefetch            int
+	AutoAck             bool
+	SingleActive        bool
 	ProducerConnections int
 	ConsumerConnections int
-	// Channels per producer and per consumer (at least 1).
-	ProducerChannels int
-	ConsumerChannels int
-	Stamp            Placement
-	Reject           float64 // fraction of deliveries consumers reject
-	DeadLetter       string  // dead-letter queue that spate declares and consumes
-	Seed             int64   // seeds the reject decisions
-	ConnectTimeout   time.Duration
-	Reconnect        time.Duration // 0: never reconnect
-	Heartbeat        time.Duration // 0: the server's choice
-	Keep             bool          // keep the queues and exchange spate created
-
-	// URLs are the nodes of an existing cluster (instead of URL): clients
-	// spread over them and reconnect to another when one goes away.
-	URLs []string
-	// Nodes is the size of the managed cluster url: managed starts
-	// (1..MaxNodes); 0 or 1 is a single node.
-	Nodes int
-	// PartitionHandling is the managed cluster's
-	// cluster_partition_handling ("" for DefaultPartitionHandling).
-	PartitionHandling PartitionHandling
+	ProducerChannels    int
+	ConsumerChannels    int
+	Stamp               Placement
+	Reject              float64
+	DeadLetter          string
+	Seed                int64
+	ConnectTimeout      time.Duration
+	Reconnect           time.Duration
+	Heartbeat           time.Duration
+	Keep                bool
 
 	// Node, when not nil, is a managed node started by the caller (a test
 	// suite sharing one node); the driver uses it as if url were managed,
-	// can restart it, and does not stop it. Not settable from YAML.
+	// can restart it, and does not stop it.
 	Node *Node
 	// Cluster, when not nil, is a managed cluster started by the caller,
-	// used as Node is (Nodes is then its size). Not settable from YAML.
+	// used as Node is (Nodes is then its size).
 	Cluster *Cluster
 	// NodeOptions configures the node that url: managed starts.
 	NodeOptions NodeOptions
@@ -143,26 +121,18 @@ type ExchangeOptions struct {
 	Durable bool
 }
 
-// QueueOptions describes the queue spate consumes.
+// QueueOptions describes the queue spate consumes; a zero count or ""
+// leaves the setting to RabbitMQ (Name: spate-<run id>, Offset: next).
 type QueueOptions struct {
-	Name      string // "" means spate-<run id>, deleted at the end
-	Durable   bool
-	Type      QueueType
-	Exclusive bool
-	// QuorumInitialGroupSize is a quorum queue's replicas
-	// (x-quorum-initial-group-size); 0: every node, as RabbitMQ decides.
-	QuorumInitialGroupSize int
-	// DeliveryLimit is how often a quorum queue delivers a message before
-	// it drops (or dead-letters) it (x-delivery-limit); 0: no limit.
-	DeliveryLimit int
-	// MaxLength is the most messages the queue holds (x-max-length); 0:
-	// no limit. Overflow says what happens to one beyond it ("": RabbitMQ's
-	// default, DropHead).
-	MaxLength int
-	Overflow  Overflow
-	// Offset is where a stream's consumers start (x-stream-offset); "" is
-	// OffsetNext.
-	Offset StreamOffset
+	Name                   string
+	Durable                bool
+	Type                   QueueType
+	Exclusive              bool
+	QuorumInitialGroupSize int // x-quorum-initial-group-size
+	DeliveryLimit          int // x-delivery-limit
+	MaxLength              int // x-max-length
+	Overflow               Overflow
+	Offset                 StreamOffset
 	// Arguments are extra x-arguments, e.g. x-message-ttl: int64(60000).
 	// Values are bool, int64, float64 or string.
 	Arguments map[string]any
@@ -248,9 +218,7 @@ var options = scenarios.OptionsTable[Options]{
 				return ""
 			}, "streams: where consumers start (`x-stream-offset`)").WithDefault("`next`"),
 		scenarios.CustomOpt("queue.arguments", "mapping of x-arguments", "extra x-arguments, e.g. `x-message-ttl`, `x-max-length-bytes`: numbers, strings, true or false",
-			func(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
-				o.Queue.Arguments = decodeArguments(d, n, field)
-			}, nil, nil),
+			decodeArguments, nil, nil),
 		scenarios.StrOpt("routing-key", func(o *Options) *string { return &o.RoutingKey }, nil, "fixed routing key (another than the queue name needs an exchange)").WithDefault("the queue name"),
 		scenarios.IntOpt("routing-keys", func(o *Options) *int { return &o.RoutingKeys }, 0, MaxRoutingKeys,
 			"N > 0: each producer goes round-robin over the keys `<routing-key>-0` .. `<routing-key>-(N-1)` (needs an exchange)"),
@@ -381,11 +349,17 @@ func (o *Options) brokers() int {
 // what is wrong with it.
 type problem struct{ key, msg string }
 
+type problems []problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, problem{key, fmt.Sprintf(format, args...)})
+}
+
 // check returns the problems of o that relate several options (each
 // option's own range and values are the options table's), in field order.
 func (o *Options) check() []problem {
-	var ps []problem
-	add := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
+	var ps problems
+	add := ps.add
 	switch {
 	case len(o.URLs) > 0:
 		if o.URL != "" {
@@ -418,12 +392,12 @@ func (o *Options) check() []problem {
 			add("queue.exclusive", "a %s queue cannot be exclusive; use type: classic", t)
 		}
 	}
-	ps = append(ps, o.checkQueue()...)
-	ps = append(ps, o.checkStream()...)
+	o.checkQueue(add)
+	o.checkStream(add)
 	if o.Queue.Exclusive && o.ConsumerConnections != 1 {
 		add("queue.exclusive", "an exclusive queue belongs to one connection; set connections: {consumers: 1} so every consumer shares it")
 	}
-	ps = append(ps, o.checkArguments()...)
+	o.checkArguments(add)
 	if o.Exchange.Name == "" {
 		if o.RoutingKey != "" && o.RoutingKey != o.Queue.Name {
 			add("routing-key", "the default exchange routes by queue name, so routing-key would make every message unroutable; name an exchange or leave routing-key out")
@@ -448,9 +422,7 @@ func (o *Options) check() []problem {
 }
 
 // checkQueue checks the options that apply to some queue types only.
-func (o *Options) checkQueue() []problem {
-	var ps []problem
-	add := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
+func (o *Options) checkQueue(add func(key, format string, args ...any)) {
 	q := &o.Queue
 	if q.QuorumInitialGroupSize != 0 {
 		if n := o.brokers(); q.Type != QuorumQueue {
@@ -471,19 +443,16 @@ func (o *Options) checkQueue() []problem {
 	if q.Type != StreamQueue && q.Offset != "" {
 		add("queue.offset", "applies to streams; set type: stream or leave it out")
 	}
-	return ps
 }
 
 // checkStream checks the options of streams: consumed over AMQP 0.9.1, a
 // stream needs manual acknowledgements with a prefetch limit, and keeps
 // every message, so nothing is rejected or dead-lettered, and it has no
 // length limit in messages.
-func (o *Options) checkStream() []problem {
+func (o *Options) checkStream(add func(key, format string, args ...any)) {
 	if o.Queue.Type != StreamQueue {
-		return nil
+		return
 	}
-	var ps []problem
-	add := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
 	if o.Prefetch < 1 {
 		add("prefetch", "a stream needs prefetch (1 to 65535): RabbitMQ delivers a stream only to consumers with a prefetch limit")
 	}
@@ -505,7 +474,6 @@ func (o *Options) checkStream() []problem {
 	if o.Queue.MaxLength > 0 || o.Queue.Overflow != "" {
 		add("queue.max-length", "a stream keeps every message: it has no length limit in messages (limit its size with the argument x-max-length-bytes); leave max-length and overflow out")
 	}
-	return ps
 }
 
 // streamOffset turns queue.offset into the x-stream-offset argument: a
@@ -525,8 +493,7 @@ func streamOffset(s StreamOffset) (any, error) {
 
 // checkArguments checks queue.arguments against the options that set
 // arguments themselves, and the types of the well-known ones.
-func (o *Options) checkArguments() []problem {
-	var ps []problem
+func (o *Options) checkArguments(report func(key, format string, args ...any)) {
 	q := &o.Queue
 	byOption := map[string]bool{ // the arguments options set, when set
 		"x-quorum-initial-group-size": q.QuorumInitialGroupSize != 0, "x-delivery-limit": q.DeliveryLimit != 0,
@@ -534,9 +501,7 @@ func (o *Options) checkArguments() []problem {
 	}
 	for _, k := range sortedKeys(q.Arguments) {
 		v := q.Arguments[k]
-		add := func(format string, args ...any) {
-			ps = append(ps, problem{"queue.arguments." + k, fmt.Sprintf(format, args...)})
-		}
+		add := func(format string, args ...any) { report("queue.arguments."+k, format, args...) }
 		switch v.(type) {
 		case bool, int64, float64, string:
 		default:
@@ -574,7 +539,6 @@ func (o *Options) checkArguments() []problem {
 			}
 		}
 	}
-	return ps
 }
 
 // validate returns every problem of o (options made in Go) as one error.
@@ -606,50 +570,41 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 }
 
 // decodeArguments reads queue.arguments: a mapping of names to scalars.
-func decodeArguments(d *scenarios.Decoder, n *yaml.Node, field string) map[string]any {
+func decodeArguments(d *scenarios.Decoder, n *yaml.Node, field string, o *Options) {
 	if n.Kind != yaml.MappingNode {
 		d.Errorf(n, field, "want a mapping of x-arguments, e.g. {x-max-length: 10000}")
-		return nil
+		return
 	}
 	args := map[string]any{}
+	o.Queue.Arguments = args
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		f := field + "." + k.Value
 		if v.Kind == yaml.AliasNode && v.Alias != nil {
 			v = v.Alias
 		}
-		if _, dup := args[k.Value]; dup {
+		var x any = v.Value // a string
+		var err error
+		switch _, dup := args[k.Value]; {
+		case dup:
 			d.Errorf(k, f, "given twice")
 			continue
-		}
-		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
 			d.Errorf(v, f, "want a number, a string, true or false")
 			continue
-		}
-		switch v.Tag {
-		case "!!int":
-			x, err := strconv.ParseInt(v.Value, 0, 64)
-			if err != nil {
+		case v.Tag == "!!int":
+			if x, err = strconv.ParseInt(v.Value, 0, 64); err != nil {
 				d.Errorf(v, f, "%q is out of range", v.Value)
 				continue
 			}
-			args[k.Value] = x
-		case "!!float":
-			var x float64
-			if err := v.Decode(&x); err != nil {
+		case v.Tag == "!!float" || v.Tag == "!!bool":
+			if err = v.Decode(&x); err != nil {
 				d.Errorf(v, f, "want a number, got %q", v.Value)
 				continue
 			}
-			args[k.Value] = x
-		case "!!bool":
-			var x bool
-			_ = v.Decode(&x)
-			args[k.Value] = x
-		default:
-			args[k.Value] = v.Value
 		}
+		args[k.Value] = x
 	}
-	return args
 }
 
 // checkURL accepts amqp:// and amqps:// URLs the client can parse.
