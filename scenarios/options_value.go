@@ -87,13 +87,13 @@ func ReportAt(d *Decoder, n *yaml.Node, field, key, msg string) {
 			return
 		}
 	}
-	d.Errorf(nodeAt(n, key), f, "%s", msg)
+	d.Errorf(optionNode(n, key), f, "%s", msg)
 }
 
-// nodeAt returns the node of a dotted option path in n (a part may end in
+// optionNode returns the node of a dotted option path in n (a part may end in
 // an index, urls[1]), or the nearest ancestor that exists, for problem
 // positions.
-func nodeAt(n *yaml.Node, path string) *yaml.Node {
+func optionNode(n *yaml.Node, path string) *yaml.Node {
 	at := n
 	for _, part := range strings.Split(path, ".") {
 		key, index, indexed := strings.Cut(strings.TrimSuffix(part, "]"), "[")
