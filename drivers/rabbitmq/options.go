@@ -175,7 +175,7 @@ var options = scenarios.OptionsTable[Options]{
 			"one broker, or a private node (a cluster with `nodes`) spate starts on loopback and stops at the end").
 			WithValues("`managed`, or `amqp://user:pass@host:port/vhost`, `amqps://...`"),
 		scenarios.IntOpt("nodes", func(o *Options) *int { return &o.Nodes }, 1, MaxNodes,
-			"with `url: managed`: the nodes of a private cluster (see Clusters)").Optional(func(o *Options) bool { return o.Nodes == 0 }).WithDefault("`1`"),
+			"with `url: managed`: the nodes of a private cluster (see Clusters in the driver's README)").Optional(func(o *Options) bool { return o.Nodes == 0 }).WithDefault("`1`"),
 		scenarios.NamedEnumOpt("partition-handling", "partition handling", func(o *Options) *PartitionHandling { return &o.PartitionHandling },
 			PartitionHandlings, "with `nodes` ≥ 2: the cluster's `cluster_partition_handling`").
 			Optional(func(o *Options) bool { return o.PartitionHandling == "" }).WithDefault("`" + string(DefaultPartitionHandling) + "`"),
@@ -196,7 +196,7 @@ var options = scenarios.OptionsTable[Options]{
 		scenarios.StrOpt("queue.name", func(o *Options) *string { return &o.Queue.Name }, nil,
 			"created and deleted by spate unless it existed (or `keep`)").WithDefault("`spate-<run id>`"),
 		scenarios.NamedEnumOpt("queue.type", "queue type", func(o *Options) *QueueType { return &o.Queue.Type }, QueueTypes,
-			"see Queue types in the README"),
+			"see Queue types in the driver's README"),
 		scenarios.BoolOpt("queue.durable", func(o *Options) *bool { return &o.Queue.Durable },
 			"the queue survives a broker restart; quorum queues and streams are always durable"),
 		scenarios.BoolOpt("queue.exclusive", func(o *Options) *bool { return &o.Queue.Exclusive },

@@ -7,14 +7,18 @@ import (
 	"github.com/spate-dev/spate/drivers/drivertest"
 )
 
-// TestOptionsDocs: the options tables of the README and the package doc
-// are the options table's, and the tables of stats in the README and in
-// Driver.Stats' doc are the stats struct's (go generate rewrites them).
+// TestOptionsDocs: the options tables of the README, of the rabbitmq
+// section of scenarios/README.md and of the package doc are the options
+// table's, and the tables of stats there and in Driver.Stats' doc are the
+// stats struct's (go generate rewrites them).
 func TestOptionsDocs(t *testing.T) {
+	stats := drivers.StatDocs(stats{})
 	drivertest.MarkdownDocs(t, "README.md", "options", options.Markdown())
+	drivertest.MarkdownDocs(t, "../../scenarios/README.md", "rabbitmq-options", options.Markdown())
 	drivertest.GoDocs(t, "rabbitmq.go", "options", options.Text())
-	drivertest.MarkdownDocs(t, "README.md", "stats", drivertest.StatsMarkdown(drivers.StatDocs(stats{})))
-	drivertest.GoDocs(t, "rabbitmq.go", "stats", drivertest.StatsText(drivers.StatDocs(stats{})))
+	drivertest.MarkdownDocs(t, "README.md", "stats", drivertest.StatsMarkdown(stats))
+	drivertest.MarkdownDocs(t, "../../scenarios/README.md", "rabbitmq-stats", drivertest.StatsMarkdown(stats))
+	drivertest.GoDocs(t, "rabbitmq.go", "stats", drivertest.StatsText(stats))
 }
 
 // TestValidate: options made in Go are checked by the rows that check a

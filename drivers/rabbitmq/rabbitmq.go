@@ -22,7 +22,7 @@
 //	    managed): one broker, or a private node (a cluster with nodes) spate
 //	    starts on loopback and stops at the end
 //	nodes (1..5; default 1): with url: managed: the nodes of a private cluster
-//	    (see Clusters)
+//	    (see Clusters in the driver's README)
 //	partition-handling (pause_minority, autoheal, ignore; default
 //	    pause_minority): with nodes ≥ 2: the cluster's
 //	    cluster_partition_handling
@@ -43,7 +43,7 @@
 //	queue.name (string; default spate-<run id>): created and deleted by spate
 //	    unless it existed (or keep)
 //	queue.type (classic, quorum, stream; default classic): see Queue types in
-//	    the README
+//	    the driver's README
 //	queue.durable (bool; default true): the queue survives a broker restart;
 //	    quorum queues and streams are always durable
 //	queue.exclusive (bool; default false): classic only: the queue belongs to
