@@ -208,7 +208,7 @@ var options = scenarios.OptionsTable[Options]{
 		scenarios.IntOpt("queue.max-length", func(o *Options) *int { return &o.Queue.MaxLength }, 1, 0,
 			"most messages the queue holds (`x-max-length`); beyond it `overflow` decides").Optional(func(o *Options) bool { return o.Queue.MaxLength == 0 }).WithDefault("none"),
 		scenarios.NamedEnumOpt("queue.overflow", "overflow", func(o *Options) *Overflow { return &o.Queue.Overflow }, Overflows,
-			"with `max-length` (`x-overflow`): `drop-head` drops the oldest message (lost, if spate was owed it), `reject-publish` nacks the publish (failed), `reject-publish-dlx` nacks and dead-letters it (not on quorum queues)").
+			"with `max-length` (`x-overflow`): `drop-head` drops the oldest message (lost, if spate was owed it), `reject-publish` nacks the publish (failed), `reject-publish-dlx` nacks it and dead-letters it").
 			Optional(func(o *Options) bool { return o.Queue.Overflow == "" }).WithDefault("`drop-head`"),
 		scenarios.ValueOpt("queue.offset", "`first`, `last`, `next`, an RFC 3339 timestamp, an offset", func(o *Options) *StreamOffset { return &o.Queue.Offset },
 			func(v StreamOffset) string {
@@ -436,9 +436,6 @@ func (o *Options) checkQueue(add func(key, format string, args ...any)) {
 	}
 	if q.Overflow != "" && q.MaxLength == 0 && q.Arguments["x-max-length"] == nil && q.Arguments["x-max-length-bytes"] == nil {
 		add("queue.overflow", "applies to a queue with a length limit; set max-length or leave overflow out")
-	}
-	if q.Overflow == RejectPublishDLX && q.Type == QuorumQueue {
-		add("queue.overflow", "a quorum queue does not dead-letter on overflow; use reject-publish or drop-head")
 	}
 	if q.Type != StreamQueue && q.Offset != "" {
 		add("queue.offset", "applies to streams; set type: stream or leave it out")

@@ -173,7 +173,6 @@ func TestOptionProblems(t *testing.T) {
 		{"queue: {max-length: 0}", []string{"test.yaml:1:21: driver.rabbitmq.queue.max-length: must be at least 1, got 0"}},
 		{"queue: {overflow: drop-tail}", []string{`test.yaml:1:19: driver.rabbitmq.queue.overflow: unknown overflow "drop-tail"; valid: drop-head, reject-publish, reject-publish-dlx`}},
 		{"queue: {overflow: reject-publish}", []string{"test.yaml:1:19: driver.rabbitmq.queue.overflow: applies to a queue with a length limit; set max-length or leave overflow out"}},
-		{"queue: {type: quorum, max-length: 10, overflow: reject-publish-dlx}", []string{"~test.yaml:1:49: driver.rabbitmq.queue.overflow: a quorum queue does not dead-letter on overflow"}},
 		{"queue: {max-length: 10, arguments: {x-max-length: 5}}", []string{"~driver.rabbitmq.queue.arguments.x-max-length: given twice: as queue.max-length and as an argument"}},
 		{"queue: {type: stream, max-length: 10}", []string{"~test.yaml:1:35: driver.rabbitmq.queue.max-length: a stream keeps every message"}},
 		{"prefetch: 70000\nstamp: x\nreject: -1\nbogus: 1", []string{

@@ -57,8 +57,7 @@
 //	queue.overflow (drop-head, reject-publish, reject-publish-dlx; default
 //	    drop-head): with max-length (x-overflow): drop-head drops the oldest
 //	    message (lost, if spate was owed it), reject-publish nacks the publish
-//	    (failed), reject-publish-dlx nacks and dead-letters it (not on quorum
-//	    queues)
+//	    (failed), reject-publish-dlx nacks it and dead-letters it
 //	queue.offset (first, last, next, an RFC 3339 timestamp, an offset; default
 //	    next): streams: where consumers start (x-stream-offset)
 //	queue.arguments (mapping of x-arguments; default none): extra x-arguments,
