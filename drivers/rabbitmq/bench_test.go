@@ -65,7 +65,7 @@ func BenchmarkPublishConfirmsPaired(b *testing.B) {
 	bare := func(header bool) run {
 		return func(b *testing.B) time.Duration { return publishBare(b, pairedN, header, false) }
 	}
-	spate := func(placement string) run {
+	spate := func(placement rabbitmq.Placement) run {
 		return func(b *testing.B) time.Duration { return publishSpate(b, pairedN, placement, false) }
 	}
 	for _, tc := range []struct {
@@ -165,7 +165,7 @@ func publishBare(b *testing.B, n int, header, timer bool) time.Duration {
 }
 
 // publishSpate publishes n messages through the driver, as publishBare.
-func publishSpate(b *testing.B, n int, placement string, timer bool) time.Duration {
+func publishSpate(b *testing.B, n int, placement rabbitmq.Placement, timer bool) time.Duration {
 	o := options(b)
 	o.ConfirmWindow = benchWindow
 	o.Stamp = placement

@@ -28,13 +28,24 @@ import (
 // MaxNodes bounds the nodes of a managed cluster.
 const MaxNodes = 5
 
-// Partition handling strategies (RabbitMQ's cluster_partition_handling).
-var PartitionHandlings = []string{"pause_minority", "autoheal", "ignore"}
+// A PartitionHandling is what a cluster does about a partition (RabbitMQ's
+// cluster_partition_handling).
+type PartitionHandling string
+
+// Partition handling strategies.
+const (
+	PauseMinority    PartitionHandling = "pause_minority"
+	Autoheal         PartitionHandling = "autoheal"
+	IgnorePartitions PartitionHandling = "ignore"
+)
+
+// PartitionHandlings are the strategies a managed cluster accepts.
+var PartitionHandlings = []PartitionHandling{PauseMinority, Autoheal, IgnorePartitions}
 
 // DefaultPartitionHandling is what a managed cluster does about a
 // partition unless told: the nodes on the minority side pause themselves
 // (RabbitMQ's recommendation for clusters of three or more nodes).
-const DefaultPartitionHandling = "pause_minority"
+const DefaultPartitionHandling = PauseMinority
 
 // ClusterOptions configures StartCluster. Only Nodes is required.
 type ClusterOptions struct {
@@ -46,7 +57,7 @@ type ClusterOptions struct {
 	StartTimeout time.Duration
 	// PartitionHandling is RabbitMQ's cluster_partition_handling, one of
 	// PartitionHandlings (default DefaultPartitionHandling).
-	PartitionHandling string
+	PartitionHandling PartitionHandling
 	// Log receives the cluster's lifecycle events (default: discarded).
 	Log *slog.Logger
 }
@@ -86,8 +97,8 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if opts.PartitionHandling == "" {
 		opts.PartitionHandling = DefaultPartitionHandling
 	}
-	if !oneOf(opts.PartitionHandling, PartitionHandlings) {
-		return nil, fmt.Errorf("rabbitmq: managed cluster: unknown partition handling %q; valid: %s", opts.PartitionHandling, strings.Join(PartitionHandlings, ", "))
+	if !slices.Contains(PartitionHandlings, opts.PartitionHandling) {
+		return nil, fmt.Errorf("rabbitmq: managed cluster: unknown partition handling %q; valid: pause_minority, autoheal, ignore", opts.PartitionHandling)
 	}
 	no := NodeOptions{Server: opts.Server, StartTimeout: opts.StartTimeout, Log: opts.Log}.withDefaults()
 	opts.Server, opts.StartTimeout, opts.Log = no.Server, no.StartTimeout, no.Log
@@ -113,7 +124,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	prefix := "spate-" + hex.EncodeToString(id[:])
-	conf := "cluster_partition_handling = " + opts.PartitionHandling + "\n"
+	conf := "cluster_partition_handling = " + string(opts.PartitionHandling) + "\n"
 	c.nodes = make([]*Node, opts.Nodes)
 	for i := range c.nodes {
 		base := fmt.Sprintf("%s-%d", prefix, i)

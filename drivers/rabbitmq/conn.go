@@ -69,7 +69,7 @@ func (s *connSlot) get(ctx context.Context) (*amqp.Connection, error) {
 		return nil, ErrClosed
 	}
 	if s.used {
-		s.d.stats.reconnects.Add(1)
+		s.d.stats.Reconnects.Add(1)
 		s.d.log.Info("rabbitmq: reconnected", "connection", s.name)
 	}
 	s.conn, s.raw, s.used = conn, raw, true

@@ -91,7 +91,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 		c.subs = append(c.subs, &subscription{c: c, queue: d.queues[c.sub], stream: QueueStream, manual: !d.opts.AutoAck})
 	}
 	for _, s := range c.subs {
-		s.log = d.opts.Queue.Type == "stream"
+		s.log = d.opts.Queue.Type == StreamQueue
 		s.next.Store(-1)
 	}
 	if dlq := d.dlqs[c.sub]; dlq != "" {
@@ -171,7 +171,7 @@ func (s *subscription) startOffset() any {
 		return n
 	}
 	if d.opts.Queue.Offset == "" {
-		return "next"
+		return string(OffsetNext)
 	}
 	v, _ := streamOffset(d.opts.Queue.Offset) // checked by Options.check
 	return v
@@ -359,7 +359,7 @@ func (c *consumer) handle(b *inBatch, h drivers.Handler) {
 		s := stampOf(dv.Headers, dv.Body)
 		if !b.sub.dead && b.sub.manual && (isPoison(s) || reject > 0 && c.rng.Float64() < reject) {
 			if err := b.ch.Nack(dv.DeliveryTag, false, false); err == nil {
-				st.rejected.Add(1)
+				st.Rejected.Add(1)
 			}
 			continue
 		}
@@ -380,10 +380,10 @@ func (c *consumer) handle(b *inBatch, h drivers.Handler) {
 	if len(out) > 0 {
 		h(out)
 		if b.sub.dead {
-			st.deadLettered.Add(int64(len(out)))
+			st.DeadLettered.Add(int64(len(out)))
 		} else {
-			st.delivered.Add(int64(len(out)))
-			st.redelivered.Add(redelivered)
+			st.Delivered.Add(int64(len(out)))
+			st.Redelivered.Add(redelivered)
 		}
 	}
 	if !c.crashed.Load() && b.sub.manual && last > 0 {
@@ -435,7 +435,7 @@ func (c *consumer) Crash() {
 		close(c.crashCh)
 		c.stop()
 		c.slot.crash()
-		c.d.stats.crashes.Add(1)
+		c.d.stats.Crashes.Add(1)
 		c.d.log.Info("rabbitmq: consumer crashed", "consumer", c.id, "queue", c.subs[0].queue)
 	})
 }

@@ -302,3 +302,51 @@ drain: 30s
 	// way nothing acked is missing.
 	expect(t, "lost", c.Lost, 0)
 }
+
+// TestKnownAnswerMaxLength: a queue declared with queue.max-length: 10
+// holds 10 messages. Consumers subscribe only once every publish has its
+// outcome, so 30 messages meet a queue nobody reads: with overflow:
+// reject-publish the broker nacks the 11th publish and every one after it,
+// which spate counts as failed (not owed, not lost); with drop-head it
+// confirms all 30 and drops the oldest to make room, which spate counts as
+// lost.
+func TestKnownAnswerMaxLength(t *testing.T) {
+	node(t)
+	for _, tc := range []struct {
+		overflow                      string
+		acked, failed, received, lost int64
+	}{
+		{"reject-publish", 10, 20, 10, 0},
+		{"drop-head", 30, 0, 10, 20},
+	} {
+		t.Run(tc.overflow, func(t *testing.T) {
+			h := newHarness(t)
+			h.lazy = true
+			wait := h.start(`
+driver:
+  rabbitmq:
+    queue: {max-length: 10, overflow: ` + tc.overflow + `}
+producers: 1
+consumers: 1
+traffic:
+  - constant: {rate: 30/s, for: 1s}
+drain: 5s
+`)
+			waitFor(t, "every publish's outcome", time.Minute, func() bool { return h.outcomes.Load() >= 30 })
+			close(h.release)
+			res := wait()
+			c := res.Counts
+			t.Logf("counts %+v\nstats %v", c, res.DriverStats)
+			expect(t, "sent", c.Sent, 30)
+			expect(t, "acked", c.Acked, tc.acked)
+			expect(t, "failed", c.Failed, tc.failed)
+			expect(t, "received", c.Received, tc.received)
+			expect(t, "lost", c.Lost, tc.lost)
+			expect(t, "duplicates", c.Duplicates, 0)
+			expect(t, "driver nacked", res.DriverStats["nacked"], tc.failed)
+			expect(t, "driver confirmed", res.DriverStats["confirmed"], tc.acked)
+			expect(t, "driver delivered", res.DriverStats["delivered"], 10)
+			expect(t, "queue depth at the end", res.DriverStats["queue_depth"], 0)
+		})
+	}
+}

@@ -85,6 +85,9 @@ queue: {type: quorum, quorum-initial-group-size: 3, delivery-limit: 5}
 			o.Nodes, o.PartitionHandling = 3, "autoheal"
 			o.Queue.Type, o.Queue.QuorumInitialGroupSize, o.Queue.DeliveryLimit = "quorum", 3, 5
 		})},
+		{"bounded queue", str("queue: {max-length: 10, overflow: reject-publish}"), with(func(o *rabbitmq.Options) {
+			o.Queue.MaxLength, o.Queue.Overflow = 10, rabbitmq.RejectPublish
+		})},
 		{"existing cluster, stream", str(`
 urls: ["amqp://u:p@mq-0:5672/", "amqp://u:p@mq-1:5672/"]
 queue: {type: stream, offset: "2024-05-01T12:00:00Z"}
@@ -167,6 +170,11 @@ func TestOptionProblems(t *testing.T) {
 		{"queue: {type: quorum, delivery-limit: 3, arguments: {x-delivery-limit: 5}}", []string{
 			"~driver.rabbitmq.queue.arguments.x-delivery-limit: given twice: as queue.delivery-limit and as an argument",
 		}},
+		{"queue: {max-length: 0}", []string{"test.yaml:1:21: driver.rabbitmq.queue.max-length: must be at least 1, got 0"}},
+		{"queue: {overflow: drop-tail}", []string{`test.yaml:1:19: driver.rabbitmq.queue.overflow: unknown overflow "drop-tail"; valid: drop-head, reject-publish, reject-publish-dlx`}},
+		{"queue: {overflow: reject-publish}", []string{"test.yaml:1:19: driver.rabbitmq.queue.overflow: applies to a queue with a length limit; set max-length or leave overflow out"}},
+		{"queue: {max-length: 10, arguments: {x-max-length: 5}}", []string{"~driver.rabbitmq.queue.arguments.x-max-length: given twice: as queue.max-length and as an argument"}},
+		{"queue: {type: stream, max-length: 10}", []string{"~test.yaml:1:35: driver.rabbitmq.queue.max-length: a stream keeps every message"}},
 		{"prefetch: 70000\nstamp: x\nreject: -1\nbogus: 1", []string{
 			"~test.yaml:1:11: driver.rabbitmq.prefetch:",
 			"~test.yaml:2:8: driver.rabbitmq.stamp:",

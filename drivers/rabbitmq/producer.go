@@ -90,7 +90,7 @@ func (d *Driver) NewProducer(ctx context.Context, id int, ack drivers.AckFunc) (
 	}
 	for range d.opts.ProducerChannels {
 		pc := &pubChan{p: p, slot: slot, tokens: make(chan struct{}, window)}
-		if d.opts.Stamp == "header" {
+		if d.opts.Stamp == StampInHeader {
 			pc.headers = amqp.Table{}
 		}
 		g, err := pc.open(ctx)
@@ -194,7 +194,7 @@ func (p *producer) routingKey(ctx context.Context, m *drivers.Message) (string, 
 			return k, nil
 		}
 		k := string(m.Key)
-		if d.opts.Exchange.Kind == "direct" {
+		if d.opts.Exchange.Kind == DirectExchange {
 			if err := d.bindKey(ctx, k); err != nil {
 				return "", err
 			}
@@ -254,7 +254,7 @@ func (p *producer) Send(ctx context.Context, msgs []drivers.Message) error {
 			for j := i; j < len(msgs); j++ {
 				p.results = append(p.results, drivers.Result{Stamp: msgs[j].Stamp, Err: fmt.Errorf("rabbitmq: not sent: %w", err)})
 			}
-			d.stats.publishFailed.Add(int64(len(msgs) - i))
+			d.stats.PublishFailed.Add(int64(len(msgs) - i))
 			p.flushCounts()
 			p.ack(p.results)
 			p.results = p.results[:0]
@@ -278,9 +278,9 @@ func (p *producer) flushCounts() {
 	if p.published == 0 {
 		return
 	}
-	p.d.stats.published.Add(p.published)
+	p.d.stats.Published.Add(p.published)
 	if !p.d.opts.Confirms {
-		p.d.stats.unconfirmed.Add(p.published)
+		p.d.stats.Unconfirmed.Add(p.published)
 	}
 	p.published = 0
 }
@@ -340,7 +340,7 @@ func (pc *pubChan) publish(ctx context.Context, m *drivers.Message, key string) 
 		}
 		perr = fmt.Errorf("rabbitmq: publish: %w", perr)
 		if !confirms {
-			d.stats.publishFailed.Add(1)
+			d.stats.PublishFailed.Add(1)
 			return perr, nil
 		}
 		g.mu.Lock()
@@ -353,7 +353,7 @@ func (pc *pubChan) publish(ctx context.Context, m *drivers.Message, key string) 
 		g.pending = g.pending[:len(g.pending)-1]
 		g.mu.Unlock()
 		release()
-		d.stats.publishFailed.Add(1)
+		d.stats.PublishFailed.Add(1)
 		pc.p.ack([]drivers.Result{{Stamp: m.Stamp, Err: perr}})
 		return nil, nil
 	}
@@ -400,9 +400,9 @@ func (pc *pubChan) listen(g *pubGen, confirms <-chan amqp.Confirmation, returns 
 					nacked++
 				}
 			}
-			d.stats.confirmed.Add(confirmed)
+			d.stats.Confirmed.Add(confirmed)
 			if nacked > 0 {
-				d.stats.nacked.Add(nacked)
+				d.stats.Nacked.Add(nacked)
 			}
 			p.ack(results)
 		}
@@ -433,7 +433,7 @@ func (pc *pubChan) listen(g *pubGen, confirms <-chan amqp.Confirmation, returns 
 		}
 		results = append(results, r)
 	}
-	d.stats.unconfirmed.Add(unconfirmed)
+	d.stats.Unconfirmed.Add(unconfirmed)
 	d.log.Warn("rabbitmq: producer channel lost with messages in flight", "producer", p.id, "unconfirmed", len(rest))
 	p.ack(results)
 	for range rest {
@@ -483,7 +483,7 @@ func (pc *pubChan) takeReturns(g *pubGen, returns <-chan amqp.Return) {
 			if !ok {
 				return
 			}
-			pc.p.d.stats.returned.Add(1)
+			pc.p.d.stats.Returned.Add(1)
 			s, err := stamp.Parse(stampOf(r.Headers, r.Body))
 			if err != nil || s.Producer != uint32(pc.p.id) {
 				continue
@@ -505,7 +505,7 @@ func (pc *pubChan) watch(g *pubGen, closes <-chan *amqp.Error, returns <-chan am
 		select {
 		case _, ok := <-returns:
 			if ok {
-				pc.p.d.stats.returned.Add(1)
+				pc.p.d.stats.Returned.Add(1)
 				continue
 			}
 			returns = nil
