@@ -530,9 +530,7 @@ func (r Opt[O]) Refusing(problem func(text string) string) Opt[O] {
 
 // OptionalStrOpt is a string option that may be left out: a scenario must
 // not give it empty (instead says what to do), while in options made in Go
-// "" is the option left out, which Check accepts.
+// "" is the option left out, which Check accepts (Optional).
 func OptionalStrOpt[O any](key string, f func(*O) *string, instead, doc string) Opt[O] {
-	r := StrOpt(key, f, NotEmpty(instead), doc)
-	r.check = nil
-	return r
+	return StrOpt(key, f, NotEmpty(instead), doc).Optional(func(o *O) bool { return *f(o) == "" })
 }

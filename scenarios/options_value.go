@@ -68,12 +68,6 @@ func (r Opt[O]) Optional(unset func(*O) bool) Opt[O] {
 	return r
 }
 
-// WithValues returns r with what the docs say it takes.
-func (r Opt[O]) WithValues(text string) Opt[O] {
-	r.Values = text
-	return r
-}
-
 // ReportAt records msg on d for the option key of the block n at field (a
 // dotted path, whose parts may end in an index: urls[1]), at the key's
 // value or the nearest node around it that is there; but not when that
