@@ -40,6 +40,11 @@ type slot struct {
 	mu       sync.Mutex
 	current  *consumerRunner // nil while stopped
 	stopping bool
+	// turn is held through a Stop or a Start, so that one waits for the
+	// other: a second crash that comes while the first's restart is still
+	// opening its consumer (slow on a loaded host) crashes the new one
+	// rather than finding the slot empty.
+	turn chan struct{}
 }
 
 // consumerRunner is one consumer's Consume loop.
@@ -76,7 +81,7 @@ func newProcessorSet(ctx context.Context, procs []drivers.Consumer, make func(ct
 // start runs consumers, indexed by id; a nil one is another shard's.
 func (s *consumerSet) start(consumers []drivers.Consumer) {
 	for i, c := range consumers {
-		sl := &slot{id: i, owned: c != nil}
+		sl := &slot{id: i, owned: c != nil, turn: make(chan struct{}, 1)}
 		s.slots = append(s.slots, sl)
 		if sl.owned {
 			s.launch(sl, c)
@@ -163,6 +168,10 @@ func (s *consumerSet) Throttle(ids []int, perSecond float64) {
 // has returned.
 func (s *consumerSet) Stop(ctx context.Context, id int, graceful bool) error {
 	sl := s.slots[id]
+	if !sl.take(ctx) {
+		return fmt.Errorf("%s %d: waiting for its restart: %w", s.what, id, ctx.Err())
+	}
+	defer sl.give()
 	sl.mu.Lock()
 	cr := sl.current
 	sl.current = nil
@@ -190,6 +199,10 @@ func (s *consumerSet) Stop(ctx context.Context, id int, graceful bool) error {
 // Start implements chaos.Consumers.
 func (s *consumerSet) Start(ctx context.Context, id int) error {
 	sl := s.slots[id]
+	if !sl.take(ctx) {
+		return fmt.Errorf("%s %d: waiting for its stop: %w", s.what, id, ctx.Err())
+	}
+	defer sl.give()
 	sl.mu.Lock()
 	running := sl.current != nil
 	sl.mu.Unlock()
@@ -206,6 +219,18 @@ func (s *consumerSet) Start(ctx context.Context, id int) error {
 	s.launch(sl, c)
 	return nil
 }
+
+// take waits for the slot's turn, false if ctx ends first; give ends it.
+func (sl *slot) take(ctx context.Context) bool {
+	select {
+	case sl.turn <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (sl *slot) give() { <-sl.turn }
 
 // stopAll ends every consumer and waits up to d for them.
 func (s *consumerSet) stopAll(cancel context.CancelFunc, d time.Duration) bool {
