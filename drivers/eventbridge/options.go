@@ -260,18 +260,11 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 	if o.Endpoint == Managed && scenarios.Child(n, "provision") == nil {
 		o.Provision = true // a managed emulator starts empty
 	}
-	failed := map[string]bool{}
-	for _, p := range d.Problems() {
-		failed[p.Field] = true
-	}
-	if failed[field+".provision"] {
+	if slices.ContainsFunc(d.Problems(), func(p scenarios.Problem) bool { return p.Field == field+".provision" }) {
 		return o // check's rules turn on provision: they would guess
 	}
 	for _, p := range o.check() {
-		if f := field + "." + p.key; !failed[f] {
-			failed[f] = true
-			d.Errorf(cmp.Or(scenarios.Child(n, p.key), n), f, "%s", p.msg)
-		}
+		scenarios.ReportAt(d, n, field, p.key, p.msg)
 	}
 	return o
 }

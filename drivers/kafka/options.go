@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"cmp"
 	"fmt"
 	"net"
 	"slices"
@@ -368,11 +367,7 @@ func decodeOptions(d *scenarios.Decoder, n *yaml.Node, field string) any {
 		o.TLS = nil
 	}
 	for _, p := range o.check(n) {
-		f := field + "." + p.key
-		if !slices.ContainsFunc(d.Problems(), func(q scenarios.Problem) bool { return q.Field == f }) {
-			block, _, _ := strings.Cut(p.key, ".")
-			d.Errorf(cmp.Or(nodeAt(n, p.key), nodeAt(n, block), n), f, "%s", p.msg)
-		}
+		scenarios.ReportAt(d, n, field, p.key, p.msg)
 	}
 	return o
 }
