@@ -85,3 +85,45 @@ func TestHealthyAsksP99OnlyWithBacklogHealthy(t *testing.T) {
 		t.Errorf("with no baseline p99, any p99 with the backlog healthy should do")
 	}
 }
+
+// BenchmarkSlidingWindow is the slicer's cost per slice (SliceWidth) with
+// a second of slices of drain-like latencies (1,000 values each from 1 ms
+// to 5 s): add alone is a slice nobody asks the p99 of (no fault starting
+// or being judged, or a fault's backlog not back yet), add+p99 one whose
+// p99 is asked.
+func BenchmarkSlidingWindow(b *testing.B) {
+	slice := func(i int) *hdr.Histogram {
+		h := sliceOf()
+		for j := range 1000 {
+			_ = h.RecordValue(1000 + int64((i*1000+j)%5000)*1000)
+		}
+		return h
+	}
+	for _, ask := range []bool{false, true} {
+		name := "add"
+		if ask {
+			name = "add+p99"
+		}
+		b.Run(name, func(b *testing.B) {
+			var s slidingWindow
+			for i := range slicesPerSecond {
+				s.add(slice(i), 0)
+			}
+			spare := slice(0)
+			b.ResetTimer()
+			for range b.N {
+				// Refill the slice the window hands back, untimed, as
+				// the tracker would.
+				b.StopTimer()
+				for j := range 1000 {
+					_ = spare.RecordValue(1000 + int64(j%5000)*1000)
+				}
+				b.StartTimer()
+				spare = s.add(spare, 0)
+				if ask {
+					_ = s.p99()
+				}
+			}
+		})
+	}
+}
