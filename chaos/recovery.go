@@ -32,18 +32,25 @@ func (rc *recovery) begin(p99, backlog int64) {
 	rc.baseP99, rc.baseBacklog, rc.peak = p99, backlog, backlog
 }
 
-// healthy reports whether the traffic meets the recovery criteria.
-func (rc *recovery) healthy(p99, backlog int64) bool {
-	if p99 < 0 {
-		return false // nothing is getting through
-	}
-	if rc.baseP99 >= 0 && p99 > max(rc.baseP99*3/2, rc.baseP99+1000) {
+// healthy reports whether the traffic meets the recovery criteria. It
+// asks p99 for the sliding p99 only when the backlog meets its criterion:
+// working it out merges a second of slices, and while a backlog drains
+// after a fault (every slice of the drain) the answer would not matter.
+func (rc *recovery) healthy(p99 func() int64, backlog int64) bool {
+	if backlog > rc.baseBacklog*3/2+10 {
 		return false
 	}
-	return backlog <= rc.baseBacklog*3/2+10
+	v := p99()
+	if v < 0 {
+		return false // nothing is getting through
+	}
+	return rc.baseP99 < 0 || v <= max(rc.baseP99*3/2, rc.baseP99+1000)
 }
 
-// slidingWindow holds the last second of slices.
+// slidingWindow holds the last second of slices. Its p99 is worked out
+// when asked for, once per slice at most: merging ten slices is the
+// costliest thing the slicer does, and most slices nobody asks (no fault
+// is starting or being judged).
 type slidingWindow struct {
 	mu      sync.Mutex
 	ring    [slicesPerSecond]*hdr.Histogram
@@ -51,41 +58,46 @@ type slidingWindow struct {
 	next    int
 	merged  *hdr.Histogram
 	lastP99 int64
+	current bool // lastP99 is the p99 of the ring as it is
 }
 
 // add stores a slice and returns the one it replaces (reset, for reuse; nil
-// at first). It recomputes the sliding p99.
-func (s *slidingWindow) add(h *hdr.Histogram, backlog int64) (old *hdr.Histogram, p99 int64) {
+// at first).
+func (s *slidingWindow) add(h *hdr.Histogram, backlog int64) (old *hdr.Histogram) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old = s.ring[s.next]
 	s.ring[s.next], s.backlog[s.next] = h, backlog
 	s.next = (s.next + 1) % slicesPerSecond
-	if s.merged == nil {
-		s.merged = hdr.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
-	}
-	s.merged.Reset()
-	for _, x := range s.ring {
-		if x != nil {
-			s.merged.Merge(x)
-		}
-	}
-	s.lastP99 = -1
-	if s.merged.TotalCount() > 0 {
-		s.lastP99 = s.merged.ValueAtQuantile(99)
-	}
+	s.current = false
 	if old != nil {
 		old.Reset()
 	}
-	return old, s.lastP99
+	return old
 }
 
 // p99 is the e2e p99 of the last second, -1 when nothing was received.
 func (s *slidingWindow) p99() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.merged == nil {
-		return -1
+	if s.current {
+		return s.lastP99
+	}
+	s.lastP99, s.current = -1, true
+	for _, x := range s.ring {
+		if x == nil {
+			continue
+		}
+		if s.merged == nil {
+			s.merged = hdr.New(x.LowestTrackableValue(), x.HighestTrackableValue(), int(x.SignificantFigures()))
+		}
+		s.merged.Merge(x)
+	}
+	if s.merged != nil {
+		if s.merged.TotalCount() > 0 {
+			s.lastP99 = s.merged.ValueAtQuantile(99)
+		}
+		s.merged.Reset()
 	}
 	return s.lastP99
 }
@@ -109,13 +121,13 @@ func (r *Runner) Slice(h *hdr.Histogram, backlog, peak int64) *hdr.Histogram {
 	if r == nil {
 		return h
 	}
-	old, p99 := r.slices.add(h, backlog)
+	old := r.slices.add(h, backlog)
 	now := r.clock()
 	for _, o := range r.occ {
 		o.mu.Lock()
 		if o.started && !o.recovered {
 			o.rec.peak = max(o.rec.peak, peak)
-			if o.ended && now >= o.endAt && o.rec.healthy(p99, backlog) {
+			if o.ended && now >= o.endAt && o.rec.healthy(r.slices.p99, backlog) {
 				o.recovered = true
 				o.rec.after = now - o.endAt
 			}
