@@ -67,10 +67,12 @@ func comparePairs(cfg benchcompare.Config, partitions []int) []benchcompare.Pair
 					// cost per record depends on (with a 2,000 window,
 					// spate's batches at 12 partitions were a fifth of the
 					// bare loop's, and draining them cost 1.3 µs a record
-					// against 1.0). Not above it: the records still
-					// buffered when the phase ends (up to the window) must
-					// be confirmed before the consumers start.
-					s.InFlight = kafka.DefaultMaxBufferedRecords
+					// against 1.0). Not above it, and not above 16 MiB of
+					// records (2,000 at least): the records still in flight
+					// when the phase ends must be confirmed within the
+					// settle time before the consumers start, which 10,000
+					// records of 16 KiB were not.
+					s.InFlight = min(kafka.DefaultMaxBufferedRecords, max(2000, (16<<20)/size))
 					backlog := new(benchcompare.Backlog)
 					p.Spate, p.Bare = s.Consume(size, d, backlog), bareKafka(size, parts, d, dir, backlog)
 				}
