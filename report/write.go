@@ -605,19 +605,7 @@ func formatPercent(r float64) string {
 }
 
 // formatRate formats a per-second rate with one decimal and digit groups.
-func formatRate(v float64) string {
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	whole, frac, _ := strings.Cut(s, ".")
-	n, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil {
-		return s
-	}
-	g := GroupInt(n)
-	if n == 0 && strings.HasPrefix(whole, "-") {
-		g = "-0"
-	}
-	return g + "." + frac
-}
+func formatRate(v float64) string { return formatRateDecimals(v, 1) }
 
 // formatSeconds formats a duration in seconds to the millisecond: 12.5s,
 // 2m3.25s.
