@@ -253,7 +253,7 @@ func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
 	o.mu.Lock()
 	o.win = r.tracker.OpenSpan(o.index)
 	o.result.StartS = r.clock().Seconds()
-	o.rec.begin(r.slices.p99(), r.slices.maxBacklog())
+	o.rec.begin(r.slices.baselineP99(), r.slices.maxBacklog())
 	o.started = true
 	o.mu.Unlock()
 	env.Log.Info("fault started", "action", o.action.Action, "target", o.action.Target)

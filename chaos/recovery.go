@@ -14,13 +14,19 @@ const SliceWidth = 100 * time.Millisecond
 // slicesPerSecond slices make the sliding second recovery is judged over.
 const slicesPerSecond = int(time.Second / SliceWidth)
 
+// baselineSeconds is how much traffic before a fault its baselines are
+// taken from. A second's p99 at 1,000 msgs/s is its tenth-largest latency,
+// which on a busy host swings by 2-3× from one second to the next; over
+// five seconds the baseline holds the host's ordinary hiccups, so recovery
+// is judged against normal, not against the quietest second.
+const baselineSeconds = 5
+
 // recovery follows one fault from its start until the traffic is healthy
 // again. A fault has recovered at the first slice after its end where e2e p99
-// over the sliding second is within 1.5× the p99 of the second before the
-// fault (or 1 ms above it, whichever is larger, so microsecond baselines do
-// not demand the impossible), and the backlog is back to at most 1.5× its
-// pre-fault peak plus 10 messages. Both baselines come from the second
-// before the fault started.
+// over the sliding second is within 1.5× the p99 of the baselineSeconds
+// before the fault (or 1 ms above it, whichever is larger, so microsecond
+// baselines do not demand the impossible), and the backlog is back to at
+// most 1.5× its peak over those seconds plus 10 messages.
 type recovery struct {
 	baseP99     int64 // µs; -1 when nothing was received in that second
 	baseBacklog int64
@@ -47,18 +53,22 @@ func (rc *recovery) healthy(p99 func() int64, backlog int64) bool {
 	return rc.baseP99 < 0 || v <= max(rc.baseP99*3/2, rc.baseP99+1000)
 }
 
-// slidingWindow holds the last second of slices. Its p99 is worked out
-// when asked for, once per slice at most: merging ten slices is the
-// costliest thing the slicer does, and most slices nobody asks (no fault
-// is starting or being judged).
+// slidingWindow holds the last second of slices, and the baselineSeconds
+// before it merged a second each, with the backlog of every slice in them.
+// Its p99 is worked out when asked for, once per slice at most: merging ten
+// slices is the costliest thing the slicer does, and most slices nobody
+// asks (no fault is starting or being judged).
 type slidingWindow struct {
-	mu      sync.Mutex
-	ring    [slicesPerSecond]*hdr.Histogram
-	backlog [slicesPerSecond]int64
-	next    int
-	merged  *hdr.Histogram
-	lastP99 int64
-	current bool // lastP99 is the p99 of the ring as it is
+	mu         sync.Mutex
+	ring       [slicesPerSecond]*hdr.Histogram
+	next       int
+	seconds    [baselineSeconds]*hdr.Histogram // whole seconds, merged as the ring fills
+	nextSecond int
+	backlog    [baselineSeconds * slicesPerSecond]int64
+	nextB      int
+	merged     *hdr.Histogram
+	lastP99    int64
+	current    bool // lastP99 is the p99 of the ring as it is
 }
 
 // add stores a slice and returns the one it replaces (reset, for reuse; nil
@@ -67,24 +77,42 @@ func (s *slidingWindow) add(h *hdr.Histogram, backlog int64) (old *hdr.Histogram
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old = s.ring[s.next]
-	s.ring[s.next], s.backlog[s.next] = h, backlog
+	s.ring[s.next] = h
 	s.next = (s.next + 1) % slicesPerSecond
+	s.backlog[s.nextB] = backlog
+	s.nextB = (s.nextB + 1) % len(s.backlog)
 	s.current = false
+	if s.next == 0 { // the ring holds one whole second: keep it for baselines
+		sec := s.seconds[s.nextSecond]
+		if sec == nil {
+			sec = hdr.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
+			s.seconds[s.nextSecond] = sec
+		}
+		sec.Reset()
+		for _, x := range s.ring {
+			sec.Merge(x)
+		}
+		s.nextSecond = (s.nextSecond + 1) % baselineSeconds
+	}
 	if old != nil {
 		old.Reset()
 	}
 	return old
 }
 
-// p99 is the e2e p99 of the last second, -1 when nothing was received.
-func (s *slidingWindow) p99() int64 {
+// baselineP99 is the e2e p99 of the last baselineSeconds (and the slices
+// since the last whole second), -1 when nothing was received.
+func (s *slidingWindow) baselineP99() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.current {
-		return s.lastP99
-	}
-	s.lastP99, s.current = -1, true
-	for _, x := range s.ring {
+	return s.p99Of(append(s.seconds[:], s.ring[:s.next]...))
+}
+
+// p99Of merges hs (nil ones are skipped) for their p99, -1 when they are
+// empty.
+func (s *slidingWindow) p99Of(hs []*hdr.Histogram) int64 {
+	p := int64(-1)
+	for _, x := range hs {
 		if x == nil {
 			continue
 		}
@@ -95,14 +123,24 @@ func (s *slidingWindow) p99() int64 {
 	}
 	if s.merged != nil {
 		if s.merged.TotalCount() > 0 {
-			s.lastP99 = s.merged.ValueAtQuantile(99)
+			p = s.merged.ValueAtQuantile(99)
 		}
 		s.merged.Reset()
+	}
+	return p
+}
+
+// p99 is the e2e p99 of the last second, -1 when nothing was received.
+func (s *slidingWindow) p99() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.current {
+		s.lastP99, s.current = s.p99Of(s.ring[:]), true
 	}
 	return s.lastP99
 }
 
-// maxBacklog is the largest backlog sampled in the last second.
+// maxBacklog is the largest backlog sampled in the last baselineSeconds.
 func (s *slidingWindow) maxBacklog() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

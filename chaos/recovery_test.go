@@ -127,3 +127,46 @@ func BenchmarkSlidingWindow(b *testing.B) {
 		})
 	}
 }
+
+// TestBaselineSpansSeconds: the baseline a fault's recovery is judged
+// against is the p99 and peak backlog of the last baselineSeconds, not of
+// the last second alone: four seconds with 2% slow messages and a backlog
+// of 500 once, then a quiet second, give a baseline p99 of the slow ones
+// while the sliding second's p99 is the quiet one.
+func TestBaselineSpansSeconds(t *testing.T) {
+	var s slidingWindow
+	for sec := 0; sec < baselineSeconds; sec++ {
+		for i := 0; i < slicesPerSecond; i++ {
+			v := make([]int64, 100)
+			for j := range v {
+				v[j] = 1000
+			}
+			if sec < baselineSeconds-1 && i < 2 {
+				for j := 0; j < 10; j++ {
+					v[j] = 50_000 // 20 of the second's 1,000
+				}
+			}
+			backlog := int64(3)
+			if sec == 1 && i == 4 {
+				backlog = 500
+			}
+			s.add(sliceOf(v...), backlog)
+		}
+	}
+	if p := s.p99(); !hdrEquivalent(p, 1000) {
+		t.Errorf("sliding second's p99 = %d, want 1000", p)
+	}
+	if p := s.baselineP99(); !hdrEquivalent(p, 50_000) {
+		t.Errorf("baseline p99 = %d, want 50000 (80 of 5,000 messages)", p)
+	}
+	if b := s.maxBacklog(); b != 500 {
+		t.Errorf("baseline backlog = %d, want the 500 of the second second", b)
+	}
+	// Three more quiet seconds push the second with the backlog out.
+	for i := 0; i < 3*slicesPerSecond; i++ {
+		s.add(sliceOf(1000), 0)
+	}
+	if b := s.maxBacklog(); b != 3 {
+		t.Errorf("baseline backlog after the busy seconds left = %d, want 3", b)
+	}
+}

@@ -79,8 +79,9 @@ type FaultResult struct {
 	// fault's start until it recovered.
 	PeakBacklog int64 `json:"peak_backlog"`
 	// RecoveryS is the time from the fault's end until e2e p99 over a sliding
-	// second is back within 1.5× the pre-fault baseline and the backlog has
-	// drained; null when it did not recover before the run ended.
+	// second is back within 1.5× the pre-fault baseline (the 5 s before the
+	// fault) and the backlog has drained; null when it did not recover
+	// before the run ended.
 	RecoveryS *float64 `json:"recovery_s"`
 	// Observer marks, in a shard's own account of a distributed run, a
 	// fault another shard carried out (an action on the system, which the

@@ -35,7 +35,9 @@ func fault(t *testing.T, res *report.Results, action string) report.FaultResult 
 
 // TestProducerLatencyFault: 50 ms of network latency on the producers'
 // connections for 2 s moves publish p50 up by at least 50 ms inside the
-// window, and not outside it.
+// window, and not outside it. (Under CI's -race with other packages' tests
+// running, one outside interval's p50 was 11 ms and the inside ones 60 ms:
+// the comparison is with the quietest outside interval, not the noisiest.)
 func TestProducerLatencyFault(t *testing.T) {
 	res := runKind(t, kafka.Kind, `
 driver: {kafka: {partitions: 3, linger: 1ms}}
@@ -63,17 +65,21 @@ report: {interval: 500ms}
 	if len(inside) < 2 || len(outside) < 4 {
 		t.Fatalf("intervals inside %v, outside %v", inside, outside)
 	}
-	base := outside[0]
+	// Every produce response inside the window comes 50 ms late, so each
+	// inside p50 is at least 50 ms above the quietest interval outside it;
+	// the noisiest outside interval (a busy machine's hiccup) must still be
+	// well below the injected latency.
+	quietest, noisiest := outside[0], outside[0]
 	for _, p := range outside {
-		base = max(base, p)
+		quietest, noisiest = min(quietest, p), max(noisiest, p)
 	}
 	for _, p := range inside {
-		if p < base+50_000 {
-			t.Errorf("publish p50 inside the window %dµs, not ≥ 50ms above the %dµs outside it", p, base)
+		if p < quietest+50_000 {
+			t.Errorf("publish p50 inside the window %dµs, not ≥ 50ms above the %dµs outside it", p, quietest)
 		}
 	}
-	if base > 40_000 {
-		t.Errorf("publish p50 outside the window up to %dµs: the latency leaked out of it", base)
+	if noisiest > 40_000 {
+		t.Errorf("publish p50 outside the window up to %dµs: the latency leaked out of it", noisiest)
 	}
 }
 

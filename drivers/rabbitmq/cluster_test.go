@@ -59,6 +59,14 @@ func onlyFault(t *testing.T, res *report.Results) report.FaultResult {
 	}
 	f := res.Chaos[0]
 	t.Logf("fault %+v", f)
+	if f.RecoveryS == nil {
+		// What the recovery was judged on: the e2e p99 and backlog over time.
+		var b strings.Builder
+		for _, iv := range res.Intervals {
+			fmt.Fprintf(&b, "\n  %5.1f-%5.1fs e2e p99 %7dµs received %5d backlog %5d", iv.StartS, iv.EndS, iv.LatencyUS.E2E.P99, iv.Counts.Received, iv.Backlog)
+		}
+		t.Logf("no recovery; the intervals:%s", b.String())
+	}
 	if !f.OK {
 		t.Fatalf("the fault failed: %s", f.Error)
 	}
