@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type Opt[O any] struct {
 	decode func(d *Decoder, n *yaml.Node, field string, o *O)
 	check  func(o *O) string // what is wrong with o's value, or ""
 	show   func(o *O) string // the value, for the docs' default
+	fill   func(o, def *O)   // give o's zero value def's (FillZero)
 	enable func(o *O)        // a block: make its part of o when the key is given
 	active func(o *O) bool   // a block: whether its part of o is there
 }
@@ -146,6 +148,46 @@ func (t OptionsTable[O]) Check(o *O) []string {
 	return out
 }
 
+// FillZero gives each field of o whose zero value its row refuses the
+// default's value, so that a Go caller's zero field means the option left
+// out. A field whose zero is one of the option's values (a bool, a `0s`
+// linger, a seed) keeps it, and rows of a block o does not have are
+// skipped. Defaults that depend on other options stay with the driver.
+func (t OptionsTable[O]) FillZero(o *O) {
+	def := t.withBlocks()
+	off := map[string]bool{}
+	for _, r := range t.Opts {
+		switch {
+		case t.under(r.Key, off):
+		case r.active != nil && !r.active(o):
+			off[r.Key] = true
+		case r.fill != nil && r.check != nil && r.check(o) != "":
+			r.fill(o, &def)
+		}
+	}
+}
+
+// withBlocks is Defaults() with every block there, with its defaults: the
+// defaults of the options inside blocks.
+func (t OptionsTable[O]) withBlocks() O {
+	def := t.Defaults()
+	for _, r := range t.Opts {
+		if r.active != nil && !r.active(&def) {
+			r.enable(&def)
+		}
+	}
+	return def
+}
+
+// zeroFrom is a row's fill: o's field f, when zero, takes def's.
+func zeroFrom[O, V any](f func(*O) *V) func(o, def *O) {
+	return func(o, def *O) {
+		if reflect.ValueOf(f(o)).Elem().IsZero() {
+			*f(o) = *f(def)
+		}
+	}
+}
+
 // under reports whether key is inside one of the blocks.
 func (t OptionsTable[O]) under(key string, blocks map[string]bool) bool {
 	for b := range blocks {
@@ -161,7 +203,7 @@ func (t OptionsTable[O]) under(key string, blocks map[string]bool) bool {
 func (t OptionsTable[O]) Markdown() string {
 	var b strings.Builder
 	b.WriteString("| option | values | default | meaning |\n|---|---|---|---|\n")
-	def := t.Defaults()
+	def := t.withBlocks()
 	for _, r := range t.Opts {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", r.Key, r.values(), r.defaultText(&def), r.Doc)
 	}
@@ -173,7 +215,7 @@ func (t OptionsTable[O]) Markdown() string {
 // margin the doc comment adds.
 func (t OptionsTable[O]) Text() string {
 	var b strings.Builder
-	def := t.Defaults()
+	def := t.withBlocks()
 	for _, r := range t.Opts {
 		line := fmt.Sprintf("%s (%s; default %s): %s", r.Key, plain(r.values()), plain(r.defaultText(&def)), plain(r.Doc))
 		b.WriteString(wrap(line, 76, "    "))
@@ -262,6 +304,7 @@ func IntOpt[O any](key string, f func(*O) *int, lo, hi int, doc string) Opt[O] {
 		},
 		check: func(o *O) string { return msg(*f(o)) },
 		show:  func(o *O) string { return strconv.Itoa(*f(o)) },
+		fill:  zeroFrom(f),
 	}
 }
 
@@ -275,6 +318,7 @@ func Int64Opt[O any](key string, f func(*O) *int64, doc string) Opt[O] {
 			}
 		},
 		show: func(o *O) string { return strconv.FormatInt(*f(o), 10) },
+		fill: zeroFrom(f),
 	}
 }
 
@@ -300,6 +344,7 @@ func SizeOpt[O any](key string, f func(*O) *int, lo, hi int64, doc string) Opt[O
 		},
 		check: func(o *O) string { return msg(int64(*f(o))) },
 		show:  func(o *O) string { return strconv.Itoa(*f(o)) },
+		fill:  zeroFrom(f),
 	}
 }
 
@@ -352,6 +397,7 @@ func DurOpt[O any](key string, f func(*O) *time.Duration, lo, hi time.Duration, 
 		},
 		check: func(o *O) string { return msg(*f(o)) },
 		show:  func(o *O) string { return FormatDuration(*f(o)) },
+		fill:  zeroFrom(f),
 	}
 }
 
@@ -378,6 +424,7 @@ func BoolOpt[O any](key string, f func(*O) *bool, doc string) Opt[O] {
 			}
 		},
 		show: func(o *O) string { return strconv.FormatBool(*f(o)) },
+		fill: zeroFrom(f),
 	}
 }
 
@@ -403,6 +450,7 @@ func StrOpt[O any](key string, f func(*O) *string, problem func(string) string, 
 		},
 		check: func(o *O) string { return check(*f(o)) },
 		show:  func(o *O) string { return *f(o) },
+		fill:  zeroFrom(f),
 	}
 }
 
@@ -439,6 +487,7 @@ func EnumOpt[O any, T ~string](key string, f func(*O) *T, values []T, doc string
 			return ""
 		},
 		show: func(o *O) string { return string(*f(o)) },
+		fill: zeroFrom(f),
 	}
 }
 
@@ -463,6 +512,7 @@ func FractionOpt[O any](key string, f func(*O) *float64, doc string) Opt[O] {
 		},
 		check: func(o *O) string { return msg(*f(o)) },
 		show:  func(o *O) string { return strconv.FormatFloat(*f(o), 'g', -1, 64) },
+		fill:  zeroFrom(f),
 	}
 }
 
@@ -487,6 +537,7 @@ func RatioOpt[O any](key string, f func(*O) *float64, doc string) Opt[O] {
 		},
 		check: func(o *O) string { return msg(*f(o)) },
 		show:  func(o *O) string { return strconv.FormatFloat(*f(o), 'g', -1, 64) },
+		fill:  zeroFrom(f),
 	}
 }
 

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -55,5 +56,44 @@ func TestOptionRefinements(t *testing.T) {
 	}
 	if md := table.Markdown(); !strings.Contains(md, "| `group` | group name | `` | the group |") {
 		t.Errorf("Markdown:\n%s", md)
+	}
+}
+
+// TestFillZero: a zero field the row refuses takes its default (inside a
+// block too, from the block's own defaults), a zero the row takes (a bool,
+// a 0s duration) stays, a non-zero bad value stays for Check to report,
+// and rows of an absent block are left alone.
+func TestFillZero(t *testing.T) {
+	type block struct{ Size int }
+	type opts struct {
+		Count  int
+		Linger time.Duration
+		On     bool
+		Mode   string
+		Block  *block
+	}
+	table := OptionsTable[opts]{
+		Defaults: func() opts { return opts{Count: 3, Linger: time.Second, On: true, Mode: "fast"} },
+		Opts: []Opt[opts]{
+			IntOpt("count", func(o *opts) *int { return &o.Count }, 1, 10, "how many"),
+			DurOpt("linger", func(o *opts) *time.Duration { return &o.Linger }, 0, time.Minute, "wait"),
+			BoolOpt("on", func(o *opts) *bool { return &o.On }, "on"),
+			EnumOpt("mode", func(o *opts) *string { return &o.Mode }, []string{"fast", "slow"}, "how"),
+			BlockOpt("block", func(o *opts) { o.Block = &block{Size: 7} }, func(o *opts) bool { return o.Block != nil }, "a block"),
+			IntOpt("block.size", func(o *opts) *int { return &o.Block.Size }, 1, 0, "its size"),
+		},
+	}
+	o := opts{Block: &block{}}
+	table.FillZero(&o)
+	if want := (opts{Count: 3, Mode: "fast", Block: &block{Size: 7}}); o.Count != want.Count || o.Linger != 0 || o.On || o.Mode != want.Mode || o.Block.Size != 7 {
+		t.Errorf("filled %+v (block %+v), want %+v (block %+v)", o, *o.Block, want, *want.Block)
+	}
+	bad := opts{Count: -1}
+	table.FillZero(&bad)
+	if bad.Count != -1 || bad.Block != nil || bad.Mode != "fast" {
+		t.Errorf("filled %+v: want count -1 kept for Check, mode filled, no block", bad)
+	}
+	if got := table.Check(&bad); len(got) != 1 || !strings.HasPrefix(got[0], "count: ") {
+		t.Errorf("Check after FillZero: %q, want the count's problem only", got)
 	}
 }

@@ -33,6 +33,7 @@ func ValueOpt[O, V any](key, values string, f func(*O) *V, problem func(V) strin
 		},
 		check: func(o *O) string { return check(*f(o)) },
 		show:  func(o *O) string { return fmt.Sprint(*f(o)) },
+		fill:  zeroFrom(f),
 	}
 }
 

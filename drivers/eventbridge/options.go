@@ -81,12 +81,13 @@ func DefaultOptions() Options {
 	}
 }
 
-// fillDefaults gives zero fields that have a default their default.
+// fillDefaults gives zero fields that have a default their default: the
+// table's (options.FillZero), and the names' whose rows take "" from Go as
+// unset (the others have no fixed default).
 func (o *Options) fillDefaults() {
+	options.FillZero(o)
 	def := DefaultOptions()
 	o.Source, o.DetailType = cmp.Or(o.Source, def.Source), cmp.Or(o.DetailType, def.DetailType)
-	o.Batch, o.InFlight, o.Receivers = cmp.Or(o.Batch, def.Batch), cmp.Or(o.InFlight, def.InFlight), cmp.Or(o.Receivers, def.Receivers)
-	o.VisibilityTimeout = cmp.Or(o.VisibilityTimeout, def.VisibilityTimeout)
 }
 
 // options is the driver's options, declared once: the scenario block is

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"slices"
@@ -48,9 +49,10 @@ const (
 // Options configures the Kafka driver; each field is the option of the
 // same name in the options table below (README.md, the package doc). The
 // zero value is not ready for use: start from DefaultOptions. Open treats
-// the zero value of every field but the booleans, Linger and
-// MaxBufferedBytes as its default, some of which depend on the cluster:
-// ReplicationFactor, SessionTimeout and the metadata ages.
+// a zero field whose zero the option does not take as its default (so not
+// the booleans, Linger, MaxBufferedBytes or a transaction's Seed and
+// Abort), some of which depend on the cluster: ReplicationFactor,
+// SessionTimeout and the metadata ages.
 type Options struct {
 	Brokers  []string // empty: the embedded cluster, configured by Embedded
 	Embedded EmbeddedOptions
@@ -145,47 +147,19 @@ func DefaultOptions() Options {
 	}
 }
 
-// fillDefaults gives zero fields their defaults; some depend on whether the
-// cluster is embedded.
+// fillDefaults gives zero fields their defaults (options.FillZero), then
+// those that depend on whether the cluster is embedded.
 func (o *Options) fillDefaults() {
-	def := DefaultOptions()
-	orDefault(&o.Topic, def.Topic)
-	orDefault(&o.Partitions, def.Partitions)
-	orDefault(&o.Acks, def.Acks)
-	orDefault(&o.BatchMaxBytes, def.BatchMaxBytes)
-	orDefault(&o.MaxBufferedRecords, def.MaxBufferedRecords)
-	orDefault(&o.Compression, def.Compression)
-	orDefault(&o.Isolation, def.Isolation)
-	orDefault(&o.Commit, def.Commit)
-	orDefault(&o.CommitInterval, def.CommitInterval)
-	orDefault(&o.Start, def.Start)
-	orDefault(&o.ClientID, def.ClientID)
-	orDefault(&o.ConnectTimeout, def.ConnectTimeout)
-	if t := o.Transactions; t != nil {
-		tc, td := *t, DefaultTransactionOptions()
-		orDefault(&tc.Records, td.Records)
-		orDefault(&tc.MaxDuration, td.MaxDuration)
-		orDefault(&tc.Timeout, td.Timeout)
-		o.Transactions = &tc
-	}
+	options.FillZero(o)
 	session, minAge, maxAge := DefaultSessionTimeout, DefaultMetadataMinAge, DefaultMetadataMaxAge
 	if o.IsEmbedded() {
-		orDefault(&o.Embedded.Brokers, def.Embedded.Brokers)
-		orDefault(&o.Embedded.LogLevel, def.Embedded.LogLevel)
-		orDefault(&o.ReplicationFactor, min(3, o.Embedded.Brokers))
+		o.ReplicationFactor = cmp.Or(o.ReplicationFactor, min(3, o.Embedded.Brokers))
 		session, minAge, maxAge = EmbeddedSessionTimeout, EmbeddedMetadataMinAge, EmbeddedMetadataMaxAge
 	}
-	orDefault(&o.ReplicationFactor, 1)
-	orDefault(&o.SessionTimeout, session)
-	orDefault(&o.MetadataMinAge, minAge)
-	orDefault(&o.MetadataMaxAge, max(maxAge, o.MetadataMinAge))
-}
-
-// orDefault gives a zero *v the default def.
-func orDefault[T comparable](v *T, def T) {
-	if *v == *new(T) {
-		*v = def
-	}
+	o.ReplicationFactor = cmp.Or(o.ReplicationFactor, 1)
+	o.SessionTimeout = cmp.Or(o.SessionTimeout, session)
+	o.MetadataMinAge = cmp.Or(o.MetadataMinAge, minAge)
+	o.MetadataMaxAge = cmp.Or(o.MetadataMaxAge, max(maxAge, o.MetadataMinAge))
 }
 
 // options is the Kafka driver's options, declared once: the scenario block
@@ -212,7 +186,7 @@ var options = scenarios.OptionsTable[Options]{Defaults: DefaultOptions, Opts: []
 	scenarios.EnumOpt("commit", func(o *Options) *Commit { return &o.Commit }, CommitValues, "`after-processing`: commit only records spate has counted (at-least-once); `auto`: franz-go's autocommit of everything polled"),
 	scenarios.DurOpt("commit-interval", func(o *Options) *time.Duration { return &o.CommitInterval }, 100*time.Millisecond, 0, "how often offsets are committed"),
 	scenarios.EnumOpt("start", func(o *Options) *Start { return &o.Start }, StartValues, "where consumers start: `run` reads exactly the messages sent after the start; `earliest` the whole topic (other runs' messages count as foreign); `latest` the end as each consumer joins (earlier messages are missed and count as lost)"),
-	scenarios.DurOpt("session-timeout", func(o *Options) *time.Duration { return &o.SessionTimeout }, 100*time.Millisecond, 30*time.Minute, "how long the group waits for a silent consumer before moving its partitions").WithDefault("`45s`; embedded `3s`"),
+	scenarios.DurOpt("session-timeout", func(o *Options) *time.Duration { return &o.SessionTimeout }, 100*time.Millisecond, 30*time.Minute, "how long the group waits for a silent consumer before moving its partitions").WithDefault(byCluster(DefaultSessionTimeout, EmbeddedSessionTimeout)),
 	scenarios.BlockOpt("tls", func(o *Options) { o.TLS = &TLSOptions{} }, func(o *Options) bool { return o.TLS != nil }, "TLS to the brokers (external clusters only)").WithDefault("off"),
 	scenarios.CustomOpt("tls.enabled", "bool", "`false` turns TLS off and keeps the block", decodeTLSEnabled, nil, nil).WithDefault("`true`"),
 	scenarios.OptionalStrOpt("tls.ca-file", func(o *Options) *string { return &o.TLS.CAFile }, "leave it out instead", "PEM roots").WithDefault("the system's"),
@@ -226,8 +200,8 @@ var options = scenarios.OptionsTable[Options]{Defaults: DefaultOptions, Opts: []
 	scenarios.StrOpt("sasl.password", func(o *Options) *string { return &o.SASL.Password }, nil, "the password, inline (keep such files private)").WithDefault("none"),
 	scenarios.StrOpt("sasl.password-env", func(o *Options) *string { return &o.SASL.PasswordEnv }, nil, "the environment variable holding the password, read at the start").WithDefault("none"),
 	scenarios.StrOpt("client-id", func(o *Options) *string { return &o.ClientID }, scenarios.NotEmpty(`leave client-id out for "spate"`), "prefix of the client ids (`spate-producer-0`, `spate-consumer-1`, `spate-admin`)"),
-	scenarios.DurOpt("metadata-max-age", func(o *Options) *time.Duration { return &o.MetadataMaxAge }, 10*time.Millisecond, time.Hour, "how often clients refresh metadata regardless").WithDefault("`1m`; embedded `10s`"),
-	scenarios.DurOpt("metadata-min-age", func(o *Options) *time.Duration { return &o.MetadataMinAge }, 10*time.Millisecond, time.Hour, "how often clients may refresh metadata at most; franz-go's 5s default makes moved leaders slow to find during chaos").WithDefault("`1s`; embedded `100ms`"),
+	scenarios.DurOpt("metadata-max-age", func(o *Options) *time.Duration { return &o.MetadataMaxAge }, 10*time.Millisecond, time.Hour, "how often clients refresh metadata regardless").WithDefault(byCluster(DefaultMetadataMaxAge, EmbeddedMetadataMaxAge)),
+	scenarios.DurOpt("metadata-min-age", func(o *Options) *time.Duration { return &o.MetadataMinAge }, 10*time.Millisecond, time.Hour, "how often clients may refresh metadata at most; franz-go's 5s default makes moved leaders slow to find during chaos").WithDefault(byCluster(DefaultMetadataMinAge, EmbeddedMetadataMinAge)),
 	scenarios.DurOpt("connect-timeout", func(o *Options) *time.Duration { return &o.ConnectTimeout }, 100*time.Millisecond, 10*time.Minute, "how long the start waits for a broker to answer before failing"),
 	scenarios.BlockOpt("embedded", func(*Options) {}, func(o *Options) bool { return o.IsEmbedded() }, "the embedded cluster; only with `brokers: embedded`").WithDefault("three brokers"),
 	scenarios.IntOpt("embedded.brokers", func(o *Options) *int { return &o.Embedded.Brokers }, 1, MaxEmbeddedBrokers, "brokers of the cluster"),
@@ -242,16 +216,10 @@ var options = scenarios.OptionsTable[Options]{Defaults: DefaultOptions, Opts: []
 	scenarios.DurOpt("transactions.timeout", func(o *Options) *time.Duration { return &o.Transactions.Timeout }, 100*time.Millisecond, 15*time.Minute, "the transaction timeout the coordinator enforces (`transaction.timeout.ms`); shorter than franz-go's 40s so a transaction a crashed producer or processor left open blocks read_committed consumers for 10s at most"),
 }}
 
-// docOptions is the table the docs are written from, whose blocks' rows
-// show the defaults of a block given as {}.
-func docOptions() scenarios.OptionsTable[Options] {
-	t := options
-	t.Defaults = func() Options {
-		o, tx := DefaultOptions(), DefaultTransactionOptions()
-		o.TLS, o.SASL, o.Transactions = &TLSOptions{}, &SASLOptions{}, &tx
-		return o
-	}
-	return t
+// byCluster is the docs' default of an option whose default depends on
+// whether the cluster is embedded.
+func byCluster(external, embedded time.Duration) string {
+	return fmt.Sprintf("`%s`; embedded `%s`", scenarios.FormatDuration(external), scenarios.FormatDuration(embedded))
 }
 
 func topicProblem(t string) string {

@@ -9,7 +9,6 @@ import (
 // TestOptionsDocs: the options tables of README.md and the package doc are
 // the options table's (go generate rewrites them).
 func TestOptionsDocs(t *testing.T) {
-	docs := docOptions()
-	drivertest.MarkdownDocs(t, "README.md", "options", docs.Markdown())
-	drivertest.GoDocs(t, "doc.go", "options", docs.Text())
+	drivertest.MarkdownDocs(t, "README.md", "options", options.Markdown())
+	drivertest.GoDocs(t, "doc.go", "options", options.Text())
 }

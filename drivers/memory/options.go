@@ -106,14 +106,8 @@ func (o Options) validate() error {
 	return nil
 }
 
-func (o *Options) fillDefaults() {
-	if o.Streams == 0 {
-		o.Streams = DefaultStreams
-	}
-	if o.MaxQueued == 0 {
-		o.MaxQueued = DefaultMaxQueued
-	}
-}
+// fillDefaults gives zero fields their defaults.
+func (o *Options) fillDefaults() { options.FillZero(o) }
 
 // decodeOptions is Kind.Options: it decodes the options block n (nil for
 // `driver: memory`) into an Options value, recording every problem on d.
