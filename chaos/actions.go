@@ -165,11 +165,18 @@ func (p *crashSpec) run(ctx context.Context, env *Env, window time.Duration, f *
 	var stopped []int
 	var err error
 	for _, id := range ids {
+		if err = env.restarts.wait(ctx, id); err != nil {
+			err = errorf("consumer-crash", "consumer %d was still down from an earlier crash: %v", id, err)
+			break
+		}
 		if err = env.Consumers.Stop(ctx, id, p.graceful); err != nil {
 			err = errorf("consumer-crash", "stopping consumer %d: %v", id, err)
 			break
 		}
 		stopped = append(stopped, id)
+		if window > 0 {
+			env.restarts.begin(id)
+		}
 	}
 	if window <= 0 {
 		f.details["restarted"] = false
@@ -187,6 +194,7 @@ func (p *crashSpec) run(ctx context.Context, env *Env, window time.Duration, f *
 		if serr := startAgain(rctx, env.Consumers, id); serr != nil && err == nil {
 			err = errorf("consumer-crash", "restarting consumer %d: %v", id, serr)
 		}
+		env.restarts.end(id)
 	}
 	f.details["restarted"] = err == nil
 	return err

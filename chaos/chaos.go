@@ -74,6 +74,54 @@ type Env struct {
 	Producers Producers
 	Network   *Network // nil unless the scenario has network faults
 	Log       *slog.Logger
+
+	restarts restarts
+}
+
+// restarts follows the consumers crashes stopped until each crash's window
+// ends and its restart is done. A crash of a consumer an earlier crash
+// stopped waits for it to be back rather than finding it gone: on a loaded
+// host a restart (a group join, a retry after a refusal) can outlast the
+// gap between two crashes.
+type restarts struct {
+	mu      sync.Mutex
+	pending map[int]chan struct{}
+}
+
+// begin marks consumer id as stopped by a crash that will restart it.
+func (r *restarts) begin(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		r.pending = map[int]chan struct{}{}
+	}
+	r.pending[id] = make(chan struct{})
+}
+
+// end marks the restart of consumer id done (whether it worked or not).
+func (r *restarts) end(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ch := r.pending[id]; ch != nil {
+		close(ch)
+		delete(r.pending, id)
+	}
+}
+
+// wait returns once consumer id has no restart pending, or ctx's error.
+func (r *restarts) wait(ctx context.Context, id int) error {
+	r.mu.Lock()
+	ch := r.pending[id]
+	r.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Action is a kind of fault, as scenarios name it.
