@@ -82,7 +82,7 @@ func (d *Driver) NewConsumer(ctx context.Context, id int) (drivers.Consumer, err
 		sub:     d.env.SubscriptionOf(id),
 		slot:    d.consumerSlot(id),
 		rng:     rand.New(rand.NewPCG(uint64(d.opts.Seed), uint64(id))),
-		batches: make(chan *inBatch, 2),
+		batches: make(chan *inBatch), // unbuffered: see pump
 		failed:  make(chan error, 1),
 		crashCh: make(chan struct{}),
 	}
@@ -218,7 +218,12 @@ func (s *subscription) read(ch *amqp.Channel, dels <-chan amqp.Delivery) {
 }
 
 // pump moves deliveries to Consume in batches until dels closes or the
-// consumer's life ends.
+// consumer's life ends. A batch grows, up to MaxBatch, for as long as
+// Consume is busy with the one before, and is handed over the moment
+// Consume is ready: a batch is what arrived meanwhile, as in a plain
+// receive loop that acks what it gathered after each batch. (Handing each
+// delivery over as it came made batches of one or two at 100 B, and as
+// many acks, which the broker pays for.)
 func (s *subscription) pump(ch *amqp.Channel, dels <-chan amqp.Delivery) {
 	c := s.c
 	done := c.life.Done()
@@ -239,32 +244,33 @@ func (s *subscription) pump(ch *amqp.Channel, dels <-chan amqp.Delivery) {
 		default:
 			buf = make([]amqp.Delivery, 0, 64)
 		}
-		buf = append(buf, dv)
+		b := &inBatch{sub: s, ch: ch, ds: append(buf, dv)}
 		open := true
-	gather:
-		for len(buf) < MaxBatch {
-			select {
-			case dv, open = <-dels:
-				if !open {
-					break gather
-				}
-				buf = append(buf, dv)
-			default:
-				break gather
+		for handed := false; !handed; {
+			// (Read before the batch is handed over: Consume recycles it.)
+			off, hasOffset := int64(0), false
+			if s.log {
+				off, hasOffset = streamOffsetOf(b.ds[len(b.ds)-1].Headers)
 			}
-		}
-		// (Read before the batch is handed over: Consume recycles it.)
-		off, hasOffset := int64(0), false
-		if s.log {
-			off, hasOffset = streamOffsetOf(buf[len(buf)-1].Headers)
-		}
-		select {
-		case c.batches <- &inBatch{sub: s, ch: ch, ds: buf}:
-		case <-done:
-			return
-		}
-		if hasOffset {
-			s.next.Store(off + 1)
+			more := dels
+			if !open || len(b.ds) >= MaxBatch {
+				more = nil // full (or no more to come): wait for Consume
+			}
+			select {
+			case c.batches <- b:
+				handed = true
+				if hasOffset {
+					s.next.Store(off + 1)
+				}
+			case dv, ok = <-more:
+				if ok {
+					b.ds = append(b.ds, dv)
+				} else {
+					open = false
+				}
+			case <-done:
+				return
+			}
 		}
 		if !open {
 			return
