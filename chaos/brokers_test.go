@@ -102,14 +102,19 @@ func loadScenario(t *testing.T, src string) *scenarios.Scenario {
 // clock is the bubble's, so the faults' times are exact and nothing waits
 // for real.
 func runFaults(t *testing.T, sc *scenarios.Scenario, drv drivers.Driver, stopAfter time.Duration) []report.FaultResult {
+	return runFaultsIn(t, sc, &chaos.Env{Driver: drv}, stopAfter)
+}
+
+// runFaultsIn is runFaults with the Env given (its Log is set here).
+func runFaultsIn(t *testing.T, sc *scenarios.Scenario, env *chaos.Env, stopAfter time.Duration) []report.FaultResult {
 	t.Helper()
 	var res []report.FaultResult
 	synctest.Test(t, func(t *testing.T) {
 		r := chaos.NewRunner(sc, 0, 1)
 		start := time.Now()
 		tr := accounting.NewTracker(1, 1, start.UnixNano())
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		r.Start(context.Background(), &chaos.Env{Driver: drv, Log: log}, tr, func() time.Duration { return time.Since(start) })
+		env.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		r.Start(context.Background(), env, tr, func() time.Duration { return time.Since(start) })
 		time.Sleep(stopAfter)
 		r.Stop()
 		r.Close()

@@ -3,14 +3,10 @@ package chaos_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
-	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/chaos"
 )
 
@@ -68,21 +64,11 @@ chaos:
   - {action: consumer-crash, at: 2s, for: 1s, graceful: true}
 `)
 	cons := &slowConsumers{startTook: 3 * time.Second, running: true}
-	synctest.Test(t, func(t *testing.T) {
-		r := chaos.NewRunner(sc, 0, 1)
-		start := time.Now()
-		tr := accounting.NewTracker(1, 1, start.UnixNano())
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		r.Start(context.Background(), &chaos.Env{Consumers: cons, Log: log}, tr, func() time.Duration { return time.Since(start) })
-		time.Sleep(15 * time.Second)
-		r.Stop()
-		r.Close()
-		for _, f := range r.Results() {
-			if !f.OK {
-				t.Errorf("%s at %.0fs: %s", f.Action, f.StartS, f.Error)
-			}
+	for _, f := range runFaultsIn(t, sc, &chaos.Env{Consumers: cons}, 15*time.Second) {
+		if !f.OK {
+			t.Errorf("%s at %.0fs: %s", f.Action, f.StartS, f.Error)
 		}
-	})
+	}
 	want := "[stop 0 started 0 stop 0 started 0]"
 	if got := fmt.Sprint(cons.events); got != want {
 		t.Errorf("events %s, want %s", got, want)
