@@ -152,7 +152,9 @@ func (t OptionsTable[O]) Check(o *O) []string {
 // default's value, so that a Go caller's zero field means the option left
 // out. A field whose zero is one of the option's values (a bool, a `0s`
 // linger, a seed) keeps it, and rows of a block o does not have are
-// skipped. Defaults that depend on other options stay with the driver.
+// skipped. It writes through o's pointers (a block held by pointer), so a
+// driver copies what its caller may share first. Defaults that depend on
+// other options stay with the driver.
 func (t OptionsTable[O]) FillZero(o *O) {
 	def := t.withBlocks()
 	off := map[string]bool{}
@@ -179,10 +181,11 @@ func (t OptionsTable[O]) withBlocks() O {
 	return def
 }
 
-// zeroFrom is a row's fill: o's field f, when zero, takes def's.
+// zeroFrom is a row's fill: o's field f, when zero, takes def's (when
+// that is not zero too: nothing is written then).
 func zeroFrom[O, V any](f func(*O) *V) func(o, def *O) {
 	return func(o, def *O) {
-		if reflect.ValueOf(f(o)).Elem().IsZero() {
+		if reflect.ValueOf(f(o)).Elem().IsZero() && !reflect.ValueOf(f(def)).Elem().IsZero() {
 			*f(o) = *f(def)
 		}
 	}

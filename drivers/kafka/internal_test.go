@@ -48,3 +48,28 @@ func TestKebab(t *testing.T) {
 		}
 	}
 }
+
+// TestFillDefaults: zero fields a Go caller left take their defaults
+// (inside the transactions block too) and the cluster's, zeros the options
+// take stay, and the caller's own transactions block is not written.
+func TestFillDefaults(t *testing.T) {
+	txn := &TransactionOptions{Abort: 0.1}
+	o := Options{Transactions: txn, Linger: 0}
+	o.fillDefaults()
+	def := DefaultOptions()
+	if o.Topic != def.Topic || o.Partitions != def.Partitions || o.Acks != def.Acks || o.ClientID != def.ClientID || o.Embedded.Brokers != DefaultEmbeddedBrokers {
+		t.Errorf("filled %+v, want the defaults", o)
+	}
+	if o.Linger != 0 || o.Idempotent {
+		t.Errorf("linger %v, idempotent %v: zeros the options take were changed", o.Linger, o.Idempotent)
+	}
+	if o.ReplicationFactor != 3 || o.SessionTimeout != EmbeddedSessionTimeout || o.MetadataMinAge != EmbeddedMetadataMinAge {
+		t.Errorf("replication %d, session %v, metadata min age %v: want the embedded cluster's", o.ReplicationFactor, o.SessionTimeout, o.MetadataMinAge)
+	}
+	if tx := o.Transactions; tx.Records != 100 || tx.Timeout != DefaultTxnTimeout || tx.Abort != 0.1 || tx.Seed != 0 {
+		t.Errorf("transactions %+v: want records and timeout filled, abort and seed kept", *tx)
+	}
+	if *txn != (TransactionOptions{Abort: 0.1}) {
+		t.Errorf("the caller's transactions block was written: %+v", *txn)
+	}
+}

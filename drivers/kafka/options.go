@@ -150,6 +150,10 @@ func DefaultOptions() Options {
 // fillDefaults gives zero fields their defaults (options.FillZero), then
 // those that depend on whether the cluster is embedded.
 func (o *Options) fillDefaults() {
+	if t := o.Transactions; t != nil {
+		tc := *t // filled here, not the caller's
+		o.Transactions = &tc
+	}
 	options.FillZero(o)
 	session, minAge, maxAge := DefaultSessionTimeout, DefaultMetadataMinAge, DefaultMetadataMaxAge
 	if o.IsEmbedded() {
