@@ -23,7 +23,7 @@ func TestSlidingWindowP99(t *testing.T) {
 	if p := s.p99(); p != -1 {
 		t.Fatalf("p99 of no slices = %d, want -1", p)
 	}
-	if old := s.add(sliceOf(), 0); old != nil {
+	if old := s.add(sliceOf(), 0, true); old != nil {
 		t.Fatalf("the first add replaced a slice")
 	}
 	if p := s.p99(); p != -1 {
@@ -37,9 +37,9 @@ func TestSlidingWindowP99(t *testing.T) {
 		first[i] = 1000
 	}
 	s = slidingWindow{}
-	s.add(sliceOf(first...), 0)
+	s.add(sliceOf(first...), 0, true)
 	for i := 1; i < slicesPerSecond; i++ {
-		s.add(sliceOf(50_000), 0)
+		s.add(sliceOf(50_000), 0, true)
 		if p := s.p99(); p != 1000 {
 			t.Fatalf("after %d slices: p99 = %d, want 1000", i+1, p)
 		}
@@ -47,7 +47,7 @@ func TestSlidingWindowP99(t *testing.T) {
 			t.Fatalf("after %d slices, asked again: p99 = %d, want 1000", i+1, p)
 		}
 	}
-	old := s.add(sliceOf(50_000), 0) // replaces the first slice
+	old := s.add(sliceOf(50_000), 0, true) // replaces the first slice
 	if old == nil || old.TotalCount() != 0 {
 		t.Fatalf("the replaced slice = %v, want the first one, reset", old)
 	}
@@ -90,7 +90,8 @@ func TestHealthyAsksP99OnlyWithBacklogHealthy(t *testing.T) {
 // a second of slices of drain-like latencies (1,000 values each from 1 ms
 // to 5 s): add alone is a slice nobody asks the p99 of (no fault starting
 // or being judged, or a fault's backlog not back yet), add+p99 one whose
-// p99 is asked.
+// p99 is asked, and add,fault-due one within baselineSeconds before a
+// fault, whose whole seconds are merged for its baseline.
 func BenchmarkSlidingWindow(b *testing.B) {
 	slice := func(i int) *hdr.Histogram {
 		h := sliceOf()
@@ -99,15 +100,15 @@ func BenchmarkSlidingWindow(b *testing.B) {
 		}
 		return h
 	}
-	for _, ask := range []bool{false, true} {
-		name := "add"
-		if ask {
-			name = "add+p99"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		ask, keep bool
+	}{{"add", false, false}, {"add+p99", true, false}, {"add,fault-due", false, true}} {
+		ask := c.ask
+		b.Run(c.name, func(b *testing.B) {
 			var s slidingWindow
 			for i := range slicesPerSecond {
-				s.add(slice(i), 0)
+				s.add(slice(i), 0, c.keep)
 			}
 			spare := slice(0)
 			b.ResetTimer()
@@ -119,7 +120,7 @@ func BenchmarkSlidingWindow(b *testing.B) {
 					_ = spare.RecordValue(1000 + int64(j%5000)*1000)
 				}
 				b.StartTimer()
-				spare = s.add(spare, 0)
+				spare = s.add(spare, 0, c.keep)
 				if ask {
 					_ = s.p99()
 				}
@@ -150,7 +151,7 @@ func TestBaselineSpansSeconds(t *testing.T) {
 			if sec == 1 && i == 4 {
 				backlog = 500
 			}
-			s.add(sliceOf(v...), backlog)
+			s.add(sliceOf(v...), backlog, true)
 		}
 	}
 	if p := s.p99(); !hdrEquivalent(p, 1000) {
@@ -164,9 +165,32 @@ func TestBaselineSpansSeconds(t *testing.T) {
 	}
 	// Three more quiet seconds push the second with the backlog out.
 	for i := 0; i < 3*slicesPerSecond; i++ {
-		s.add(sliceOf(1000), 0)
+		s.add(sliceOf(1000), 0, true)
 	}
 	if b := s.maxBacklog(); b != 3 {
 		t.Errorf("baseline backlog after the busy seconds left = %d, want 3", b)
+	}
+}
+
+// TestSecondsKeptOnlyBeforeFaults: seconds are merged for baselines only
+// while a fault is due; a baseline never holds a second from longer ago
+// than baselineSeconds, and with none kept it is the last second's.
+func TestSecondsKeptOnlyBeforeFaults(t *testing.T) {
+	var s slidingWindow
+	second := func(v int64, keep bool) {
+		for range slicesPerSecond {
+			s.add(sliceOf(v, v, v), 0, keep)
+		}
+	}
+	second(90_000, true) // kept, then overwritten by the ring's later seconds
+	for range baselineSeconds {
+		second(1000, false)
+	}
+	if p := s.baselineP99(); !hdrEquivalent(p, 1000) {
+		t.Errorf("baseline p99 = %d, want the last second's 1000, not the old kept one's", p)
+	}
+	second(5000, true)
+	if p := s.baselineP99(); !hdrEquivalent(p, 5000) {
+		t.Errorf("baseline p99 = %d, want the kept second's 5000", p)
 	}
 }
