@@ -29,7 +29,7 @@ const baselineSeconds = 5
 // baselines do not demand the impossible), and the backlog is back to at
 // most 1.5× its peak over those seconds plus 10 messages.
 type recovery struct {
-	baseP99     int64 // µs; -1 when nothing was received in that second
+	baseP99     int64 // µs; -1 when nothing was received in those seconds
 	baseBacklog int64
 	peak        int64
 	after       time.Duration
@@ -54,8 +54,9 @@ func (rc *recovery) healthy(p99 func() int64, backlog int64) bool {
 	return rc.baseP99 < 0 || v <= max(rc.baseP99*3/2, rc.baseP99+1000)
 }
 
-// slidingWindow holds the last second of slices, and the baselineSeconds
-// before it merged a second each, with the backlog of every slice in them.
+// slidingWindow holds the last second of slices, the baselineSeconds
+// before it merged a second each (while a fault is due), and the backlog of
+// every slice in them.
 // Its p99 is worked out when asked for, once per slice at most: merging ten
 // slices is the costliest thing the slicer does, and most slices nobody
 // asks (no fault is starting or being judged).
