@@ -24,15 +24,8 @@ func TestBackpressure(t *testing.T) {
 	o.Linger = time.Second // a full producer does not linger: Send must not wait for it
 	e := openEmbedded(t, o, testEnv(1, 1))
 
-	var mu sync.Mutex
-	outcomes := map[uint64][]error{}
-	p, err := e.NewProducer(context.Background(), 0, func(rs []drivers.Result) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, r := range rs {
-			outcomes[r.Stamp.Seq] = append(outcomes[r.Stamp.Seq], r.Err)
-		}
-	})
+	rec := newOutcomes()
+	p, err := e.NewProducer(context.Background(), 0, rec.record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +59,11 @@ func TestBackpressure(t *testing.T) {
 	if err := p.Close(cctx); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
 	var failed int
 	for i := range 300 {
-		errs := outcomes[uint64(i)]
+		errs := rec.by[uint64(i)]
 		if len(errs) != 1 {
 			t.Fatalf("seq %d: %d outcomes", i, len(errs))
 		}
@@ -97,15 +90,8 @@ func TestMaxBufferedBytes(t *testing.T) {
 	o.Embedded.Brokers, o.ReplicationFactor = 1, 1
 	o.MaxBufferedBytes = 4 << 10
 	e := openEmbedded(t, o, testEnv(1, 1))
-	var mu sync.Mutex
-	outcomes := map[uint64][]error{}
-	p, err := e.NewProducer(context.Background(), 0, func(rs []drivers.Result) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, r := range rs {
-			outcomes[r.Stamp.Seq] = append(outcomes[r.Stamp.Seq], r.Err)
-		}
-	})
+	rec := newOutcomes()
+	p, err := e.NewProducer(context.Background(), 0, rec.record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +114,13 @@ func TestMaxBufferedBytes(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
+	rec.mu.Lock()
 	for i := range n {
-		if errs := outcomes[uint64(i)]; len(errs) != 1 || errs[0] != nil {
+		if errs := rec.by[uint64(i)]; len(errs) != 1 || errs[0] != nil {
 			t.Errorf("seq %d: outcomes %v, want one, confirmed", i, errs)
 		}
 	}
-	mu.Unlock()
+	rec.mu.Unlock()
 	if got := e.Stats()["produced"]; got != n {
 		t.Errorf("produced = %d, want %d", got, n)
 	}
@@ -147,5 +133,22 @@ func TestMaxBufferedBytes(t *testing.T) {
 	defer unset.Close(context.Background())
 	if got := kafka.ProducerOpt(unset, kgo.MaxBufferedBytes); got != int64(0) {
 		t.Errorf("without max-buffered-bytes the client's MaxBufferedBytes = %v, want 0 (franz-go's default)", got)
+	}
+}
+
+// outcomes records a producer's results by sequence number, as its
+// callback (record).
+type outcomes struct {
+	mu sync.Mutex
+	by map[uint64][]error
+}
+
+func newOutcomes() *outcomes { return &outcomes{by: map[uint64][]error{}} }
+
+func (o *outcomes) record(rs []drivers.Result) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range rs {
+		o.by[r.Stamp.Seq] = append(o.by[r.Stamp.Seq], r.Err)
 	}
 }
