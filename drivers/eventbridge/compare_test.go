@@ -112,7 +112,10 @@ func bareClients(k *eventbridge.Kumo, conns int) (*awseb.Client, *sqs.Client) {
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 2*conns, conns
 	})
-	cfg := aws.Config{Region: "us-east-1", Credentials: aws.NewCredentialsCache(staticCreds{}), HTTPClient: hc,
+	// The driver's wrapper around request bodies (httpbody.go): without
+	// it, a ReceiveMessage response of large messages is now and then cut
+	// off by the SDK and net/http, on both sides alike.
+	cfg := aws.Config{Region: "us-east-1", Credentials: aws.NewCredentialsCache(staticCreds{}), HTTPClient: eventbridge.BodyReadOnly(hc),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
 		}}

@@ -445,6 +445,7 @@ func (d *Driver) dialOptions(side drivers.Side, conns int) func(*http.Transport)
 // httpClient returns an HTTP client for one side, on its own transport
 // (cloned from the configuration's, so a custom CA bundle applies), and
 // the transport. Like the SDK's own client it does not follow redirects.
+// Request bodies reach the transport as readCloserOnly (see there).
 func (d *Driver) httpClient(side drivers.Side, conns int) (aws.HTTPClient, *http.Transport) {
 	tr := d.baseTr.Clone()
 	d.dialOptions(side, conns)(tr)
@@ -452,10 +453,10 @@ func (d *Driver) httpClient(side drivers.Side, conns int) (aws.HTTPClient, *http
 	if d.opts.wrapTransport != nil {
 		rt = d.opts.wrapTransport(side, rt)
 	}
-	return &http.Client{
+	return bodyReadOnlyClient{&http.Client{
 		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, tr
+	}}, tr
 }
 
 // track remembers a transport so Close can drop its idle connections.

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/spate-dev/spate/drivers"
 )
 
@@ -52,3 +54,7 @@ func ManagedPid(d *Driver) int {
 	defer d.kumo.mu.Unlock()
 	return d.kumo.cmd.Process.Pid
 }
+
+// BodyReadOnly is the driver's HTTP client wrapper (bodyReadOnlyClient),
+// for the bare benchmark clients and the test of the race it avoids.
+func BodyReadOnly(c aws.HTTPClient) aws.HTTPClient { return bodyReadOnlyClient{c} }
