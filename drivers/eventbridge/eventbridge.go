@@ -111,7 +111,11 @@
 //
 // Consumers share the queue; each runs `receivers` ReceiveMessage long polls
 // (10 messages each) and hands what they get to its Handler, one call at a
-// time, then deletes the batch with DeleteMessageBatch. Deliveries carry
+// time, then deletes the batch with DeleteMessageBatch. (Every request's
+// body reaches net/http through Read and Close only: with smithy-go's own
+// body, a response still arriving when the SDK closed the request was now
+// and then cut off, and its messages, retried silently, came back only
+// after the visibility timeout; see httpbody.go.) Deliveries carry
 // Stream drivers.Unordered (a standard queue does not order) and
 // Redelivered when SQS's ApproximateReceiveCount is above 1. The SQS body is
 // the event envelope; it is parsed defensively (AWS sends resources, kumo
