@@ -273,7 +273,11 @@ func (r *Runner) Dial() drivers.DialFunc {
 }
 
 // Start launches the timeline. clock returns the time since the traffic
-// started; the tracker attributes traffic to each fault's window.
+// started; the tracker attributes traffic to each fault's window. Start
+// returns once every fault due at the start has begun, so that it is under
+// way before the first message is sent rather than whenever its goroutine
+// first gets a core: with producers busy on both cores of a small machine,
+// a consumer-pause at 0s once took effect 32ms into the traffic.
 func (r *Runner) Start(ctx context.Context, env *Env, tracker *accounting.Tracker, clock func() time.Duration) {
 	if r == nil {
 		return
@@ -281,16 +285,26 @@ func (r *Runner) Start(ctx context.Context, env *Env, tracker *accounting.Tracke
 	env.Network = r.network
 	r.tracker, r.clock = tracker, clock
 	ctx, r.cancel = context.WithCancel(ctx)
+	var due sync.WaitGroup
 	for _, o := range r.occ {
+		begun := func() {}
+		if o.at <= 0 {
+			due.Add(1)
+			begun = sync.OnceFunc(due.Done)
+		}
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.runOne(ctx, env, o)
+			defer begun() // also when the run ends before it is due
+			r.runOne(ctx, env, o, begun)
 		}()
 	}
+	due.Wait()
 }
 
-func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
+// runOne waits until o is due, then carries it out, calling begun just
+// before the action runs.
+func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence, begun func()) {
 	t := time.NewTimer(max(0, o.at-r.clock()))
 	select {
 	case <-ctx.Done():
@@ -317,6 +331,7 @@ func (r *Runner) runOne(ctx context.Context, env *Env, o *occurrence) {
 			o.mu.Unlock()
 		})
 	}
+	begun()
 	var err error
 	if o.observe {
 		hold(ctx, o.window, false) // as the coordinator holds it

@@ -68,12 +68,6 @@ func (s Spate) withDefaults() Spate {
 // traffic.
 const Warmup = 100 * time.Millisecond
 
-// pauseLead is how long a consume side's consumers are paused before the
-// first send. A fault due at 0s starts on its own goroutine as the traffic
-// does; with producers at full speed on two cores it was once seen to
-// pause the consumers 32ms after the first messages could be read.
-const pauseLead = 250 * time.Millisecond
-
 // Produce is a produce-only max phase of d (consumers: 0): the messages
 // confirmed per second from Warmup to d.
 func (s Spate) Produce(size int, d time.Duration) Side {
@@ -115,8 +109,7 @@ drain: %v
 }
 
 // Consume builds a backlog with a max phase of d followed by a pause of
-// Settle, while every consumer is paused (chaos consumer-pause for both,
-// from pauseLead before the first send),
+// Settle, while every consumer is paused (chaos consumer-pause for both),
 // then measures the catch-up: the messages processed after the first
 // batch the pause held (which the engine processes the moment the pause
 // ends), over the time from then to the last batch. The backlog must be
@@ -131,13 +124,12 @@ func (s Spate) Consume(size int, d time.Duration, b *Backlog) Side {
 consumers: %d
 message: {size: %dB}
 traffic:
-  - pause: {for: %v}
   - max: {for: %v, in-flight: %d}
   - pause: {for: %v}
 chaos:
   - {action: consumer-pause, at: 0s, for: %v}
 drain: %v
-`, s.Producers, s.Consumers, size, pauseLead, d, s.InFlight, s.Settle, pauseLead+d+s.Settle, s.Drain))
+`, s.Producers, s.Consumers, size, d, s.InFlight, s.Settle, d+s.Settle, s.Drain))
 		if err != nil {
 			return Sample{}, err
 		}
