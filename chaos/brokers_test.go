@@ -110,17 +110,24 @@ func runFaultsIn(t *testing.T, sc *scenarios.Scenario, env *chaos.Env, stopAfter
 	t.Helper()
 	var res []report.FaultResult
 	synctest.Test(t, func(t *testing.T) {
-		r := chaos.NewRunner(sc, 0, 1)
-		start := time.Now()
-		tr := accounting.NewTracker(1, 1, start.UnixNano())
-		env.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-		r.Start(context.Background(), env, tr, func() time.Duration { return time.Since(start) })
+		r := startFaults(sc, env)
 		time.Sleep(stopAfter)
 		r.Stop()
 		r.Close()
 		res = r.Results()
 	})
 	return res
+}
+
+// startFaults starts sc's faults on env (its Log is set here), with the
+// timeline's clock starting now, and returns the runner.
+func startFaults(sc *scenarios.Scenario, env *chaos.Env) *chaos.Runner {
+	r := chaos.NewRunner(sc, 0, 1)
+	start := time.Now()
+	tr := accounting.NewTracker(1, 1, start.UnixNano())
+	env.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.Start(context.Background(), env, tr, func() time.Duration { return time.Since(start) })
+	return r
 }
 
 // TestNodeFaults: each node fault acts on the broker its target names

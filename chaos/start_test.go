@@ -1,15 +1,10 @@
 package chaos_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"testing/synctest"
-	"time"
 
-	"github.com/spate-dev/spate/accounting"
 	"github.com/spate-dev/spate/chaos"
 )
 
@@ -26,11 +21,7 @@ chaos:
   - {action: slow-consumer, at: 1s, for: 1s, rate: 10/s}
 `)
 	synctest.Test(t, func(t *testing.T) {
-		r := chaos.NewRunner(sc, 0, 1)
-		start := time.Now()
-		tr := accounting.NewTracker(1, 1, start.UnixNano())
-		env := &chaos.Env{Consumers: &slowConsumers{running: true}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		r.Start(context.Background(), env, tr, func() time.Duration { return time.Since(start) })
+		r := startFaults(sc, &chaos.Env{Consumers: &slowConsumers{running: true}})
 		if got := fmt.Sprint(r.Active()); got != "[consumer-pause]" {
 			t.Errorf("active when Start returned: %s, want [consumer-pause]", got)
 		}
